@@ -1,0 +1,1 @@
+"""Diplomatic Timeline API."""

@@ -1,0 +1,247 @@
+import datetime as dt
+from typing import Annotated, Self
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from app.schemas import (
+    InputModel,
+    Latitude,
+    Longitude,
+    Name,
+    OrganisationCode,
+    ReadModel,
+    Slug,
+    StateCode,
+    Text,
+    check_precision,
+)
+from app.sources.schemas import SourceIn, SourceRead
+from app.vocabulary import (
+    CAMEO,
+    CATEGORIES,
+    Confidence,
+    DatePrecision,
+    EventKind,
+    LinkType,
+    LocationPrecision,
+    ParticipantRole,
+)
+
+Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ActorRef(InputModel):
+    """Exactly one of a state, an organisation or a named non-state group."""
+
+    state: StateCode | None = None
+    organisation: OrganisationCode | None = None
+    group: GroupName | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.state, self.organisation, self.group)) != 1:
+            raise ValueError("give exactly one of state, organisation or group")
+        return self
+
+
+class ParticipantIn(ActorRef):
+    role: ParticipantRole
+
+
+class LocationIn(InputModel):
+    name: Name = Field(examples=["Tinzaouaten / Tin Zaouatine border area"])
+    place: Slug | None = Field(
+        default=None, description="Code of a known place, whose aliases become searchable."
+    )
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+    precision: LocationPrecision | None = None
+    country: StateCode | None = None
+
+    @model_validator(mode="after")
+    def _coordinates(self) -> Self:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        if self.lat is not None and self.precision is None:
+            raise ValueError("coordinates need a precision (point, locality, region or country)")
+        return self
+
+
+class CasualtiesIn(InputModel):
+    killed: Annotated[int, Field(ge=0)] | None = None
+    wounded: Annotated[int, Field(ge=0)] | None = None
+    note: Text | None = None
+
+
+class ClaimIn(InputModel):
+    """One party's position on a contested fact, with the source that reports it."""
+
+    topic: Slug = Field(examples=["drone-position"])
+    claimant: ActorRef
+    statement: Text
+    value: float | None = None
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=40)] | None = None
+    made_on: dt.date | None = None
+    source: SourceIn
+
+    @field_validator("topic", mode="before")
+    @classmethod
+    def _topic_slug(cls, value: object) -> object:
+        # Seed curators write topics as snake_case; one public spelling keeps them groupable.
+        return value.replace("_", "-") if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _unit_needs_value(self) -> Self:
+        if self.unit is not None and self.value is None:
+            raise ValueError("unit is given without a value")
+        return self
+
+
+class LinkIn(InputModel):
+    type: LinkType
+    event: Slug = Field(description="Id of the linked event.")
+
+
+class EventCreate(InputModel):
+    id: Slug = Field(
+        description="Stable public id: a readable slug that starts with the event's date.",
+        examples=["2025-04-01-algeria-shoots-down-malian-drone"],
+    )
+    fact_ref: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}-[0-9]{3}$")] | None = None
+    kind: EventKind
+    category: str = Field(description="A slug from `GET /v1/categories`.", examples=["shoot_down"])
+    date: dt.date
+    date_precision: DatePrecision
+    end_date: dt.date | None = None
+    title: Name
+    summary: Text
+    participants: list[ParticipantIn] = Field(min_length=1, max_length=100)
+    location: LocationIn | None = None
+    cameo_code: str | None = Field(default=None, examples=["190"])
+    casualties: CasualtiesIn | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    confidence: Confidence | None = None
+    sources: list[SourceIn] = Field(min_length=1, max_length=50)
+    claims: list[ClaimIn] = Field(default_factory=list, max_length=100)
+    links: list[LinkIn] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        check_precision(self.date, self.date_precision, "date")
+        if self.end_date is not None and self.end_date < self.date:
+            raise ValueError("end_date is before date")
+        category = CATEGORIES.get(self.category)
+        if category is None:
+            raise ValueError(f"unknown category {self.category!r}; see GET /v1/categories")
+        if category.kind is not self.kind:
+            raise ValueError(f"category {self.category!r} belongs to kind {category.kind.value!r}")
+        if self.cameo_code is not None and self.cameo_code not in CAMEO:
+            raise ValueError(f"unknown CAMEO code {self.cameo_code!r}; see GET /v1/categories")
+        if self.casualties is not None and self.kind is not EventKind.incident:
+            raise ValueError("casualties are recorded on incidents only")
+        if not any(p.state or p.organisation for p in self.participants):
+            raise ValueError("at least one participant must be a state or an organisation")
+        if len({(p.state, p.organisation, p.group, p.role) for p in self.participants}) != len(
+            self.participants
+        ):
+            raise ValueError("a participant is listed twice with the same role")
+        if len({s.url for s in self.sources}) != len(self.sources):
+            raise ValueError("a source is listed twice")
+        if len(set(self.tags)) != len(self.tags):
+            raise ValueError("a tag is listed twice")
+        if any(link.event == self.id for link in self.links):
+            raise ValueError("an event cannot link to itself")
+        return self
+
+
+# Read models. The hot read paths return pre-serialised JSON; these models document its shape
+# in OpenAPI and are checked against real responses in the tests.
+
+
+class ParticipantRead(ReadModel):
+    """Exactly one of `state`, `organisation` or `group` is present."""
+
+    state: str | None = Field(default=None, examples=["DZA"])
+    organisation: str | None = Field(default=None, examples=["AES"])
+    group: str | None = Field(default=None, examples=["Azawad Liberation Front (FLA)"])
+    role: ParticipantRole
+
+
+class ClaimantRead(ReadModel):
+    state: str | None = None
+    organisation: str | None = None
+    group: str | None = None
+
+
+class ClaimRead(ReadModel):
+    topic: str = Field(examples=["drone-position"])
+    claimant: ClaimantRead
+    statement: str
+    value: float | None = Field(examples=[2.0])
+    unit: str | None = Field(examples=["km_inside_algeria"])
+    made_on: dt.date | None
+    sources: list[SourceRead]
+
+
+class LocationRead(ReadModel):
+    name: str
+    place: str | None
+    lat: float | None
+    lon: float | None
+    precision: LocationPrecision | None
+    country: str | None
+
+
+class CasualtiesRead(ReadModel):
+    killed: int | None
+    wounded: int | None
+    note: str | None
+
+
+class EventRead(ReadModel):
+    id: str = Field(examples=["2025-04-01-algeria-shoots-down-malian-drone"])
+    kind: EventKind
+    category: str = Field(examples=["shoot_down"])
+    date: dt.date = Field(examples=["2025-04-01"])
+    date_precision: DatePrecision
+    end_date: dt.date | None
+    title: str
+    summary: str
+    participants: list[ParticipantRead]
+    location: LocationRead | None
+    cameo_code: str | None = Field(examples=["190"])
+    goldstein: float | None = Field(
+        description="Goldstein score of the CAMEO code, from -10 (conflict) to +10.",
+        examples=[-10.0],
+    )
+    casualties: CasualtiesRead | None
+    tags: list[str]
+    confidence: Confidence | None
+    fact_ref: str | None
+    sources: list[SourceRead]
+    claims: list[ClaimRead]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    url: str = Field(examples=["/v1/events/2025-04-01-algeria-shoots-down-malian-drone"])
+
+
+class LinkedEvent(ReadModel):
+    id: str
+    date: dt.date
+    title: str
+    url: str
+
+
+class LinkRead(ReadModel):
+    type: LinkType
+    event: LinkedEvent
+
+
+class EventLinks(ReadModel):
+    outgoing: list[LinkRead] = Field(description="This event <type> the linked event.")
+    incoming: list[LinkRead] = Field(description="The linked event <type> this event.")
+
+
+class EventDetail(EventRead):
+    links: EventLinks

@@ -1,0 +1,620 @@
+"""Events: writes by natural key and the assembly of event documents for reads."""
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.db import utcnow
+from app.errors import Gone, InvalidParameter, NotFound
+from app.events.schemas import (
+    ActorRef,
+    CasualtiesIn,
+    ClaimIn,
+    EventCreate,
+    LinkIn,
+    LocationIn,
+    ParticipantIn,
+)
+from app.models import (
+    Claim,
+    DiplomaticAction,
+    Event,
+    EventLink,
+    EventSource,
+    EventTag,
+    Incident,
+    Organisation,
+    Participant,
+    Place,
+    PlaceAlias,
+    Source,
+    State,
+    claim_source,
+)
+from app.schemas import fold
+from app.sources import service as source_service
+from app.vocabulary import (
+    CAMEO,
+    Confidence,
+    DatePrecision,
+    EventKind,
+    LinkType,
+    LocationPrecision,
+    ParticipantRole,
+)
+
+
+class Outcome(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+
+
+class Refs:
+    """Resolves natural keys to row ids, once per key, and says which field was wrong."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._states: dict[str, int] = {}
+        self._organisations: dict[str, int] = {}
+        self._places: dict[str, int] = {}
+        self._events: dict[str, int] = {}
+
+    def _resolve(
+        self,
+        cache: dict[str, int],
+        column: Any,
+        id_column: Any,
+        key: str,
+        what: str,
+        loc: list[str | int],
+    ) -> int:
+        if key not in cache:
+            found = self.session.scalar(select(id_column).where(column == key))
+            if found is None:
+                raise InvalidParameter(loc, f"unknown {what} {key!r}")
+            cache[key] = found
+        return cache[key]
+
+    def state(self, code: str, loc: list[str | int]) -> int:
+        return self._resolve(self._states, State.code, State.id, code, "state", loc)
+
+    def organisation(self, code: str, loc: list[str | int]) -> int:
+        return self._resolve(
+            self._organisations, Organisation.code, Organisation.id, code, "organisation", loc
+        )
+
+    def place(self, code: str, loc: list[str | int]) -> int:
+        return self._resolve(self._places, Place.code, Place.id, code, "place", loc)
+
+    def event(self, public_id: str, loc: list[str | int]) -> int:
+        return self._resolve(self._events, Event.public_id, Event.id, public_id, "event", loc)
+
+
+def _load_options() -> list[Any]:
+    return [
+        selectinload(Event.participants).selectinload(Participant.state),
+        selectinload(Event.participants).selectinload(Participant.organisation),
+        selectinload(Event.tags),
+        selectinload(Event.source_links).selectinload(EventSource.source),
+        selectinload(Event.claims).selectinload(Claim.sources),
+        selectinload(Event.claims).selectinload(Claim.claimant_state),
+        selectinload(Event.claims).selectinload(Claim.claimant_organisation),
+        selectinload(Event.links).selectinload(EventLink.to_event),
+        selectinload(Event.place),
+        selectinload(Event.location_state),
+    ]
+
+
+def _actor(state: State | None, organisation: Organisation | None, group: str | None) -> ActorRef:
+    return ActorRef(
+        state=state.code if state else None,
+        organisation=organisation.code if organisation else None,
+        group=group,
+    )
+
+
+def as_input(event: Event) -> EventCreate:
+    """The event as the input that would create it, to compare against new data."""
+    location = None
+    if event.place_name is not None:
+        location = LocationIn(
+            name=event.place_name,
+            place=event.place.code if event.place else None,
+            lat=event.lat,
+            lon=event.lon,
+            precision=(
+                LocationPrecision(event.location_precision) if event.location_precision else None
+            ),
+            country=event.location_state.code if event.location_state else None,
+        )
+    casualties = None
+    if any(
+        v is not None
+        for v in (event.casualties_killed, event.casualties_wounded, event.casualties_note)
+    ):
+        casualties = CasualtiesIn(
+            killed=event.casualties_killed,
+            wounded=event.casualties_wounded,
+            note=event.casualties_note,
+        )
+    return EventCreate.model_construct(
+        id=event.public_id,
+        fact_ref=event.fact_ref,
+        kind=EventKind(event.kind),
+        category=event.category,
+        date=event.date,
+        date_precision=DatePrecision(event.date_precision),
+        end_date=event.end_date,
+        title=event.title,
+        summary=event.summary,
+        participants=[
+            ParticipantIn(
+                **_actor(p.state, p.organisation, p.group_name).model_dump(),
+                role=ParticipantRole(p.role),
+            )
+            for p in event.participants
+        ],
+        location=location,
+        cameo_code=event.cameo_code,
+        casualties=casualties,
+        tags=[t.tag for t in event.tags],
+        confidence=Confidence(event.confidence) if event.confidence else None,
+        sources=[source_service.as_input(link.source) for link in event.source_links],
+        claims=[
+            ClaimIn.model_construct(
+                topic=c.topic,
+                claimant=_actor(c.claimant_state, c.claimant_organisation, c.claimant_group),
+                statement=c.statement,
+                value=c.value,
+                unit=c.unit,
+                made_on=c.made_on,
+                source=source_service.as_input(c.sources[0]),
+            )
+            for c in event.claims
+        ],
+        links=[
+            LinkIn(type=LinkType(link.link_type), event=link.to_event.public_id)
+            for link in event.links
+        ],
+    )
+
+
+def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:
+    dumped = data.model_dump(mode="json", exclude={"links"} if not with_links else None)
+    dumped["tags"] = sorted(dumped["tags"])
+    if with_links:
+        dumped["links"] = sorted(dumped["links"], key=lambda link: (link["event"], link["type"]))
+    return dumped
+
+
+def _search_text(data: EventCreate, place: Place | None) -> str:
+    parts: list[str] = [data.title, data.summary]
+    if data.location is not None:
+        parts.append(data.location.name)
+    if place is not None:
+        parts.append(place.name)
+        parts.extend(alias.alias for alias in place.aliases)
+    parts.extend(claim.statement for claim in data.claims)
+    parts.extend(c.claimant.group for c in data.claims if c.claimant.group)
+    parts.extend(p.group for p in data.participants if p.group)
+    parts.extend(data.tags)
+    return fold(" | ".join(parts))
+
+
+def _apply(
+    session: Session, event: Event, data: EventCreate, refs: Refs, *, with_links: bool
+) -> None:
+    event.kind = data.kind.value
+    event.category = data.category
+    event.date = data.date
+    event.date_precision = data.date_precision.value
+    event.end_date = data.end_date
+    event.title = data.title
+    event.summary = data.summary
+    event.fact_ref = data.fact_ref
+    event.confidence = data.confidence.value if data.confidence else None
+    event.cameo_code = data.cameo_code
+    event.goldstein = CAMEO[data.cameo_code].goldstein if data.cameo_code else None
+
+    place = None
+    loc = data.location
+    if loc is not None and loc.place is not None:
+        place = session.scalars(
+            select(Place)
+            .where(Place.id == refs.place(loc.place, ["body", "location", "place"]))
+            .options(selectinload(Place.aliases))
+        ).one()
+    event.place_id = place.id if place else None
+    event.place_name = loc.name if loc else None
+    event.lat = loc.lat if loc else None
+    event.lon = loc.lon if loc else None
+    event.location_precision = loc.precision.value if loc and loc.precision else None
+    event.location_state_id = (
+        refs.state(loc.country, ["body", "location", "country"]) if loc and loc.country else None
+    )
+    casualties = data.casualties
+    event.casualties_killed = casualties.killed if casualties else None
+    event.casualties_wounded = casualties.wounded if casualties else None
+    event.casualties_note = casualties.note if casualties else None
+    event.search_text = _search_text(data, place)
+
+    event.participants = [_participant(p, i, data, refs) for i, p in enumerate(data.participants)]
+    event.tags = [EventTag(tag=tag, date=data.date) for tag in data.tags]
+    event.source_links = [
+        EventSource(source=source_service.upsert(session, s), position=i)
+        for i, s in enumerate(data.sources)
+    ]
+    event.claims = [_claim(session, c, i, refs) for i, c in enumerate(data.claims)]
+    if with_links:
+        set_links(event, data.links, refs)
+    event.updated_at = utcnow()
+
+
+def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Participant:
+    loc: list[str | int] = ["body", "participants", i]
+    return Participant(
+        position=i,
+        state_id=refs.state(p.state, [*loc, "state"]) if p.state else None,
+        organisation_id=(
+            refs.organisation(p.organisation, [*loc, "organisation"]) if p.organisation else None
+        ),
+        group_name=p.group,
+        role=p.role.value,
+        date=data.date,
+    )
+
+
+def _claim(session: Session, c: ClaimIn, i: int, refs: Refs) -> Claim:
+    loc: list[str | int] = ["body", "claims", i, "claimant"]
+    return Claim(
+        position=i,
+        topic=c.topic,
+        claimant_state_id=refs.state(c.claimant.state, [*loc, "state"])
+        if c.claimant.state
+        else None,
+        claimant_organisation_id=(
+            refs.organisation(c.claimant.organisation, [*loc, "organisation"])
+            if c.claimant.organisation
+            else None
+        ),
+        claimant_group=c.claimant.group,
+        statement=c.statement,
+        value=c.value,
+        unit=c.unit,
+        made_on=c.made_on,
+        sources=[source_service.upsert(session, c.source)],
+    )
+
+
+def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
+    event.links = [
+        EventLink(
+            link_type=link.type.value,
+            to_event_id=refs.event(link.event, ["body", "links", i, "event"]),
+        )
+        for i, link in enumerate(links)
+    ]
+
+
+def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool = True) -> Outcome:
+    """Create the event or bring it in line with `data`; touch nothing when it already matches.
+
+    `with_links=False` lets a bulk loader write every event before linking them, since links
+    may point forwards in the load order.
+    """
+    existing = session.scalars(
+        select(Event).where(Event.public_id == data.id).options(*_load_options())
+    ).one_or_none()
+    if existing is not None:
+        if _comparable(as_input(existing), with_links=with_links) == _comparable(
+            data, with_links=with_links
+        ):
+            return Outcome.unchanged
+        if existing.kind != data.kind.value:
+            # Single-table inheritance: the row stays, its class changes with the discriminator.
+            existing.kind = data.kind.value
+        _apply(session, existing, data, refs, with_links=with_links)
+        session.flush()
+        return Outcome.updated
+    model = Incident if data.kind is EventKind.incident else DiplomaticAction
+    # Empty collections up front: assigning to an unloaded lazy="raise" collection would raise.
+    event = model(
+        public_id=data.id, search_text="", participants=[], tags=[], source_links=[], claims=[],
+        links=[],
+    )
+    session.add(event)
+    _apply(session, event, data, refs, with_links=with_links)
+    session.flush()
+    refs._events[data.id] = event.id
+    return Outcome.created
+
+
+def upsert_links(session: Session, data: EventCreate, refs: Refs) -> Outcome:
+    event = session.scalars(
+        select(Event)
+        .where(Event.public_id == data.id)
+        .options(selectinload(Event.links).selectinload(EventLink.to_event))
+    ).one()
+    current = sorted((link.to_event.public_id, link.link_type) for link in event.links)
+    wanted = sorted((link.event, link.type.value) for link in data.links)
+    if current == wanted:
+        return Outcome.unchanged
+    set_links(event, data.links, refs)
+    event.updated_at = utcnow()
+    session.flush()
+    return Outcome.updated
+
+
+# Reads: Core rows assembled into plain dicts. The timeline serves these straight to orjson;
+# building ORM entities and re-validating them per item costs more than the query itself.
+
+
+def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Event documents for these row ids, in the given order."""
+    if not event_ids:
+        return []
+    ids = list(event_ids)
+    e = Event.__table__.c
+    rows = session.execute(
+        select(
+            e.id,
+            e.public_id,
+            e.kind,
+            e.category,
+            e.date,
+            e.date_precision,
+            e.end_date,
+            e.title,
+            e.summary,
+            e.place_name,
+            e.lat,
+            e.lon,
+            e.location_precision,
+            e.cameo_code,
+            e.goldstein,
+            e.casualties_killed,
+            e.casualties_wounded,
+            e.casualties_note,
+            e.confidence,
+            e.fact_ref,
+            e.created_at,
+            e.updated_at,
+            Place.code.label("place_code"),
+            State.code.label("country_code"),
+        )
+        .outerjoin(Place, Place.id == e.place_id)
+        .outerjoin(State, State.id == e.location_state_id)
+        .where(e.id.in_(ids))
+    ).all()
+    participants = _participants(session, ids)
+    tags = _tags(session, ids)
+    sources = _event_sources(session, ids)
+    claims = _claims(session, ids)
+
+    docs: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        location = None
+        if r.place_name is not None:
+            location = {
+                "name": r.place_name,
+                "place": r.place_code,
+                "lat": r.lat,
+                "lon": r.lon,
+                "precision": r.location_precision,
+                "country": r.country_code,
+            }
+        casualties = None
+        if any(
+            v is not None for v in (r.casualties_killed, r.casualties_wounded, r.casualties_note)
+        ):
+            casualties = {
+                "killed": r.casualties_killed,
+                "wounded": r.casualties_wounded,
+                "note": r.casualties_note,
+            }
+        docs[r.id] = {
+            "id": r.public_id,
+            "kind": r.kind,
+            "category": r.category,
+            "date": r.date,
+            "date_precision": r.date_precision,
+            "end_date": r.end_date,
+            "title": r.title,
+            "summary": r.summary,
+            "participants": participants.get(r.id, []),
+            "location": location,
+            "cameo_code": r.cameo_code,
+            "goldstein": r.goldstein,
+            "casualties": casualties,
+            "tags": tags.get(r.id, []),
+            "confidence": r.confidence,
+            "fact_ref": r.fact_ref,
+            "sources": sources.get(r.id, []),
+            "claims": claims.get(r.id, []),
+            "created_at": _utc(r.created_at),
+            "updated_at": _utc(r.updated_at),
+            "url": f"/v1/events/{r.public_id}",
+        }
+    return [docs[i] for i in ids if i in docs]
+
+
+def _utc(value: Any) -> Any:
+    # Core rows bypass nothing here: UTCDateTime already made them aware; kept as a seam so
+    # serialisation stays identical on both databases.
+    return value
+
+
+def _source_dict(s: Any) -> dict[str, Any]:
+    return {
+        "url": s.url,
+        "publisher": s.publisher,
+        "title": s.title,
+        "published_on": s.published_on,
+        "language": s.language,
+    }
+
+
+def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    p = Participant.__table__.c
+    rows = session.execute(
+        select(
+            p.event_id,
+            p.role,
+            p.group_name,
+            State.code.label("state"),
+            Organisation.code.label("organisation"),
+        )
+        .outerjoin(State, State.id == p.state_id)
+        .outerjoin(Organisation, Organisation.id == p.organisation_id)
+        .where(p.event_id.in_(ids))
+        .order_by(p.event_id, p.position)
+    ).all()
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        item: dict[str, Any]
+        if r.state is not None:
+            item = {"state": r.state}
+        elif r.organisation is not None:
+            item = {"organisation": r.organisation}
+        else:
+            item = {"group": r.group_name}
+        item["role"] = r.role
+        out[r.event_id].append(item)
+    return out
+
+
+def _tags(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = defaultdict(list)
+    for event_id, tag in session.execute(
+        select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(ids))
+    ):
+        out[event_id].append(tag)
+    # Sorted here, not in SQL, so the order never depends on the database's collation.
+    return {event_id: sorted(tags) for event_id, tags in out.items()}
+
+
+def _event_sources(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    rows = session.execute(
+        select(
+            EventSource.event_id,
+            Source.url,
+            Source.publisher,
+            Source.title,
+            Source.published_on,
+            Source.language,
+        )
+        .join(Source, Source.id == EventSource.source_id)
+        .where(EventSource.event_id.in_(ids))
+        .order_by(EventSource.event_id, EventSource.position)
+    ).all()
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[r.event_id].append(_source_dict(r))
+    return out
+
+
+def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    c = Claim.__table__.c
+    rows = session.execute(
+        select(
+            c.id,
+            c.event_id,
+            c.topic,
+            c.claimant_group,
+            c.statement,
+            c.value,
+            c.unit,
+            c.made_on,
+            State.code.label("state"),
+            Organisation.code.label("organisation"),
+        )
+        .outerjoin(State, State.id == c.claimant_state_id)
+        .outerjoin(Organisation, Organisation.id == c.claimant_organisation_id)
+        .where(c.event_id.in_(ids))
+        .order_by(c.event_id, c.position)
+    ).all()
+    if not rows:
+        return {}
+    claim_sources: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in session.execute(
+        select(
+            claim_source.c.claim_id,
+            Source.url,
+            Source.publisher,
+            Source.title,
+            Source.published_on,
+            Source.language,
+        )
+        .join(Source, Source.id == claim_source.c.source_id)
+        .where(claim_source.c.claim_id.in_([row.id for row in rows]))
+        .order_by(claim_source.c.claim_id, Source.id)
+    ):
+        claim_sources[r.claim_id].append(_source_dict(r))
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.state is not None:
+            claimant = {"state": r.state}
+        elif r.organisation is not None:
+            claimant = {"organisation": r.organisation}
+        else:
+            claimant = {"group": r.claimant_group}
+        out[r.event_id].append(
+            {
+                "topic": r.topic,
+                "claimant": claimant,
+                "statement": r.statement,
+                "value": r.value,
+                "unit": r.unit,
+                "made_on": r.made_on,
+                "sources": claim_sources.get(r.id, []),
+            }
+        )
+    return out
+
+
+def _linked(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": r.link_type,
+            "event": {
+                "id": r.public_id,
+                "date": r.date,
+                "title": r.title,
+                "url": f"/v1/events/{r.public_id}",
+            },
+        }
+        for r in rows
+    ]
+
+
+def get_detail(session: Session, public_id: str) -> dict[str, Any]:
+    """One event with its links in both directions."""
+    row = session.execute(
+        select(Event.id, Event.deleted_at).where(Event.public_id == public_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"No event with id {public_id!r}.")
+    if row.deleted_at is not None:
+        raise Gone(f"Event {public_id!r} was deleted on {row.deleted_at.isoformat()}.")
+    doc = documents(session, [row.id])[0]
+    link = EventLink.__table__.c
+    other = Event.__table__.c
+    outgoing = session.execute(
+        select(link.link_type, other.public_id, other.date, other.title)
+        .join(Event, other.id == link.to_event_id)
+        .where(link.from_event_id == row.id, other.deleted_at.is_(None))
+        .order_by(other.date, other.public_id)
+    ).all()
+    incoming = session.execute(
+        select(link.link_type, other.public_id, other.date, other.title)
+        .join(Event, other.id == link.from_event_id)
+        .where(link.to_event_id == row.id, other.deleted_at.is_(None))
+        .order_by(other.date, other.public_id)
+    ).all()
+    doc["links"] = {"outgoing": _linked(outgoing), "incoming": _linked(incoming)}
+    return doc

@@ -1,0 +1,87 @@
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app.categories.router import router as categories_router
+from app.config import Settings, get_settings
+from app.db import create_db_engine, create_session_factory
+from app.errors import install_problem_handlers
+from app.events.router import router as events_router
+from app.health.router import router as health_router
+from app.organisations.router import router as organisations_router
+from app.places.router import router as places_router
+from app.states.router import router as states_router
+from app.timeline.router import router as timeline_router
+
+DESCRIPTION = """
+A sourced, queryable timeline of relations between states: diplomatic actions (ambassador
+recalls and summons, complaints, withdrawals from organisations, airspace closures) and
+incidents (coups, battles, a drone shoot-down), from Mali's coup of 18 August 2020 to the
+Algeria–AES crisis of April 2025.
+
+* **Every event has sources**: URL, publisher and, where known, the publication date.
+* **Contested facts are claims**, each made by a named party with its own source. Where
+  Algeria and Mali disagree about where the drone was hit, both positions are shown side by
+  side; the API never picks a winner.
+* **Dates carry a precision** (day, month or year): `2024-10-01` with precision `month` means
+  "some time in October 2024".
+* **Errors** are RFC 9457 problem details (`application/problem+json`) that name the parameter
+  at fault.
+"""
+
+TAGS = [
+    {"name": "Timeline", "description": "Events in date order, with filters, and single events."},
+    {"name": "States and organisations",
+     "description": "States, alliances and who belonged to what, when."},
+    {"name": "Places", "description": "Named places and every spelling of their names."},
+    {"name": "Vocabulary", "description": "Event categories and CAMEO codes."},
+    {"name": "Health", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Diplomatic Timeline API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        license_info={"name": f"Data: {settings.data_licence}; see each event's sources"},
+    )
+    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["*"],
+        expose_headers=["Link"],
+        max_age=600,
+    )
+    install_problem_handlers(app)
+    for router in (
+        timeline_router,
+        events_router,
+        states_router,
+        organisations_router,
+        places_router,
+        categories_router,
+        health_router,
+    ):
+        app.include_router(router)
+    return app
+
+
+app = create_app()

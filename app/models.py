@@ -1,0 +1,464 @@
+"""Every table of the service, in one module: relationships cross domains and Alembic needs
+the whole metadata anyway."""
+
+import datetime as dt
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime, utcnow
+from app.vocabulary import (
+    Confidence,
+    DatePrecision,
+    EventKind,
+    LinkType,
+    LocationPrecision,
+    MembershipEnd,
+    MembershipStatus,
+    OrganisationKind,
+    ParticipantRole,
+)
+
+
+def one_of(column: str, enum: type[StrEnum], name: str | None = None) -> CheckConstraint:
+    """A named CHECK for an enumerated string column.
+
+    Plain strings plus CHECK avoid PostgreSQL enum types, whose changes need hand-written
+    migrations, while still refusing bad values at the database.
+    """
+    values = ", ".join(f"'{member.value}'" for member in enum)
+    return CheckConstraint(f"{column} IN ({values})", name=name or column)
+
+
+def exactly_one(*columns: str) -> str:
+    return " + ".join(f"(CASE WHEN {c} IS NOT NULL THEN 1 ELSE 0 END)" for c in columns) + " = 1"
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class State(Timestamps, Base):
+    __tablename__ = "state"
+    __table_args__ = (
+        CheckConstraint("length(code) = 3", name="code_length"),
+        CheckConstraint("length(alpha2) = 2", name="alpha2_length"),
+        CheckConstraint("capital_lat BETWEEN -90 AND 90", name="capital_lat_range"),
+        CheckConstraint("capital_lon BETWEEN -180 AND 180", name="capital_lon_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(3), unique=True)
+    alpha2: Mapped[str] = mapped_column(String(2), unique=True)
+    numeric: Mapped[str | None] = mapped_column(String(3))
+    name: Mapped[str] = mapped_column(String(200))
+    official_name: Mapped[str | None] = mapped_column(String(300))
+    capital: Mapped[str | None] = mapped_column(String(200))
+    capital_lat: Mapped[float | None] = mapped_column(Float)
+    capital_lon: Mapped[float | None] = mapped_column(Float)
+    wikidata_qid: Mapped[str | None] = mapped_column(String(20))
+
+    aliases: Mapped[list["StateAlias"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="StateAlias.alias"
+    )
+
+
+class StateAlias(Base):
+    __tablename__ = "state_alias"
+    __table_args__ = (UniqueConstraint("state_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state_id: Mapped[int] = mapped_column(ForeignKey("state.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(200))
+    # Case- and accent-folded copy, so "algerie" finds "Algérie" the same way on both databases.
+    folded: Mapped[str] = mapped_column(String(200), index=True)
+
+
+organisation_source = Table(
+    "organisation_source",
+    Base.metadata,
+    Column("organisation_id", ForeignKey("organisation.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", ForeignKey("source.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Organisation(Timestamps, Base):
+    __tablename__ = "organisation"
+    __table_args__ = (
+        one_of("kind", OrganisationKind),
+        one_of("founded_precision", DatePrecision),
+        one_of("dissolved_precision", DatePrecision),
+        CheckConstraint(
+            "(founded_on IS NULL) = (founded_precision IS NULL)", name="founded_precision_set"
+        ),
+        CheckConstraint(
+            "(dissolved_on IS NULL) = (dissolved_precision IS NULL)",
+            name="dissolved_precision_set",
+        ),
+        CheckConstraint("dissolved_on >= founded_on", name="valid_lifetime"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(40))
+    headquarters: Mapped[str | None] = mapped_column(String(200))
+    wikidata_qid: Mapped[str | None] = mapped_column(String(20))
+    description: Mapped[str | None] = mapped_column(Text)
+    founded_on: Mapped[dt.date | None] = mapped_column(Date)
+    founded_precision: Mapped[str | None] = mapped_column(String(5))
+    dissolved_on: Mapped[dt.date | None] = mapped_column(Date)
+    dissolved_precision: Mapped[str | None] = mapped_column(String(5))
+
+    names: Mapped[list["OrganisationName"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="OrganisationName.position"
+    )
+    aliases: Mapped[list["OrganisationAlias"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="OrganisationAlias.alias"
+    )
+    sources: Mapped[list["Source"]] = relationship(
+        secondary=organisation_source, lazy="raise", order_by="Source.id"
+    )
+
+
+class OrganisationName(Base):
+    """A name the organisation bore over a period; `valid_to` is exclusive."""
+
+    __tablename__ = "organisation_name"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "name"),
+        one_of("valid_from_precision", DatePrecision),
+        one_of("valid_to_precision", DatePrecision),
+        CheckConstraint("valid_to >= valid_from", name="valid_period"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_from_precision: Mapped[str | None] = mapped_column(String(5))
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to_precision: Mapped[str | None] = mapped_column(String(5))
+
+
+class OrganisationAlias(Base):
+    __tablename__ = "organisation_alias"
+    __table_args__ = (UniqueConstraint("organisation_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(300))
+    folded: Mapped[str] = mapped_column(String(300), index=True)
+
+
+class Source(Timestamps, Base):
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    publisher: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str | None] = mapped_column(String(500))
+    published_on: Mapped[dt.date | None] = mapped_column(Date)
+    language: Mapped[str | None] = mapped_column(String(8))
+
+
+membership_source = Table(
+    "membership_source",
+    Base.metadata,
+    Column("membership_id", ForeignKey("membership.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", ForeignKey("source.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Membership(Timestamps, Base):
+    """A period in which a state held one status in an organisation.
+
+    `end_on` is exclusive. `end_kind` separates "still ongoing" (open) from "it ended, the data
+    does not say when" (unknown), which a nullable date alone cannot express.
+    """
+
+    __tablename__ = "membership"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "state_id", "status", "start_on"),
+        one_of("status", MembershipStatus),
+        one_of("start_precision", DatePrecision),
+        one_of("end_precision", DatePrecision),
+        one_of("end_kind", MembershipEnd),
+        CheckConstraint("(end_on IS NOT NULL) = (end_kind = 'dated')", name="end_kind_matches"),
+        CheckConstraint("(end_on IS NULL) = (end_precision IS NULL)", name="end_precision_set"),
+        CheckConstraint("end_on >= start_on", name="valid_period"),
+        Index("ix_membership_state_period", "state_id", "start_on"),
+        Index("ix_membership_organisation_period", "organisation_id", "start_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    state_id: Mapped[int] = mapped_column(ForeignKey("state.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20))
+    start_on: Mapped[dt.date] = mapped_column(Date)
+    start_precision: Mapped[str] = mapped_column(String(5))
+    end_on: Mapped[dt.date | None] = mapped_column(Date)
+    end_precision: Mapped[str | None] = mapped_column(String(5))
+    end_kind: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    organisation: Mapped[Organisation] = relationship(lazy="raise")
+    state: Mapped[State] = relationship(lazy="raise")
+    sources: Mapped[list[Source]] = relationship(
+        secondary=membership_source, lazy="raise", order_by="Source.id"
+    )
+
+
+class Place(Timestamps, Base):
+    """A named place; its aliases make every spelling of, say, Tinzaouaten searchable."""
+
+    __tablename__ = "place"
+    __table_args__ = (
+        CheckConstraint("lat BETWEEN -90 AND 90", name="lat_range"),
+        CheckConstraint("lon BETWEEN -180 AND 180", name="lon_range"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    state_id: Mapped[int | None] = mapped_column(ForeignKey("state.id", ondelete="SET NULL"))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+
+    state: Mapped[State | None] = relationship(lazy="raise")
+    aliases: Mapped[list["PlaceAlias"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="PlaceAlias.alias"
+    )
+
+
+class PlaceAlias(Base):
+    __tablename__ = "place_alias"
+    __table_args__ = (UniqueConstraint("place_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    place_id: Mapped[int] = mapped_column(ForeignKey("place.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(200))
+    folded: Mapped[str] = mapped_column(String(200), index=True)
+
+
+class Event(Timestamps, Base):
+    """A timeline entry. Diplomatic actions and incidents share this table (single-table
+    inheritance) so that the timeline is one indexed range scan, not a UNION."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        one_of("kind", EventKind),
+        one_of("date_precision", DatePrecision),
+        one_of("location_precision", LocationPrecision),
+        one_of("confidence", Confidence),
+        CheckConstraint("end_date >= date", name="valid_period"),
+        CheckConstraint("lat BETWEEN -90 AND 90", name="lat_range"),
+        CheckConstraint("lon BETWEEN -180 AND 180", name="lon_range"),
+        CheckConstraint("(lat IS NULL) = (lon IS NULL)", name="lat_lon_together"),
+        CheckConstraint("casualties_killed >= 0", name="killed_not_negative"),
+        CheckConstraint("casualties_wounded >= 0", name="wounded_not_negative"),
+        Index("ix_event_timeline", "date", "public_id"),
+        Index("ix_event_category_timeline", "category", "date", "public_id"),
+        Index("ix_event_kind_timeline", "kind", "date", "public_id"),
+    )
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind"}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(60))
+    date: Mapped[dt.date] = mapped_column(Date)
+    date_precision: Mapped[str] = mapped_column(String(5))
+    end_date: Mapped[dt.date | None] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(String(300))
+    summary: Mapped[str] = mapped_column(Text)
+    place_id: Mapped[int | None] = mapped_column(
+        ForeignKey("place.id", ondelete="SET NULL"), index=True
+    )
+    place_name: Mapped[str | None] = mapped_column(String(300))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    location_precision: Mapped[str | None] = mapped_column(String(10))
+    location_state_id: Mapped[int | None] = mapped_column(
+        ForeignKey("state.id", ondelete="SET NULL")
+    )
+    cameo_code: Mapped[str | None] = mapped_column(String(8))
+    goldstein: Mapped[float | None] = mapped_column(Float)
+    confidence: Mapped[str | None] = mapped_column(String(10))
+    fact_ref: Mapped[str | None] = mapped_column(String(20))
+    # Casualties only make sense for incidents; the columns live on the shared table because
+    # that is what single-table inheritance means, and the incident model is their only writer.
+    casualties_killed: Mapped[int | None] = mapped_column(Integer)
+    casualties_wounded: Mapped[int | None] = mapped_column(Integer)
+    casualties_note: Mapped[str | None] = mapped_column(Text)
+    # Folded title, summary, place names and aliases, claims: what `q` searches.
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    participants: Mapped[list["Participant"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="Participant.position"
+    )
+    tags: Mapped[list["EventTag"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="EventTag.tag"
+    )
+    source_links: Mapped[list["EventSource"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="EventSource.position"
+    )
+    claims: Mapped[list["Claim"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise", order_by="Claim.position"
+    )
+    links: Mapped[list["EventLink"]] = relationship(
+        cascade="all, delete-orphan",
+        lazy="raise",
+        foreign_keys="EventLink.from_event_id",
+        order_by="EventLink.id",
+    )
+    place: Mapped[Place | None] = relationship(lazy="raise")
+    location_state: Mapped[State | None] = relationship(lazy="raise")
+
+
+class DiplomaticAction(Event):
+    __mapper_args__: ClassVar[dict[str, Any]] = {
+        "polymorphic_identity": EventKind.diplomatic_action.value
+    }
+
+
+class Incident(Event):
+    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": EventKind.incident.value}
+
+
+class Participant(Base):
+    """A state, organisation or named group taking part in an event, with its role.
+
+    The event's date is copied here so that "events involving state X, in date order" is a
+    single range scan of (state_id, date, event_id) instead of a join and a sort.
+    """
+
+    __tablename__ = "event_participant"
+    __table_args__ = (
+        one_of("role", ParticipantRole),
+        CheckConstraint(exactly_one("state_id", "organisation_id", "group_name"), name="one_actor"),
+        Index("ix_event_participant_state_timeline", "state_id", "date", "event_id"),
+        Index("ix_event_participant_organisation_timeline", "organisation_id", "date", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    state_id: Mapped[int | None] = mapped_column(ForeignKey("state.id", ondelete="RESTRICT"))
+    organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="RESTRICT")
+    )
+    group_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    date: Mapped[dt.date] = mapped_column(Date)
+
+    state: Mapped[State | None] = relationship(lazy="raise")
+    organisation: Mapped[Organisation | None] = relationship(lazy="raise")
+
+
+class EventSource(Base):
+    """An event's citation of a source; `position` keeps the curator's order (main source first)."""
+
+    __tablename__ = "event_source"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event.id", ondelete="CASCADE"), primary_key=True
+    )
+    source_id: Mapped[int] = mapped_column(
+        ForeignKey("source.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+
+    source: Mapped[Source] = relationship(lazy="raise")
+
+
+class EventTag(Base):
+    __tablename__ = "event_tag"
+    __table_args__ = (Index("ix_event_tag_timeline", "tag", "date", "event_id"),)
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(60), primary_key=True)
+    date: Mapped[dt.date] = mapped_column(Date)
+
+
+claim_source = Table(
+    "claim_source",
+    Base.metadata,
+    Column("claim_id", ForeignKey("claim.id", ondelete="CASCADE"), primary_key=True),
+    Column("source_id", ForeignKey("source.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Claim(Base):
+    """One party's position on a contested fact. Opposing positions share a `topic` and are
+    stored side by side; the service never picks a winner."""
+
+    __tablename__ = "claim"
+    __table_args__ = (
+        CheckConstraint(
+            exactly_one("claimant_state_id", "claimant_organisation_id", "claimant_group"),
+            name="one_claimant",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    topic: Mapped[str] = mapped_column(String(80))
+    claimant_state_id: Mapped[int | None] = mapped_column(
+        ForeignKey("state.id", ondelete="RESTRICT")
+    )
+    claimant_organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="RESTRICT")
+    )
+    claimant_group: Mapped[str | None] = mapped_column(String(200))
+    statement: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(40))
+    made_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    claimant_state: Mapped[State | None] = relationship(lazy="raise")
+    claimant_organisation: Mapped[Organisation | None] = relationship(lazy="raise")
+    sources: Mapped[list[Source]] = relationship(
+        secondary=claim_source, lazy="raise", order_by="Source.id"
+    )
+
+
+class EventLink(Base):
+    """A typed, directed link: `from_event` <type> `to_event` (e.g. a recall in_response_to a
+    shoot-down)."""
+
+    __tablename__ = "event_link"
+    __table_args__ = (
+        UniqueConstraint("from_event_id", "to_event_id", "link_type"),
+        one_of("link_type", LinkType),
+        CheckConstraint("from_event_id <> to_event_id", name="not_self"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"))
+    to_event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    link_type: Mapped[str] = mapped_column(String(20))
+
+    to_event: Mapped[Event] = relationship(foreign_keys=[to_event_id], lazy="raise")

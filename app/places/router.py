@@ -1,0 +1,25 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from app.db import SessionDep
+from app.places import service
+from app.places.schemas import PlaceList, PlaceRead
+from app.schemas import problem_responses
+
+router = APIRouter(prefix="/v1/places", tags=["Places"])
+
+
+@router.get("", response_model=PlaceList)
+def list_places(session: SessionDep) -> dict[str, Any]:
+    """Named places, with every spelling the sources use (Tinzaouaten, Tin Zaouatine, …)."""
+    return {"items": service.list_places(session)}
+
+
+@router.get("/{code}", response_model=PlaceRead, responses=problem_responses(404, 422))
+def get_place(
+    code: Annotated[str, Path(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", examples=["tinzaouaten"])],
+    session: SessionDep,
+) -> dict[str, Any]:
+    """One place and its aliases."""
+    return service.get_place(session, code)

@@ -1,0 +1,69 @@
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.errors import InvalidParameter, NotFound
+from app.events.service import Outcome
+from app.models import Place, PlaceAlias, State
+from app.places.schemas import PlaceCreate
+from app.schemas import fold
+
+
+def _read(place: Place) -> dict[str, Any]:
+    return {
+        "code": place.code,
+        "name": place.name,
+        "state": place.state.code if place.state else None,
+        "lat": place.lat,
+        "lon": place.lon,
+        "aliases": sorted(a.alias for a in place.aliases),
+        "url": f"/v1/places/{place.code}",
+    }
+
+
+def _options() -> list[Any]:
+    return [selectinload(Place.aliases), selectinload(Place.state)]
+
+
+def list_places(session: Session) -> list[dict[str, Any]]:
+    return [_read(p) for p in session.scalars(select(Place).options(*_options()).order_by(Place.code))]
+
+
+def get_place(session: Session, code: str) -> dict[str, Any]:
+    place = session.scalars(select(Place).where(Place.code == code).options(*_options())).one_or_none()
+    if place is None:
+        raise NotFound(f"No place with code {code!r}; see GET /v1/places.")
+    return _read(place)
+
+
+def upsert(session: Session, data: PlaceCreate) -> Outcome:
+    state_id = None
+    if data.state is not None:
+        state_id = session.scalar(select(State.id).where(State.code == data.state))
+        if state_id is None:
+            raise InvalidParameter(["body", "state"], f"unknown state {data.state!r}")
+    aliases = sorted(dict.fromkeys([data.name, *data.aliases]))
+    place = session.scalars(
+        select(Place).where(Place.code == data.code).options(*_options())
+    ).one_or_none()
+    if place is not None:
+        if (
+            (place.name, place.state_id, place.lat, place.lon)
+            == (data.name, state_id, data.lat, data.lon)
+            and sorted(a.alias for a in place.aliases) == aliases
+        ):
+            return Outcome.unchanged
+        outcome = Outcome.updated
+    else:
+        place = Place(code=data.code, aliases=[])
+        session.add(place)
+        outcome = Outcome.created
+    place.name = data.name
+    place.state_id = state_id
+    place.lat = data.lat
+    place.lon = data.lon
+    if sorted(a.alias for a in place.aliases) != aliases:
+        place.aliases = [PlaceAlias(alias=a, folded=fold(a)) for a in aliases]
+    session.flush()
+    return outcome

@@ -1,0 +1,124 @@
+"""Shared pydantic bases and types."""
+
+import datetime as dt
+import re
+import unicodedata
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from app.vocabulary import DatePrecision
+
+
+class InputModel(BaseModel):
+    """Base for anything a client or a seed file sends: unknown fields are an error."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReadModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+StateCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 3166-1 alpha-3 code.", examples=["MLI"]),
+]
+OrganisationCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$"),
+    Field(description="Organisation code (upper-case slug).", examples=["AES"]),
+]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=120)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=300)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+WikidataQid = Annotated[str, StringConstraints(pattern=r"^Q[1-9][0-9]*$")]
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and collapse spaces: "Tinzaouatène" -> "tinzaouatene"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"\s+", " ", stripped.casefold()).strip()
+
+
+def check_precision(value: dt.date | None, precision: DatePrecision | None, field: str) -> None:
+    """A month-precision date is stored as the 1st of its month, a year as 1 January."""
+    if value is None:
+        if precision is not None:
+            raise ValueError(f"{field}_precision is set but {field} is not")
+        return
+    if precision is None:
+        raise ValueError(f"{field} needs a precision (day, month or year)")
+    if precision is DatePrecision.month and value.day != 1:
+        raise ValueError(f"{field} has month precision, so it must be the 1st of the month")
+    if precision is DatePrecision.year and (value.month, value.day) != (1, 1):
+        raise ValueError(f"{field} has year precision, so it must be 1 January")
+
+
+_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def parse_partial_date(text: str, *, end: bool = False) -> dt.date:
+    """Parse `2024`, `2024-07` or `2024-07-15`.
+
+    With `end=True` a partial date means the last day of its period, so `to=2024` includes
+    the whole of 2024.
+    """
+    match = _PARTIAL_DATE.match(text)
+    if match is None:
+        raise ValueError("expected an ISO date: YYYY, YYYY-MM or YYYY-MM-DD")
+    year, month, day = match.groups()
+    try:
+        if day is not None:
+            return dt.date(int(year), int(month), int(day))
+        if month is not None:
+            first = dt.date(int(year), int(month), 1)
+            if not end:
+                return first
+            following = dt.date(first.year + first.month // 12, first.month % 12 + 1, 1)
+            return following - dt.timedelta(days=1)
+        return dt.date(int(year), 12, 31) if end else dt.date(int(year), 1, 1)
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"not a real calendar date: {exc}") from None
+
+
+class ProblemError(BaseModel):
+    """One reason a request was refused."""
+
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['query', 'limit'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details body (`application/problem+json`)."""
+
+    type: str = Field(examples=["https://diplomatic-timeline.example/problems/not-found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["No event with id 'nope'."])
+    instance: str | None = Field(default=None, examples=["/v1/events/nope"])
+    errors: list[ProblemError] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the problems a route can answer with."""
+    descriptions = {
+        400: "Bad request",
+        404: "Not found",
+        410: "Gone",
+        422: "A parameter or the body is invalid; `errors` says which and why.",
+        503: "Not ready",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions.get(status, "Problem"),
+            "content": {"application/problem+json": {}},
+        }
+        for status in statuses
+    }

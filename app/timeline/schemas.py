@@ -1,0 +1,116 @@
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
+
+from app.events.schemas import EventRead
+from app.schemas import InputModel, OrganisationCode, ReadModel, StateCode, parse_partial_date
+from app.vocabulary import CATEGORIES, EventKind
+
+PartialDate = Annotated[
+    str,
+    StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"),
+]
+ActorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$")]
+
+
+class TimelineQuery(InputModel):
+    """Filters combine with AND; a repeated parameter matches any of its values."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: PartialDate | None = Field(
+        default=None,
+        alias="from",
+        description="Earliest date, inclusive: `2024`, `2024-07` or `2024-07-15`.",
+        examples=["2025-04"],
+    )
+    to: PartialDate | None = Field(
+        default=None,
+        description="Latest date, inclusive; a partial date covers its whole period (`2024` ends"
+        " on 31 December).",
+        examples=["2025-04-30"],
+    )
+    state: list[StateCode] = Field(
+        default_factory=list,
+        description="State takes part in any role (repeat for any of several).",
+        examples=[["DZA"]],
+    )
+    actor: list[ActorCode] = Field(
+        default_factory=list,
+        description="State or organisation code in the role of initiator.",
+        examples=[["MLI"]],
+    )
+    target: list[ActorCode] = Field(
+        default_factory=list,
+        description="State or organisation code in the role of target.",
+        examples=[["DZA"]],
+    )
+    between: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}(,[A-Z]{3})+$")] | None = Field(
+        default=None,
+        description="Comma-separated state codes that must all take part: `MLI,DZA`.",
+        examples=["MLI,DZA"],
+    )
+    organisation: list[OrganisationCode] = Field(
+        default_factory=list,
+        description="The organisation itself takes part.",
+        examples=[["AES"]],
+    )
+    include_members: bool = Field(
+        default=False,
+        description="With `organisation`: also events of states that were members of it on each"
+        " event's date.",
+    )
+    kind: list[EventKind] = Field(default_factory=list, description="`diplomatic_action` or `incident`.")
+    category: list[str] = Field(
+        default_factory=list,
+        description="Category slug from `GET /v1/categories`.",
+        examples=[["ambassador_recall"]],
+    )
+    tag: list[Annotated[str, StringConstraints(max_length=60)]] = Field(
+        default_factory=list, examples=[["april-2025-crisis"]]
+    )
+    q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
+        default=None,
+        description="Words that must all appear in the title, summary, claims, place name or any"
+        " spelling of the place (case and accents ignored).",
+        examples=["tinzaouatene drone"],
+    )
+    order: Literal["asc", "desc"] = Field(default="asc", description="By date, then id.")
+    limit: int = Field(default=50, ge=1, le=500, description="Page size, 1 to 500.")
+    cursor: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        default=None, description="Opaque cursor from `next_cursor`; keep the other parameters."
+    )
+    count: bool = Field(default=False, description="Add `total`, the number of matching events.")
+
+    @field_validator("from_")
+    @classmethod
+    def _from_is_a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_partial_date(value)
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _to_is_a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_partial_date(value, end=True)
+        return value
+
+    @field_validator("category")
+    @classmethod
+    def _known_categories(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if value not in CATEGORIES:
+                raise ValueError(f"unknown category {value!r}; see GET /v1/categories")
+        return values
+
+
+class PageLinks(ReadModel):
+    next: str | None = Field(description="URL of the next page, or null on the last page.")
+
+
+class TimelinePage(ReadModel):
+    items: list[EventRead]
+    next_cursor: str | None
+    links: PageLinks
+    total: int | None = Field(default=None, description="Present when `count=true`.")

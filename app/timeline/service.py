@@ -1,0 +1,215 @@
+"""The timeline query: filters, keyset pagination and signed cursors."""
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidParameter
+from app.events import service as event_service
+from app.models import Event, EventTag, Membership, Organisation, Participant, State
+from app.organisations.service import MEMBER_STATUSES
+from app.schemas import fold, parse_partial_date
+from app.timeline.schemas import TimelineQuery
+from app.vocabulary import MembershipEnd, ParticipantRole
+
+CURSOR_VERSION = 1
+PAGE_FIELDS = {"cursor", "limit", "count"}
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+    total: int | None
+
+
+def _fingerprint(query: TimelineQuery) -> str:
+    """Identifies the filters a cursor was issued for, so it cannot be replayed on another query."""
+    shape = query.model_dump(mode="json", exclude=PAGE_FIELDS)
+    return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def encode_cursor(secret: str, query: TimelineQuery, date: dt.date, public_id: str) -> str:
+    payload = orjson.dumps(
+        {"v": CURSOR_VERSION, "d": date.isoformat(), "i": public_id, "f": _fingerprint(query)}
+    )
+    sig = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(payload + sig).decode().rstrip("=")
+
+
+def decode_cursor(secret: str, query: TimelineQuery, cursor: str) -> tuple[dt.date, str]:
+    def bad(msg: str) -> InvalidParameter:
+        return InvalidParameter(["query", "cursor"], msg)
+
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        raise bad("not a cursor issued by this API (it may be truncated)") from None
+    payload, sig = raw[:-12], raw[-12:]
+    expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
+    if len(raw) <= 12 or not hmac.compare_digest(sig, expected):
+        raise bad("not a cursor issued by this API (it may be truncated or edited)")
+    data = orjson.loads(payload)
+    if data.get("v") != CURSOR_VERSION:
+        raise bad("this cursor comes from an older version of the API; start again without it")
+    if data.get("f") != _fingerprint(query):
+        raise bad("this cursor belongs to a query with other filters or order; keep them unchanged")
+    return dt.date.fromisoformat(data["d"]), str(data["i"])
+
+
+def _lookup(session: Session, model: Any, codes: list[str], what: str, param: str) -> list[int]:
+    if not codes:
+        return []
+    found = dict(session.execute(select(model.code, model.id).where(model.code.in_(codes))).tuples().all())
+    for code in codes:
+        if code not in found:
+            raise InvalidParameter(["query", param], f"unknown {what} code {code!r}")
+    return [found[c] for c in codes]
+
+
+def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int], list[int]]:
+    """Split codes into state and organisation ids; a code may name either."""
+    if not codes:
+        return [], []
+    states = dict(session.execute(select(State.code, State.id).where(State.code.in_(codes))).tuples().all())
+    orgs = dict(
+        session.execute(
+            select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
+        ).tuples().all()
+    )
+    for code in codes:
+        if code not in states and code not in orgs:
+            raise InvalidParameter(["query", param], f"unknown state or organisation code {code!r}")
+    return list(states.values()), list(orgs.values())
+
+
+def _with_role(state_ids: list[int], org_ids: list[int], role: ParticipantRole) -> Any:
+    return Event.id.in_(
+        select(Participant.event_id).where(
+            Participant.role == role.value,
+            or_(Participant.state_id.in_(state_ids), Participant.organisation_id.in_(org_ids)),
+        )
+    )
+
+
+def _member_on_event_date(org_id: int) -> Any:
+    """A participating state belonged to the organisation on the event's date."""
+    return exists(
+        select(Participant.id)
+        .join(Membership, Membership.state_id == Participant.state_id)
+        .where(
+            Participant.event_id == Event.id,
+            Membership.organisation_id == org_id,
+            Membership.status.in_(MEMBER_STATUSES),
+            Membership.start_on <= Event.date,
+            or_(
+                Membership.end_kind == MembershipEnd.open.value,
+                and_(
+                    Membership.end_kind == MembershipEnd.dated.value,
+                    Membership.end_on > Event.date,
+                ),
+            ),
+        )
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.date, str]]:
+    """The matching events, unordered and unpaged. Raises InvalidParameter for bad values."""
+    stmt = select(Event.id, Event.date, Event.public_id).where(Event.deleted_at.is_(None))
+    start = parse_partial_date(query.from_) if query.from_ else None
+    end = parse_partial_date(query.to, end=True) if query.to else None
+    if start and end and start > end:
+        raise InvalidParameter(["query", "from"], f"from ({start}) is after to ({end})")
+    if start:
+        stmt = stmt.where(Event.date >= start)
+    if end:
+        stmt = stmt.where(Event.date <= end)
+
+    if query.state:
+        ids = _lookup(session, State, query.state, "state", "state")
+        stmt = stmt.where(
+            Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
+        )
+    if query.between:
+        codes = list(dict.fromkeys(query.between.split(",")))
+        if len(codes) < 2:
+            raise InvalidParameter(["query", "between"], "give at least two different state codes")
+        for state_id in _lookup(session, State, codes, "state", "between"):
+            stmt = stmt.where(
+                Event.id.in_(select(Participant.event_id).where(Participant.state_id == state_id))
+            )
+    if query.actor:
+        stmt = stmt.where(_with_role(*_actor_ids(session, query.actor, "actor"), ParticipantRole.initiator))
+    if query.target:
+        stmt = stmt.where(_with_role(*_actor_ids(session, query.target, "target"), ParticipantRole.target))
+    if query.organisation:
+        org_ids = _lookup(session, Organisation, query.organisation, "organisation", "organisation")
+        conditions = [
+            Event.id.in_(
+                select(Participant.event_id).where(Participant.organisation_id.in_(org_ids))
+            )
+        ]
+        if query.include_members:
+            conditions.extend(_member_on_event_date(org_id) for org_id in org_ids)
+        stmt = stmt.where(or_(*conditions))
+    elif query.include_members:
+        raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
+    if query.kind:
+        stmt = stmt.where(Event.kind.in_([k.value for k in query.kind]))
+    if query.category:
+        stmt = stmt.where(Event.category.in_(query.category))
+    if query.tag:
+        stmt = stmt.where(Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag))))
+    if query.q:
+        terms = fold(query.q).split()
+        if not terms:
+            raise InvalidParameter(["query", "q"], "give at least one word to search for")
+        for term in terms:
+            stmt = stmt.where(Event.search_text.like(f"%{_escape_like(term)}%", escape="\\"))
+    return stmt
+
+
+def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
+    stmt = filtered(session, query)
+    total = None
+    if query.count:
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    if query.cursor:
+        after_date, after_id = decode_cursor(cursor_secret, query, query.cursor)
+        # The cursor's date bounds the index range itself; a bare row-value comparison combined
+        # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
+        if query.order == "asc":
+            stmt = stmt.where(
+                Event.date >= after_date,
+                or_(Event.date > after_date, Event.public_id > after_id),
+            )
+        else:
+            stmt = stmt.where(
+                Event.date <= after_date,
+                or_(Event.date < after_date, Event.public_id < after_id),
+            )
+    if query.order == "asc":
+        stmt = stmt.order_by(Event.date, Event.public_id)
+    else:
+        stmt = stmt.order_by(Event.date.desc(), Event.public_id.desc())
+    rows = session.execute(stmt.limit(query.limit + 1)).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
+    items = event_service.documents(session, [r.id for r in rows])
+    return Page(items=items, next_cursor=next_cursor, total=total)

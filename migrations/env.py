@@ -1,0 +1,49 @@
+from alembic import context
+from sqlalchemy import Connection
+
+from app import models  # noqa: F401 - registers every table on the metadata
+from app.config import get_settings
+from app.db import Base, create_db_engine
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    # Tests pass the URL explicitly; everything else takes DATABASE_URL through the settings.
+    return config.attributes.get("database_url") or get_settings().database_url
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    engine = create_db_engine(_url())
+    with engine.connect() as conn:
+        _run(conn)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

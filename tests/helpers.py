@@ -1,0 +1,26 @@
+from typing import Any
+
+
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, param: str | None = None) -> dict[str, Any]:
+    """The response is an RFC 9457 problem with this status, naming `param` if given."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://")
+    assert body["title"]
+    assert body["detail"]
+    if param is not None:
+        locs = [error["loc"] for error in body["errors"]]
+        assert any(param in [str(part) for part in loc] for loc in locs), body
+        assert param in body["detail"], body
+    return body
+
+
+def ids(response: Any) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [item["id"] for item in response.json()["items"]]

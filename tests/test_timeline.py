@@ -1,0 +1,303 @@
+import datetime as dt
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.timeline.schemas import TimelinePage
+from tests import oracle
+from tests.helpers import assert_problem, ids
+
+SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
+AES_RECALL = "2025-04-06-aes-recall-ambassadors-from-algiers"
+
+
+def all_ids(client: TestClient, **params: Any) -> list[str]:
+    """Walk every page with the cursor and return the ids in order."""
+    out: list[str] = []
+    params = {"limit": 7, **params}
+    for _ in range(100):
+        response = client.get("/v1/timeline", params=params)
+        out.extend(ids(response))
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            return out
+        params = {**params, "cursor": cursor}
+    raise AssertionError("pagination did not end")
+
+
+class TestDefaults:
+    def test_first_event_is_the_2020_coup_in_mali(self, client: TestClient) -> None:
+        first = client.get("/v1/timeline", params={"limit": 1}).json()["items"][0]
+        assert first["id"] == "2020-08-18-mali-coup"
+        assert first["date"] == "2020-08-18"
+        assert first["category"] == "coup"
+
+    def test_every_event_in_date_order(self, client: TestClient) -> None:
+        assert all_ids(client) == oracle.in_order(oracle.events())
+
+    def test_page_shape_matches_the_documented_schema(self, client: TestClient) -> None:
+        body = client.get("/v1/timeline", params={"limit": 500}).json()
+        TimelinePage.model_validate(body)
+        assert body["links"] == {"next": None}
+        assert body["next_cursor"] is None
+        assert "total" not in body
+
+    def test_item_carries_sources_participants_and_category(self, client: TestClient) -> None:
+        for item in client.get("/v1/timeline", params={"limit": 500}).json()["items"]:
+            assert item["sources"] and all(s["url"].startswith("http") for s in item["sources"])
+            assert item["participants"]
+            assert item["category"] and item["date_precision"] in {"day", "month", "year"}
+            assert item["url"] == f"/v1/events/{item['id']}"
+
+    def test_shoot_down_shows_both_sides_claims(self, client: TestClient) -> None:
+        items = client.get("/v1/timeline", params={"from": "2025-04-01", "to": "2025-04-01"})
+        event = next(i for i in items.json()["items"] if i["id"] == SHOOT_DOWN)
+        positions = [c for c in event["claims"] if c["topic"] == "drone-position"]
+        by_claimant = {(c["claimant"].get("state"), c["value"], c["unit"]) for c in positions}
+        assert ("DZA", 2.0, "km_inside_algeria") in by_claimant
+        assert ("DZA", 1.6, "km_inside_algeria") in by_claimant
+        assert ("MLI", 9.5, "km_inside_mali") in by_claimant
+        assert all(c["sources"] for c in event["claims"])
+
+    def test_aes_recall_of_6_april_2025(self, client: TestClient) -> None:
+        body = client.get("/v1/timeline", params={"category": "ambassador_recall"}).json()
+        event = next(i for i in body["items"] if i["id"] == AES_RECALL)
+        assert event["date"] == "2025-04-06"
+        initiators = {p.get("state") or p.get("organisation") for p in event["participants"]
+                      if p["role"] == "initiator"}
+        assert {"MLI", "NER", "BFA"} <= initiators
+        assert {"state": "DZA", "role": "target"} in event["participants"]
+
+
+class TestDates:
+    @pytest.mark.parametrize(
+        ("start", "end", "lo", "hi"),
+        [
+            ("2025-04", "2025-04", dt.date(2025, 4, 1), dt.date(2025, 4, 30)),
+            ("2024", "2024", dt.date(2024, 1, 1), dt.date(2024, 12, 31)),
+            ("2023-12-20", "2023-12-22", dt.date(2023, 12, 20), dt.date(2023, 12, 22)),
+            ("2024-02", None, dt.date(2024, 2, 1), dt.date.max),
+            (None, "2021", dt.date.min, dt.date(2021, 12, 31)),
+        ],
+    )
+    def test_from_and_to_are_inclusive_and_accept_partial_dates(
+        self, client: TestClient, start: str | None, end: str | None, lo: dt.date, hi: dt.date
+    ) -> None:
+        params = {k: v for k, v in {"from": start, "to": end}.items() if v}
+        expected = oracle.in_order([e for e in oracle.events() if lo <= e["date"] <= hi])
+        assert expected
+        assert all_ids(client, **params) == expected
+
+    def test_leap_day_is_a_date(self, client: TestClient) -> None:
+        assert client.get("/v1/timeline", params={"from": "2024-02-29"}).status_code == 200
+
+
+class TestParticipants:
+    def test_state_any_role(self, client: TestClient) -> None:
+        expected = oracle.in_order([e for e in oracle.events() if "DZA" in oracle.codes(e)])
+        assert all_ids(client, state="DZA") == expected
+
+    def test_repeated_state_matches_any(self, client: TestClient) -> None:
+        expected = oracle.in_order(
+            [e for e in oracle.events() if oracle.codes(e) & {"NER", "BFA"}]
+        )
+        assert all_ids(client, state=["NER", "BFA"]) == expected
+
+    def test_actor_is_the_initiator(self, client: TestClient) -> None:
+        expected = oracle.in_order(
+            [e for e in oracle.events() if "DZA" in oracle.codes(e, "initiator")]
+        )
+        assert expected
+        assert all_ids(client, actor="DZA") == expected
+
+    def test_target_is_the_target(self, client: TestClient) -> None:
+        expected = oracle.in_order([e for e in oracle.events() if "MLI" in oracle.codes(e, "target")])
+        assert expected
+        assert all_ids(client, target="MLI") == expected
+
+    def test_actor_accepts_an_organisation(self, client: TestClient) -> None:
+        expected = oracle.in_order(
+            [e for e in oracle.events() if "ECOWAS" in oracle.codes(e, "initiator")]
+        )
+        assert expected
+        assert all_ids(client, actor="ECOWAS") == expected
+
+    def test_actor_and_target_combine(self, client: TestClient) -> None:
+        got = all_ids(client, actor="MLI", target="DZA")
+        expected = oracle.in_order(
+            [e for e in oracle.events()
+             if "MLI" in oracle.codes(e, "initiator") and "DZA" in oracle.codes(e, "target")]
+        )
+        assert got == expected
+        assert "2025-04-06-mali-summons-algerian-ambassador" in got
+
+    def test_between_needs_every_state(self, client: TestClient) -> None:
+        expected = oracle.in_order(
+            [e for e in oracle.events() if {"MLI", "DZA"} <= oracle.codes(e)]
+        )
+        got = all_ids(client, between="MLI,DZA")
+        assert got == expected
+        assert SHOOT_DOWN in got
+
+    def test_organisation_itself(self, client: TestClient) -> None:
+        expected = oracle.in_order([e for e in oracle.events() if "AES" in oracle.codes(e)])
+        assert all_ids(client, organisation="AES") == expected
+
+    def test_organisation_with_members_as_of_each_event(self, client: TestClient) -> None:
+        def matches(e: dict[str, Any]) -> bool:
+            if "AES" in oracle.codes(e):
+                return True
+            states = {p["state"] for p in e["participants"] if "state" in p}
+            return any(oracle.member_on(s, "AES", e["date"]) for s in states)
+
+        expected = oracle.in_order([e for e in oracle.events() if matches(e)])
+        got = all_ids(client, organisation="AES", include_members="true")
+        assert got == expected
+        # Mali's 2020 coup predates the AES: Mali was not yet a member then.
+        assert "2020-08-18-mali-coup" not in got
+        assert SHOOT_DOWN in got
+
+
+class TestClassification:
+    def test_kind(self, client: TestClient) -> None:
+        expected = oracle.in_order([e for e in oracle.events() if e["kind"] == "incident"])
+        assert all_ids(client, kind="incident") == expected
+
+    def test_repeated_category_matches_any(self, client: TestClient) -> None:
+        wanted = {"ambassador_recall", "ambassador_summons"}
+        expected = oracle.in_order([e for e in oracle.events() if e["category"] in wanted])
+        assert all_ids(client, category=sorted(wanted)) == expected
+
+    def test_every_ambassador_recall_involving_algeria(self, client: TestClient) -> None:
+        got = all_ids(client, state="DZA", category="ambassador_recall")
+        assert AES_RECALL in got
+        assert "2023-12-22-algeria-recalls-ambassador-from-bamako" in got
+
+    def test_tag(self, client: TestClient) -> None:
+        expected = oracle.in_order(
+            [e for e in oracle.events() if "april-2025-crisis" in e.get("tags", [])]
+        )
+        assert expected
+        assert all_ids(client, tag="april-2025-crisis") == expected
+
+
+class TestSearch:
+    @pytest.mark.parametrize("q", ["drone", "DRONE", "Akıncı drone"])
+    def test_words_in_title_or_summary(self, client: TestClient, q: str) -> None:
+        assert SHOOT_DOWN in all_ids(client, q=q)
+
+    def test_accents_are_ignored(self, client: TestClient) -> None:
+        assert all_ids(client, q="Keita") == all_ids(client, q="Keïta") != []
+
+    def test_place_alias_finds_the_event(self, client: TestClient) -> None:
+        # "Tinzawatène" is only a spelling of the place, not in any title or summary.
+        assert not any("tinzawat" in (e["title"] + e["summary"]).lower() for e in oracle.events())
+        assert SHOOT_DOWN in all_ids(client, q="Tinzawatène")
+
+    def test_claims_are_searched(self, client: TestClient) -> None:
+        assert SHOOT_DOWN in all_ids(client, q="radar")
+
+    def test_all_words_must_match(self, client: TestClient) -> None:
+        assert all_ids(client, q="drone zzzzunmatched") == []
+
+    @pytest.mark.parametrize("q", ["100%", "a_b", "' OR 1=1 --", '"drone"'])
+    def test_sql_like_characters_are_literal(self, client: TestClient, q: str) -> None:
+        response = client.get("/v1/timeline", params={"q": q})
+        assert response.status_code == 200
+
+
+class TestPaging:
+    def test_descending_order(self, client: TestClient) -> None:
+        assert all_ids(client, order="desc") == oracle.in_order(oracle.events(), desc=True)
+
+    def test_pages_neither_skip_nor_repeat_across_equal_dates(self, client: TestClient) -> None:
+        # 2025-04-06 and 2025-04-07 have several events each; a page size of 2 splits them.
+        expected = oracle.in_order(
+            [e for e in oracle.events() if e["date"] >= dt.date(2025, 4, 1)]
+        )
+        assert all_ids(client, **{"from": "2025-04", "limit": 2}) == expected
+        assert all_ids(client, **{"from": "2025-04", "limit": 2, "order": "desc"}) == list(
+            reversed(expected)
+        )
+
+    def test_next_link_and_link_header(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={"state": "DZA", "limit": 2})
+        body = response.json()
+        assert body["next_cursor"]
+        assert "cursor=" in body["links"]["next"] and "state=DZA" in body["links"]["next"]
+        assert response.headers["link"] == f'<{body["links"]["next"]}>; rel="next"'
+        follow = client.get(body["links"]["next"])
+        assert follow.status_code == 200
+        assert ids(follow)[0] not in [i["id"] for i in body["items"]]
+
+    def test_last_page_has_no_link_header(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={"limit": 500})
+        assert "link" not in response.headers
+
+    def test_count(self, client: TestClient) -> None:
+        body = client.get("/v1/timeline", params={"state": "MLI", "count": "true", "limit": 1}).json()
+        assert body["total"] == len([e for e in oracle.events() if "MLI" in oracle.codes(e)])
+        assert len(body["items"]) == 1
+
+    def test_default_and_maximum_limit(self, client: TestClient) -> None:
+        assert len(client.get("/v1/timeline").json()["items"]) == min(50, len(oracle.events()))
+        assert client.get("/v1/timeline", params={"limit": 500}).status_code == 200
+
+
+class TestErrors:
+    @pytest.mark.parametrize(
+        ("params", "param"),
+        [
+            ({"state": "XXX"}, "state"),
+            ({"state": "mli"}, "state"),
+            ({"state": "ΜLI"}, "state"),  # Greek capital Mu: a confusable, not an ISO code
+            ({"actor": "NOPE"}, "actor"),
+            ({"target": "NOPE"}, "target"),
+            ({"organisation": "NOPE"}, "organisation"),
+            ({"between": "MLI"}, "between"),
+            ({"between": "MLI,XXX"}, "between"),
+            ({"between": "MLI,MLI"}, "between"),
+            ({"include_members": "true"}, "include_members"),
+            ({"from": "2025-13"}, "from"),
+            ({"from": "2024-02-30"}, "from"),
+            ({"from": "0000-00-00"}, "from"),
+            ({"from": "yesterday"}, "from"),
+            ({"to": "2025-04-31"}, "to"),
+            ({"from": "2025-05", "to": "2025-04"}, "from"),
+            ({"kind": "battle"}, "kind"),
+            ({"category": "war"}, "category"),
+            ({"limit": 0}, "limit"),
+            ({"limit": 501}, "limit"),
+            ({"limit": -1}, "limit"),
+            ({"limit": "ten"}, "limit"),
+            ({"order": "sideways"}, "order"),
+            ({"count": "maybe"}, "count"),
+            ({"q": ""}, "q"),
+            ({"q": "x" * 201}, "q"),
+            ({"cursor": "not-a-cursor"}, "cursor"),
+            ({"stat": "MLI"}, "stat"),
+        ],
+    )
+    def test_bad_parameter_is_a_422_problem_naming_it(
+        self, client: TestClient, params: dict[str, Any], param: str
+    ) -> None:
+        assert_problem(client.get("/v1/timeline", params=params), 422, param)
+
+    def test_tampered_cursor(self, client: TestClient) -> None:
+        cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
+        flipped = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
+        assert_problem(client.get("/v1/timeline", params={"limit": 1, "cursor": flipped}), 422, "cursor")
+        assert_problem(client.get("/v1/timeline", params={"limit": 1, "cursor": cursor[:-6]}), 422, "cursor")
+
+    def test_cursor_from_another_query(self, client: TestClient) -> None:
+        cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
+        response = client.get("/v1/timeline", params={"limit": 1, "state": "DZA", "cursor": cursor})
+        body = assert_problem(response, 422, "cursor")
+        assert "other filters" in body["detail"]
+        response = client.get("/v1/timeline", params={"limit": 1, "order": "desc", "cursor": cursor})
+        assert_problem(response, 422, "cursor")
+
+    def test_cursor_survives_a_different_page_size(self, client: TestClient) -> None:
+        cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
+        assert client.get("/v1/timeline", params={"limit": 3, "cursor": cursor}).status_code == 200
