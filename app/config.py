@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default=["*"])
     # Signs pagination cursors so a forged or edited cursor is rejected instead of
     # silently paging from an arbitrary position.
-    cursor_secret: str = "dev-cursor-secret-change-me"
+    cursor_secret: str = "dev-cursor-secret-change-me"  # noqa: S105 - integrity, not secrecy
     # Bounding DB concurrency near the core count beats a deep thread pool on 2 cores
     # (research/performance-baseline.md).
     db_pool_size: int = 4

@@ -1,13 +1,17 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 # Set before the first migration so that every constraint has a predictable name, which
 # errors.py and hand-written migrations can rely on.
@@ -66,6 +70,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 
 def create_db_engine(url: str, *, pool_size: int = 4) -> Engine:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            # The embedded default lives in a git-ignored folder that a fresh clone lacks.
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_on_connect)
 
@@ -82,7 +90,7 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success (before the response is sent), else roll back."""
+    """One transaction per request: commit before the response is sent, or roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     with factory() as session:
         try:
@@ -94,3 +102,16 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def reconcile(
+    collection: list[T], wanted: list[K], key: Callable[[T], K], make: Callable[[K], T]
+) -> list[T]:
+    """Make a child collection hold exactly one object per wanted key, in `wanted` order.
+
+    Objects whose key is still wanted are kept rather than deleted and re-inserted: the unit of
+    work inserts before it deletes, so re-adding a key that a unique constraint already holds
+    would fail on PostgreSQL.
+    """
+    existing = {key(item): item for item in collection}
+    return [existing[k] if k in existing else make(k) for k in wanted]

@@ -1,6 +1,7 @@
 """Domain errors and their rendering as RFC 9457 problem details."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +57,7 @@ def problem(
     title: str,
     detail: str,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,

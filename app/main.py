@@ -19,7 +19,7 @@ DESCRIPTION = """
 A sourced, queryable timeline of relations between states: diplomatic actions (ambassador
 recalls and summons, complaints, withdrawals from organisations, airspace closures) and
 incidents (coups, battles, a drone shoot-down), from Mali's coup of 18 August 2020 to the
-Algeria–AES crisis of April 2025.
+Algeria-AES crisis of April 2025.
 
 * **Every event has sources**: URL, publisher and, where known, the publication date.
 * **Contested facts are claims**, each made by a named party with its own source. Where
@@ -33,8 +33,10 @@ Algeria–AES crisis of April 2025.
 
 TAGS = [
     {"name": "Timeline", "description": "Events in date order, with filters, and single events."},
-    {"name": "States and organisations",
-     "description": "States, alliances and who belonged to what, when."},
+    {
+        "name": "States and organisations",
+        "description": "States, alliances and who belonged to what, when.",
+    },
     {"name": "Places", "description": "Named places and every spelling of their names."},
     {"name": "Vocabulary", "description": "Event categories and CAMEO codes."},
     {"name": "Health", "description": "Liveness and readiness probes."},

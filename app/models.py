@@ -3,7 +3,6 @@ the whole metadata anyway."""
 
 import datetime as dt
 from enum import StrEnum
-from typing import Any, ClassVar
 
 from sqlalchemy import (
     CheckConstraint,
@@ -279,7 +278,8 @@ class Event(Timestamps, Base):
         Index("ix_event_category_timeline", "category", "date", "public_id"),
         Index("ix_event_kind_timeline", "kind", "date", "public_id"),
     )
-    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_on": "kind"}
+    # SQLAlchemy reads the mapper arguments as a plain class attribute.
+    __mapper_args__ = {"polymorphic_on": "kind"}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(120), unique=True)
@@ -336,13 +336,15 @@ class Event(Timestamps, Base):
 
 
 class DiplomaticAction(Event):
-    __mapper_args__: ClassVar[dict[str, Any]] = {
-        "polymorphic_identity": EventKind.diplomatic_action.value
-    }
+    """Recalls, summons, complaints, withdrawals, airspace closures, statements, …"""
+
+    __mapper_args__ = {"polymorphic_identity": "diplomatic_action"}  # noqa: RUF012
 
 
 class Incident(Event):
-    __mapper_args__: ClassVar[dict[str, Any]] = {"polymorphic_identity": EventKind.incident.value}
+    """Coups, battles, strikes, shoot-downs, claimed airspace violations, protests, …"""
+
+    __mapper_args__ = {"polymorphic_identity": "incident"}  # noqa: RUF012
 
 
 class Participant(Base):

@@ -3,11 +3,20 @@
 import datetime as dt
 import re
 import unicodedata
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from app.vocabulary import DatePrecision
+
+
+class Outcome(StrEnum):
+    """What an upsert did: the seed loader reports these, and a no-op must write nothing."""
+
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
 
 
 class InputModel(BaseModel):

@@ -22,11 +22,12 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import InvalidParameter
 from app.events import service as event_service
 from app.events.schemas import EventCreate
-from app.events.service import Outcome, Refs
+from app.events.service import Refs
 from app.organisations import service as organisation_service
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.places import service as place_service
 from app.places.schemas import PlaceCreate
+from app.schemas import Outcome
 from app.sources.schemas import SourceIn
 from app.states import service as state_service
 from app.states.schemas import StateCreate
@@ -175,8 +176,13 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
         f"validated {len(states)} states, {len(organisations)} organisations, {len(places)} "
         f"places, {len(memberships)} memberships, {len(events)} events"
     )
-    for group, what in ((states, "state"), (organisations, "organisation"), (places, "place"),
-                        (memberships, "membership"), (events, "event")):
+    for group, what in (
+        (states, "state"),
+        (organisations, "organisation"),
+        (places, "place"),
+        (memberships, "membership"),
+        (events, "event"),
+    ):
         _unique(group, what, root)
     _merge_sources([*organisations, *memberships, *events], root)
 
@@ -196,9 +202,14 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
                 progress(f"{kind}: {n}/{len(group)}")
 
     run("states", states, lambda d: state_service.upsert(session, d))
-    run("organisations", organisations, lambda d: organisation_service.upsert_organisation(session, d))
+    run(
+        "organisations",
+        organisations,
+        lambda d: organisation_service.upsert_organisation(session, d),
+    )
     run("places", places, lambda d: place_service.upsert(session, d))
     run("memberships", memberships, lambda d: organisation_service.upsert_membership(session, d))
+
     # Links may point forwards in the load order, so every event exists before any is linked.
     def upsert_event(data: EventCreate) -> Outcome:
         outcome = event_service.upsert(session, data, refs, with_links=False)
@@ -211,13 +222,15 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
     }
     for item in events:
         # Linking a just-created event is part of creating it, not an update.
-        if event_service.upsert_links(session, item.data, refs) is Outcome.updated and (
-            item.key not in created
+        relinked = event_service.upsert_links(session, item.data, refs) is Outcome.updated
+        if (
+            relinked
+            and item.key not in created
+            and report.event_outcomes[item.key] is Outcome.unchanged
         ):
-            if report.event_outcomes[item.key] is Outcome.unchanged:
-                report.counts[Outcome.unchanged.value] -= 1
-                report.counts[Outcome.updated.value] += 1
-                report.event_outcomes[item.key] = Outcome.updated
+            report.counts[Outcome.unchanged.value] -= 1
+            report.counts[Outcome.updated.value] += 1
+            report.event_outcomes[item.key] = Outcome.updated
     progress(f"links: {len(events)}/{len(events)}")
     return report
 
@@ -228,16 +241,20 @@ def main(argv: list[str] | None = None) -> int:
         description="Validate the seed files and upsert them by natural key in one transaction.",
     )
     parser.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR,
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
         help="folder holding states.yaml, organisations.yaml, places.yaml, memberships.yaml and "
         "events/*.yaml (default: the project's seed/)",
     )
     parser.add_argument(
-        "--database-url", default=None,
+        "--database-url",
+        default=None,
         help="SQLAlchemy URL to load into (default: DATABASE_URL, else the local SQLite file)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true",
+        "--dry-run",
+        action="store_true",
         help="validate and apply everything, then roll back: reports what a real run would change",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the final summary line")

@@ -104,3 +104,7 @@ def client(database_url: str) -> Iterator[TestClient]:
     app = create_app(Settings(database_url=database_url, cursor_secret="test-secret"))
     with TestClient(app) as client:
         yield client
+
+
+def pytest_report_header() -> str:
+    return f"database: {'postgresql (throwaway database per run)' if ON_POSTGRES else 'sqlite'}"

@@ -1,7 +1,5 @@
 from typing import Any
 
-
-
 PROBLEM = "application/problem+json"
 
 

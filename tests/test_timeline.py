@@ -64,8 +64,11 @@ class TestDefaults:
         body = client.get("/v1/timeline", params={"category": "ambassador_recall"}).json()
         event = next(i for i in body["items"] if i["id"] == AES_RECALL)
         assert event["date"] == "2025-04-06"
-        initiators = {p.get("state") or p.get("organisation") for p in event["participants"]
-                      if p["role"] == "initiator"}
+        initiators = {
+            p.get("state") or p.get("organisation")
+            for p in event["participants"]
+            if p["role"] == "initiator"
+        }
         assert {"MLI", "NER", "BFA"} <= initiators
         assert {"state": "DZA", "role": "target"} in event["participants"]
 
@@ -99,9 +102,7 @@ class TestParticipants:
         assert all_ids(client, state="DZA") == expected
 
     def test_repeated_state_matches_any(self, client: TestClient) -> None:
-        expected = oracle.in_order(
-            [e for e in oracle.events() if oracle.codes(e) & {"NER", "BFA"}]
-        )
+        expected = oracle.in_order([e for e in oracle.events() if oracle.codes(e) & {"NER", "BFA"}])
         assert all_ids(client, state=["NER", "BFA"]) == expected
 
     def test_actor_is_the_initiator(self, client: TestClient) -> None:
@@ -112,7 +113,9 @@ class TestParticipants:
         assert all_ids(client, actor="DZA") == expected
 
     def test_target_is_the_target(self, client: TestClient) -> None:
-        expected = oracle.in_order([e for e in oracle.events() if "MLI" in oracle.codes(e, "target")])
+        expected = oracle.in_order(
+            [e for e in oracle.events() if "MLI" in oracle.codes(e, "target")]
+        )
         assert expected
         assert all_ids(client, target="MLI") == expected
 
@@ -126,8 +129,11 @@ class TestParticipants:
     def test_actor_and_target_combine(self, client: TestClient) -> None:
         got = all_ids(client, actor="MLI", target="DZA")
         expected = oracle.in_order(
-            [e for e in oracle.events()
-             if "MLI" in oracle.codes(e, "initiator") and "DZA" in oracle.codes(e, "target")]
+            [
+                e
+                for e in oracle.events()
+                if "MLI" in oracle.codes(e, "initiator") and "DZA" in oracle.codes(e, "target")
+            ]
         )
         assert got == expected
         assert "2025-04-06-mali-summons-algerian-ambassador" in got
@@ -213,9 +219,7 @@ class TestPaging:
 
     def test_pages_neither_skip_nor_repeat_across_equal_dates(self, client: TestClient) -> None:
         # 2025-04-06 and 2025-04-07 have several events each; a page size of 2 splits them.
-        expected = oracle.in_order(
-            [e for e in oracle.events() if e["date"] >= dt.date(2025, 4, 1)]
-        )
+        expected = oracle.in_order([e for e in oracle.events() if e["date"] >= dt.date(2025, 4, 1)])
         assert all_ids(client, **{"from": "2025-04", "limit": 2}) == expected
         assert all_ids(client, **{"from": "2025-04", "limit": 2, "order": "desc"}) == list(
             reversed(expected)
@@ -236,7 +240,9 @@ class TestPaging:
         assert "link" not in response.headers
 
     def test_count(self, client: TestClient) -> None:
-        body = client.get("/v1/timeline", params={"state": "MLI", "count": "true", "limit": 1}).json()
+        body = client.get(
+            "/v1/timeline", params={"state": "MLI", "count": "true", "limit": 1}
+        ).json()
         assert body["total"] == len([e for e in oracle.events() if "MLI" in oracle.codes(e)])
         assert len(body["items"]) == 1
 
@@ -287,15 +293,21 @@ class TestErrors:
     def test_tampered_cursor(self, client: TestClient) -> None:
         cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
         flipped = cursor[:10] + ("A" if cursor[10] != "A" else "B") + cursor[11:]
-        assert_problem(client.get("/v1/timeline", params={"limit": 1, "cursor": flipped}), 422, "cursor")
-        assert_problem(client.get("/v1/timeline", params={"limit": 1, "cursor": cursor[:-6]}), 422, "cursor")
+        assert_problem(
+            client.get("/v1/timeline", params={"limit": 1, "cursor": flipped}), 422, "cursor"
+        )
+        assert_problem(
+            client.get("/v1/timeline", params={"limit": 1, "cursor": cursor[:-6]}), 422, "cursor"
+        )
 
     def test_cursor_from_another_query(self, client: TestClient) -> None:
         cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
         response = client.get("/v1/timeline", params={"limit": 1, "state": "DZA", "cursor": cursor})
         body = assert_problem(response, 422, "cursor")
         assert "other filters" in body["detail"]
-        response = client.get("/v1/timeline", params={"limit": 1, "order": "desc", "cursor": cursor})
+        response = client.get(
+            "/v1/timeline", params={"limit": 1, "order": "desc", "cursor": cursor}
+        )
         assert_problem(response, 422, "cursor")
 
     def test_cursor_survives_a_different_page_size(self, client: TestClient) -> None:

@@ -150,6 +150,8 @@ class EventCreate(InputModel):
             raise ValueError("a source is listed twice")
         if len(set(self.tags)) != len(self.tags):
             raise ValueError("a tag is listed twice")
+        if len({(link.event, link.type) for link in self.links}) != len(self.links):
+            raise ValueError("a link is listed twice")
         if any(link.event == self.id for link in self.links):
             raise ValueError("an event cannot link to itself")
         return self

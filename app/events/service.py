@@ -2,13 +2,12 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db import utcnow
+from app.db import reconcile, utcnow
 from app.errors import Gone, InvalidParameter, NotFound
 from app.events.schemas import (
     ActorRef,
@@ -30,12 +29,11 @@ from app.models import (
     Organisation,
     Participant,
     Place,
-    PlaceAlias,
     Source,
     State,
     claim_source,
 )
-from app.schemas import fold
+from app.schemas import Outcome, fold
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -46,12 +44,6 @@ from app.vocabulary import (
     LocationPrecision,
     ParticipantRole,
 )
-
-
-class Outcome(StrEnum):
-    created = "created"
-    updated = "updated"
-    unchanged = "unchanged"
 
 
 class Refs:
@@ -244,11 +236,22 @@ def _apply(
     event.search_text = _search_text(data, place)
 
     event.participants = [_participant(p, i, data, refs) for i, p in enumerate(data.participants)]
-    event.tags = [EventTag(tag=tag, date=data.date) for tag in data.tags]
-    event.source_links = [
-        EventSource(source=source_service.upsert(session, s), position=i)
-        for i, s in enumerate(data.sources)
-    ]
+    event.tags = reconcile(
+        event.tags, list(data.tags), lambda t: t.tag, lambda tag: EventTag(tag=tag, date=data.date)
+    )
+    for tag in event.tags:
+        tag.date = data.date
+    sources = [source_service.upsert(session, s) for s in data.sources]
+    session.flush()
+    by_id = {s.id: s for s in sources}
+    event.source_links = reconcile(
+        event.source_links,
+        [s.id for s in sources],
+        lambda link: link.source_id,
+        lambda source_id: EventSource(source=by_id[source_id]),
+    )
+    for position, link in enumerate(event.source_links):
+        link.position = position
     event.claims = [_claim(session, c, i, refs) for i, c in enumerate(data.claims)]
     if with_links:
         set_links(event, data.links, refs)
@@ -292,13 +295,16 @@ def _claim(session: Session, c: ClaimIn, i: int, refs: Refs) -> Claim:
 
 
 def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
-    event.links = [
-        EventLink(
-            link_type=link.type.value,
-            to_event_id=refs.event(link.event, ["body", "links", i, "event"]),
-        )
+    wanted = [
+        (refs.event(link.event, ["body", "links", i, "event"]), link.type.value)
         for i, link in enumerate(links)
     ]
+    event.links = reconcile(
+        event.links,
+        wanted,
+        lambda link: (link.to_event_id, link.link_type),
+        lambda k: EventLink(to_event_id=k[0], link_type=k[1]),
+    )
 
 
 def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool = True) -> Outcome:
@@ -324,7 +330,12 @@ def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool 
     model = Incident if data.kind is EventKind.incident else DiplomaticAction
     # Empty collections up front: assigning to an unloaded lazy="raise" collection would raise.
     event = model(
-        public_id=data.id, search_text="", participants=[], tags=[], source_links=[], claims=[],
+        public_id=data.id,
+        search_text="",
+        participants=[],
+        tags=[],
+        source_links=[],
+        claims=[],
         links=[],
     )
     session.add(event)

@@ -56,6 +56,10 @@ class OrganisationCreate(InputModel):
         check_precision(self.dissolved_on, self.dissolved_precision, "dissolved_on")
         if self.founded_on and self.dissolved_on and self.dissolved_on < self.founded_on:
             raise ValueError("dissolved_on is before founded_on")
+        if len({n.name for n in self.names}) != len(self.names):
+            raise ValueError("a name is listed twice")
+        if len({s.url for s in self.sources}) != len(self.sources):
+            raise ValueError("a source is listed twice")
         return self
 
 
@@ -86,6 +90,8 @@ class MembershipCreate(InputModel):
             raise ValueError("end_on is required when end is 'dated' and forbidden otherwise")
         if self.end_on is not None and self.end_on < self.start_on:
             raise ValueError("end_on is before start_on")
+        if len({s.url for s in self.sources}) != len(self.sources):
+            raise ValueError("a source is listed twice")
         return self
 
 
@@ -141,7 +147,10 @@ class MemberAsOf(ReadModel):
     since_precision: DatePrecision
     until: dt.date | None = Field(description="Exclusive end of the membership, if dated.")
     end: MembershipEnd
-    suspended: bool = Field(description="True when a suspension period covers `as_of`.")
+    suspended: bool | None = Field(
+        description="True when a suspension covers `as_of`; null when a suspension began before"
+        " `as_of` and the sources do not say when it ended; false otherwise."
+    )
     suspension: MembershipRead | None
     sources: list[SourceRead]
 

@@ -4,17 +4,24 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import reconcile
 from app.errors import InvalidParameter, NotFound
 from app.models import Membership, Organisation, OrganisationAlias, OrganisationName, State
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
-from app.schemas import fold
+from app.schemas import Outcome, fold
 from app.sources import service as source_service
 from app.sources.schemas import SourceIn
 from app.vocabulary import MembershipEnd, MembershipStatus
 
 ORG_FIELDS = (
-    "name", "headquarters", "wikidata_qid", "description", "founded_on", "founded_precision",
-    "dissolved_on", "dissolved_precision",
+    "name",
+    "headquarters",
+    "wikidata_qid",
+    "description",
+    "founded_on",
+    "founded_precision",
+    "dissolved_on",
+    "dissolved_precision",
 )
 MEMBER_STATUSES = (MembershipStatus.founding_member.value, MembershipStatus.member.value)
 
@@ -29,8 +36,13 @@ def _sources_key(sources: list[SourceIn]) -> list[dict[str, Any]]:
 
 def _source_read(sources: Any) -> list[dict[str, Any]]:
     return [
-        {"url": s.url, "publisher": s.publisher, "title": s.title,
-         "published_on": s.published_on, "language": s.language}
+        {
+            "url": s.url,
+            "publisher": s.publisher,
+            "title": s.title,
+            "published_on": s.published_on,
+            "language": s.language,
+        }
         for s in sources
     ]
 
@@ -59,9 +71,13 @@ def _org_read(org: Organisation) -> dict[str, Any]:
         "dissolved_on": org.dissolved_on,
         "dissolved_precision": org.dissolved_precision,
         "names": [
-            {"name": n.name, "valid_from": n.valid_from,
-             "valid_from_precision": n.valid_from_precision, "valid_to": n.valid_to,
-             "valid_to_precision": n.valid_to_precision}
+            {
+                "name": n.name,
+                "valid_from": n.valid_from,
+                "valid_from_precision": n.valid_from_precision,
+                "valid_to": n.valid_to,
+                "valid_to_precision": n.valid_to_precision,
+            }
             for n in org.names
         ],
         "aliases": sorted(a.alias for a in org.aliases),
@@ -105,9 +121,7 @@ def _org_aliases(data: OrganisationCreate) -> list[str]:
     return sorted(names)
 
 
-def upsert_organisation(session: Session, data: OrganisationCreate) -> "Outcome":
-    from app.events.service import Outcome
-
+def upsert_organisation(session: Session, data: OrganisationCreate) -> Outcome:
     org = session.scalars(
         select(Organisation).where(Organisation.code == data.code).options(*_org_options())
     ).one_or_none()
@@ -122,11 +136,16 @@ def upsert_organisation(session: Session, data: OrganisationCreate) -> "Outcome"
             and org.kind == data.kind.value
             and sorted(a.alias for a in org.aliases) == aliases
             and [
-                {"name": n.name, "valid_from": n.valid_from,
-                 "valid_from_precision": n.valid_from_precision, "valid_to": n.valid_to,
-                 "valid_to_precision": n.valid_to_precision}
+                {
+                    "name": n.name,
+                    "valid_from": n.valid_from,
+                    "valid_from_precision": n.valid_from_precision,
+                    "valid_to": n.valid_to,
+                    "valid_to_precision": n.valid_to_precision,
+                }
                 for n in org.names
-            ] == [{k: _value(v) for k, v in n.items()} for n in names]
+            ]
+            == [{k: _value(v) for k, v in n.items()} for n in names]
             and _sources_key([source_service.as_input(s) for s in org.sources])
             == _sources_key(data.sources)
         )
@@ -140,11 +159,22 @@ def upsert_organisation(session: Session, data: OrganisationCreate) -> "Outcome"
     for field in ORG_FIELDS:
         setattr(org, field, _value(getattr(data, field)))
     org.kind = data.kind.value
-    org.names = [
-        OrganisationName(position=i, **{k: _value(v) for k, v in n.items()})
-        for i, n in enumerate(names)
-    ]
-    org.aliases = [OrganisationAlias(alias=a, folded=fold(a)) for a in aliases]
+    org.names = reconcile(
+        org.names,
+        [n["name"] for n in names],
+        lambda n: n.name,
+        lambda name: OrganisationName(name=name),
+    )
+    for position, (row, n) in enumerate(zip(org.names, names, strict=True)):
+        row.position = position
+        for k, v in n.items():
+            setattr(row, k, _value(v))
+    org.aliases = reconcile(
+        org.aliases,
+        aliases,
+        lambda a: a.alias,
+        lambda a: OrganisationAlias(alias=a, folded=fold(a)),
+    )
     org.sources = [source_service.upsert(session, s) for s in data.sources]
     session.flush()
     return outcome
@@ -201,13 +231,15 @@ def holds_on(day: dt.date) -> Any:
 
 def name_on(org: Organisation, day: dt.date) -> str:
     for n in org.names:
-        if (n.valid_from is None or n.valid_from <= day) and (n.valid_to is None or day < n.valid_to):
+        if (n.valid_from is None or n.valid_from <= day) and (
+            n.valid_to is None or day < n.valid_to
+        ):
             return n.name
     return org.name
 
 
 def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]:
-    """Who belonged to the organisation on `as_of`, who was suspended, and what the data cannot say."""
+    """Who belonged on `as_of`, who was suspended, and what the data cannot say."""
     org = _get(session, code)
     periods = session.scalars(
         select(Membership)
@@ -221,28 +253,38 @@ def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]
             return True
         return m.end_kind == MembershipEnd.dated.value and m.end_on is not None and as_of < m.end_on
 
-    suspensions = {
-        m.state_id: m for m in periods if m.status == MembershipStatus.suspended.value and covers(m)
-    }
+    suspensions: dict[int, Membership] = {}
+    for m in periods:
+        if m.status != MembershipStatus.suspended.value:
+            continue
+        if covers(m) or (
+            m.end_kind == MembershipEnd.unknown.value and m.state_id not in suspensions
+        ):
+            suspensions[m.state_id] = m
     members = []
     for m in periods:
         if m.status in MEMBER_STATUSES and covers(m):
             suspension = suspensions.get(m.state_id)
-            members.append({
-                "state": m.state.code,
-                "state_name": m.state.name,
-                "status": m.status,
-                "since": m.start_on,
-                "since_precision": m.start_precision,
-                "until": m.end_on,
-                "end": m.end_kind,
-                "suspended": suspension is not None,
-                "suspension": _membership_read(suspension) if suspension else None,
-                "sources": _source_read(m.sources),
-            })
-    uncertain = [
-        _membership_read(m) for m in periods if m.end_kind == MembershipEnd.unknown.value
-    ]
+            suspended = (
+                None
+                if suspension is not None and not covers(suspension)
+                else (suspension is not None)
+            )
+            members.append(
+                {
+                    "state": m.state.code,
+                    "state_name": m.state.name,
+                    "status": m.status,
+                    "since": m.start_on,
+                    "since_precision": m.start_precision,
+                    "until": m.end_on,
+                    "end": m.end_kind,
+                    "suspended": suspended,
+                    "suspension": _membership_read(suspension) if suspension else None,
+                    "sources": _source_read(m.sources),
+                }
+            )
+    uncertain = [_membership_read(m) for m in periods if m.end_kind == MembershipEnd.unknown.value]
     return {
         "organisation": org.code,
         "name_as_of": name_on(org, as_of),
@@ -252,12 +294,12 @@ def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]
     }
 
 
-def upsert_membership(session: Session, data: MembershipCreate, index: int = 0) -> "Outcome":
-    from app.events.service import Outcome
-
+def upsert_membership(session: Session, data: MembershipCreate, index: int = 0) -> Outcome:
     org_id = session.scalar(select(Organisation.id).where(Organisation.code == data.organisation))
     if org_id is None:
-        raise InvalidParameter(["body", "organisation"], f"unknown organisation {data.organisation!r}")
+        raise InvalidParameter(
+            ["body", "organisation"], f"unknown organisation {data.organisation!r}"
+        )
     state_id = session.scalar(select(State.id).where(State.code == data.state))
     if state_id is None:
         raise InvalidParameter(["body", "state"], f"unknown state {data.state!r}")
@@ -286,8 +328,11 @@ def upsert_membership(session: Session, data: MembershipCreate, index: int = 0) 
         outcome = Outcome.updated
     else:
         m = Membership(
-            organisation_id=org_id, state_id=state_id, status=data.status.value,
-            start_on=data.start_on, sources=[],
+            organisation_id=org_id,
+            state_id=state_id,
+            status=data.status.value,
+            start_on=data.start_on,
+            sources=[],
         )
         session.add(m)
         outcome = Outcome.created

@@ -3,11 +3,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import reconcile
 from app.errors import InvalidParameter, NotFound
-from app.events.service import Outcome
 from app.models import Place, PlaceAlias, State
 from app.places.schemas import PlaceCreate
-from app.schemas import fold
+from app.schemas import Outcome, fold
 
 
 def _read(place: Place) -> dict[str, Any]:
@@ -27,11 +27,15 @@ def _options() -> list[Any]:
 
 
 def list_places(session: Session) -> list[dict[str, Any]]:
-    return [_read(p) for p in session.scalars(select(Place).options(*_options()).order_by(Place.code))]
+    return [
+        _read(p) for p in session.scalars(select(Place).options(*_options()).order_by(Place.code))
+    ]
 
 
 def get_place(session: Session, code: str) -> dict[str, Any]:
-    place = session.scalars(select(Place).where(Place.code == code).options(*_options())).one_or_none()
+    place = session.scalars(
+        select(Place).where(Place.code == code).options(*_options())
+    ).one_or_none()
     if place is None:
         raise NotFound(f"No place with code {code!r}; see GET /v1/places.")
     return _read(place)
@@ -48,11 +52,12 @@ def upsert(session: Session, data: PlaceCreate) -> Outcome:
         select(Place).where(Place.code == data.code).options(*_options())
     ).one_or_none()
     if place is not None:
-        if (
-            (place.name, place.state_id, place.lat, place.lon)
-            == (data.name, state_id, data.lat, data.lon)
-            and sorted(a.alias for a in place.aliases) == aliases
-        ):
+        if (place.name, place.state_id, place.lat, place.lon) == (
+            data.name,
+            state_id,
+            data.lat,
+            data.lon,
+        ) and sorted(a.alias for a in place.aliases) == aliases:
             return Outcome.unchanged
         outcome = Outcome.updated
     else:
@@ -64,6 +69,8 @@ def upsert(session: Session, data: PlaceCreate) -> Outcome:
     place.lat = data.lat
     place.lon = data.lon
     if sorted(a.alias for a in place.aliases) != aliases:
-        place.aliases = [PlaceAlias(alias=a, folded=fold(a)) for a in aliases]
+        place.aliases = reconcile(
+            place.aliases, aliases, lambda a: a.alias, lambda a: PlaceAlias(alias=a, folded=fold(a))
+        )
     session.flush()
     return outcome

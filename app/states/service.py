@@ -3,15 +3,21 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import reconcile
 from app.errors import NotFound
-from app.events.service import Outcome
 from app.models import State, StateAlias
 from app.organisations import service as organisation_service
-from app.schemas import fold
+from app.schemas import Outcome, fold
 from app.states.schemas import StateCreate
 
 FIELDS = (
-    "alpha2", "numeric", "name", "official_name", "capital", "capital_lat", "capital_lon",
+    "alpha2",
+    "numeric",
+    "name",
+    "official_name",
+    "capital",
+    "capital_lat",
+    "capital_lon",
     "wikidata_qid",
 )
 
@@ -60,7 +66,10 @@ def get_state(session: Session, code: str) -> dict[str, Any]:
     ).one_or_none()
     if state is None:
         raise NotFound(f"No state with code {code!r}; codes are ISO 3166-1 alpha-3, like MLI.")
-    return {**_read(state), "memberships": organisation_service.memberships_of_state(session, state.id)}
+    return {
+        **_read(state),
+        "memberships": organisation_service.memberships_of_state(session, state.id),
+    }
 
 
 def _folded_aliases(data: StateCreate) -> list[str]:
@@ -86,6 +95,11 @@ def upsert(session: Session, data: StateCreate) -> Outcome:
     for field in FIELDS:
         setattr(state, field, getattr(data, field))
     if sorted(a.alias for a in state.aliases) != sorted(aliases):
-        state.aliases = [StateAlias(alias=a, folded=fold(a)) for a in sorted(aliases)]
+        state.aliases = reconcile(
+            state.aliases,
+            sorted(aliases),
+            lambda a: a.alias,
+            lambda a: StateAlias(alias=a, folded=fold(a)),
+        )
     session.flush()
     return outcome

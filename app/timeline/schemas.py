@@ -60,14 +60,18 @@ class TimelineQuery(InputModel):
         description="With `organisation`: also events of states that were members of it on each"
         " event's date.",
     )
-    kind: list[EventKind] = Field(default_factory=list, description="`diplomatic_action` or `incident`.")
+    kind: list[EventKind] = Field(
+        default_factory=list, description="`diplomatic_action` or `incident`."
+    )
     category: list[str] = Field(
         default_factory=list,
         description="Category slug from `GET /v1/categories`.",
         examples=[["ambassador_recall"]],
     )
     tag: list[Annotated[str, StringConstraints(max_length=60)]] = Field(
-        default_factory=list, examples=[["april-2025-crisis"]]
+        default_factory=list,
+        description="Tag the event carries (repeat for any of several).",
+        examples=[["april-2025-crisis"]],
     )
     q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         default=None,

@@ -68,7 +68,9 @@ def decode_cursor(secret: str, query: TimelineQuery, cursor: str) -> tuple[dt.da
 def _lookup(session: Session, model: Any, codes: list[str], what: str, param: str) -> list[int]:
     if not codes:
         return []
-    found = dict(session.execute(select(model.code, model.id).where(model.code.in_(codes))).tuples().all())
+    found = dict(
+        session.execute(select(model.code, model.id).where(model.code.in_(codes))).tuples().all()
+    )
     for code in codes:
         if code not in found:
             raise InvalidParameter(["query", param], f"unknown {what} code {code!r}")
@@ -79,11 +81,15 @@ def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int
     """Split codes into state and organisation ids; a code may name either."""
     if not codes:
         return [], []
-    states = dict(session.execute(select(State.code, State.id).where(State.code.in_(codes))).tuples().all())
+    states = dict(
+        session.execute(select(State.code, State.id).where(State.code.in_(codes))).tuples().all()
+    )
     orgs = dict(
         session.execute(
             select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
-        ).tuples().all()
+        )
+        .tuples()
+        .all()
     )
     for code in codes:
         if code not in states and code not in orgs:
@@ -151,9 +157,13 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
                 Event.id.in_(select(Participant.event_id).where(Participant.state_id == state_id))
             )
     if query.actor:
-        stmt = stmt.where(_with_role(*_actor_ids(session, query.actor, "actor"), ParticipantRole.initiator))
+        stmt = stmt.where(
+            _with_role(*_actor_ids(session, query.actor, "actor"), ParticipantRole.initiator)
+        )
     if query.target:
-        stmt = stmt.where(_with_role(*_actor_ids(session, query.target, "target"), ParticipantRole.target))
+        stmt = stmt.where(
+            _with_role(*_actor_ids(session, query.target, "target"), ParticipantRole.target)
+        )
     if query.organisation:
         org_ids = _lookup(session, Organisation, query.organisation, "organisation", "organisation")
         conditions = [
@@ -171,7 +181,9 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
     if query.category:
         stmt = stmt.where(Event.category.in_(query.category))
     if query.tag:
-        stmt = stmt.where(Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag))))
+        stmt = stmt.where(
+            Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag)))
+        )
     if query.q:
         terms = fold(query.q).split()
         if not terms:

@@ -1,0 +1,54 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: help install migrate seed run test lint format typecheck check clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# Re-installs whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required; set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+migrate: install ## apply database migrations (DATABASE_URL, default var/timeline.db)
+	mkdir -p var
+	$(BIN)/alembic upgrade head
+
+seed: migrate ## load seed/ into the database (idempotent)
+	$(BIN)/python -m app.seed
+
+run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:8000)
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+
+test: install ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
+	$(BIN)/pytest
+
+lint: install ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install ## mypy --strict on app/
+	$(BIN)/mypy
+
+check: lint typecheck test ## everything CI runs on SQLite
+
+clean: ## remove the virtualenv, the local database and caches
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
