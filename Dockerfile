@@ -1,0 +1,37 @@
+# Production image: slim, non-root, migrates on start, then serves with uvicorn.
+# Build: docker build -t diplomatic-timeline .
+# Run:   docker run -p 8000:8000 -e DATABASE_URL=postgresql://user:pass@db:5432/timeline diplomatic-timeline
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY app ./app
+# Only the dependencies stay installed: the code runs from /srv/app, next to alembic.ini,
+# migrations/ and seed/, which the service finds relative to its own package.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --upgrade pip \
+ && /opt/venv/bin/pip install . \
+ && /opt/venv/bin/pip uninstall -y diplomatic-timeline
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    WEB_CONCURRENCY=2 \
+    SEED_ON_START=false
+RUN groupadd --system app && useradd --system --gid app --home-dir /srv/app --create-home app
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /srv/app
+COPY --chown=app:app alembic.ini ./
+COPY --chown=app:app migrations ./migrations
+COPY --chown=app:app seed ./seed
+COPY --chown=app:app app ./app
+USER app
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+  CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/readyz', timeout=2)" || exit 1
+# DATABASE_URL comes from the environment; without it the image uses a SQLite file in /srv/app/var.
+# One worker per core (WEB_CONCURRENCY); set SEED_ON_START=true to load seed/ after migrating.
+CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --forwarded-allow-ips='*'"]
