@@ -2,11 +2,14 @@
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_BASE = "https://diplomatic-timeline.example/problems/"
@@ -19,6 +22,7 @@ class AppError(Exception):
     status = 400
     slug = "bad-request"
     title = "Bad request"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -36,6 +40,26 @@ class Gone(AppError):
     status = 410
     slug = "gone"
     title = "Gone"
+
+
+class Conflict(AppError):
+    status = 409
+    slug = "conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(AppError):
+    """The `If-Match` ETag is stale: someone changed the resource since it was read."""
+
+    status = 412
+    slug = "precondition-failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(AppError):
+    status = 428
+    slug = "precondition-required"
+    title = "Precondition required"
 
 
 class InvalidParameter(AppError):
@@ -73,7 +97,9 @@ def problem(
     )
 
 
-def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+def _validation_errors(
+    exc: RequestValidationError | ValidationError, prefix: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         msg = str(err.get("msg", "invalid"))
@@ -102,7 +128,9 @@ _STATUS_SLUGS = {
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
-        return problem(request, exc.status, exc.slug, exc.title, exc.detail, exc.errors)
+        return problem(
+            request, exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -111,6 +139,33 @@ def install_problem_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
         )
         return problem(request, 422, "validation-error", "Invalid request", detail, errors)
+
+    @app.exception_handler(ValidationError)
+    async def _patched(request: Request, exc: ValidationError) -> JSONResponse:
+        # Raised when a service validates a merged PATCH document: the fields are body fields.
+        errors = _validation_errors(exc, ("body",))
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
+        return problem(request, 422, "validation-error", "Invalid request", detail, errors)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return problem(
+            request,
+            412,
+            PreconditionFailed.slug,
+            PreconditionFailed.title,
+            "Another write changed this resource first; fetch it again and retry with its ETag.",
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Reached when a concurrent request won a race the service's own checks could not see
+        # (same new id, same Idempotency-Key); the constraint name says which.
+        constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+        detail = "This request conflicts with another write that happened at the same time."
+        if constraint:
+            detail += f" (constraint {constraint})"
+        return problem(request, 409, Conflict.slug, Conflict.title, detail)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

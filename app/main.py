@@ -4,14 +4,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from app.auth.router import router as keys_router
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.organisations.router import memberships as memberships_router
 from app.organisations.router import router as organisations_router
 from app.places.router import router as places_router
+from app.revisions.router import router as changes_router
+from app.sources.router import router as sources_router
 from app.states.router import router as states_router
 from app.timeline.router import router as timeline_router
 
@@ -38,7 +42,13 @@ TAGS = [
         "description": "States, alliances and who belonged to what, when.",
     },
     {"name": "Places", "description": "Named places and every spelling of their names."},
+    {"name": "Sources", "description": "The published texts every event cites."},
     {"name": "Vocabulary", "description": "Event categories and CAMEO codes."},
+    {
+        "name": "Revisions and changes",
+        "description": "Who changed what and when, and a feed to mirror the dataset exactly.",
+    },
+    {"name": "API keys", "description": "Keys for writes (admin scope)."},
     {"name": "Health", "description": "Liveness and readiness probes."},
 ]
 
@@ -67,9 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"],
         allow_headers=["*"],
-        expose_headers=["Link"],
+        expose_headers=["Link", "ETag", "Location"],
         max_age=600,
     )
     install_problem_handlers(app)
@@ -78,7 +88,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         events_router,
         states_router,
         organisations_router,
+        memberships_router,
+        sources_router,
         places_router,
+        changes_router,
+        keys_router,
         categories_router,
         health_router,
     ):

@@ -3,8 +3,10 @@ the whole metadata anyway."""
 
 import datetime as dt
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Column,
     Date,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -71,6 +74,10 @@ class State(Timestamps, Base):
     capital_lat: Mapped[float | None] = mapped_column(Float)
     capital_lon: Mapped[float | None] = mapped_column(Float)
     wikidata_qid: Mapped[str | None] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     aliases: Mapped[list["StateAlias"]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="StateAlias.alias"
@@ -123,6 +130,10 @@ class Organisation(Timestamps, Base):
     founded_precision: Mapped[str | None] = mapped_column(String(5))
     dissolved_on: Mapped[dt.date | None] = mapped_column(Date)
     dissolved_precision: Mapped[str | None] = mapped_column(String(5))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     names: Mapped[list["OrganisationName"]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="OrganisationName.position"
@@ -177,6 +188,10 @@ class Source(Timestamps, Base):
     title: Mapped[str | None] = mapped_column(String(500))
     published_on: Mapped[dt.date | None] = mapped_column(Date)
     language: Mapped[str | None] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
 
 membership_source = Table(
@@ -218,6 +233,10 @@ class Membership(Timestamps, Base):
     end_precision: Mapped[str | None] = mapped_column(String(5))
     end_kind: Mapped[str] = mapped_column(String(10))
     note: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
 
     organisation: Mapped[Organisation] = relationship(lazy="raise")
     state: Mapped[State] = relationship(lazy="raise")
@@ -278,8 +297,6 @@ class Event(Timestamps, Base):
         Index("ix_event_category_timeline", "category", "date", "public_id"),
         Index("ix_event_kind_timeline", "kind", "date", "public_id"),
     )
-    # SQLAlchemy reads the mapper arguments as a plain class attribute.
-    __mapper_args__ = {"polymorphic_on": "kind"}  # noqa: RUF012
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(120), unique=True)
@@ -312,6 +329,12 @@ class Event(Timestamps, Base):
     # Folded title, summary, place names and aliases, claims: what `q` searches.
     search_text: Mapped[str] = mapped_column(Text, default="")
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Bumped by every write; the ETag. SQLAlchemy adds `WHERE version = :seen` to each UPDATE,
+    # so of two writers holding the same ETag exactly one succeeds.
+    version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+    # SQLAlchemy reads the mapper arguments as a plain class attribute.
+    __mapper_args__ = {"polymorphic_on": "kind", "version_id_col": version}  # noqa: RUF012
 
     participants: Mapped[list["Participant"]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="Participant.position"
@@ -464,3 +487,63 @@ class EventLink(Base):
     link_type: Mapped[str] = mapped_column(String(20))
 
     to_event: Mapped[Event] = relationship(foreign_keys=[to_event_id], lazy="raise")
+
+
+class ApiKey(Base):
+    """An API key. Only a hash of the token is kept; the token is shown once, at creation."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    # First characters of the token, shown in listings so a key can be recognised.
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Revision(Base):
+    """One create, update or delete of one resource, written in the transaction of the change.
+
+    `id` orders the change feed. Writers take a database-wide lock before inserting a revision
+    (see app/revisions/service.py), so ids are allocated in commit order and a feed reader that
+    has seen id N can never later find a smaller id appear.
+    """
+
+    __tablename__ = "revision"
+    __table_args__ = (
+        CheckConstraint("operation IN ('create', 'update', 'delete')", name="operation"),
+        Index("ix_revision_resource", "resource", "resource_key", "id"),
+        Index("ix_revision_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource: Mapped[str] = mapped_column(String(20))
+    resource_key: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(10))
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    before: Mapped[Any | None] = mapped_column(JSON)
+    after: Mapped[Any | None] = mapped_column(JSON)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST sent with an `Idempotency-Key`, replayed on retries."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_key.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[Any] = mapped_column(JSON)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

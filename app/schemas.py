@@ -54,6 +54,20 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", stripped.casefold()).strip()
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7396 JSON merge patch: objects merge key by key, `null` removes a key,
+    anything else (arrays included) replaces the value."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
 def check_precision(value: dt.date | None, precision: DatePrecision | None, field: str) -> None:
     """A month-precision date is stored as the 1st of its month, a year as 1 January."""
     if value is None:
@@ -118,8 +132,13 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problems a route can answer with."""
     descriptions = {
         400: "Bad request",
+        401: "No API key, or an unknown or revoked one",
+        403: "The API key lacks the scope this operation needs",
         404: "Not found",
-        410: "Gone",
+        409: "Conflicts with the current state (an id in use, a resource still referenced)",
+        410: "Gone: the resource was deleted",
+        412: "The If-Match ETag is stale: the resource changed since you read it",
+        428: "If-Match is required",
         422: "A parameter or the body is invalid; `errors` says which and why.",
         503: "Not ready",
     }

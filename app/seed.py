@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT, get_settings
@@ -23,6 +24,7 @@ from app.errors import InvalidParameter
 from app.events import service as event_service
 from app.events.schemas import EventCreate
 from app.events.service import Refs
+from app.models import Event
 from app.organisations import service as organisation_service
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.places import service as place_service
@@ -33,6 +35,7 @@ from app.states import service as state_service
 from app.states.schemas import StateCreate
 
 DEFAULT_DIR = PROJECT_ROOT / "seed"
+SEED_ACTOR = "seed"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -201,19 +204,30 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
             if n % 25 == 0 or n == len(group):
                 progress(f"{kind}: {n}/{len(group)}")
 
-    run("states", states, lambda d: state_service.upsert(session, d))
+    run("states", states, lambda d: state_service.upsert(session, d, SEED_ACTOR))
     run(
         "organisations",
         organisations,
-        lambda d: organisation_service.upsert_organisation(session, d),
+        lambda d: organisation_service.upsert_organisation(session, d, SEED_ACTOR),
     )
     run("places", places, lambda d: place_service.upsert(session, d))
-    run("memberships", memberships, lambda d: organisation_service.upsert_membership(session, d))
+    run(
+        "memberships",
+        memberships,
+        lambda d: organisation_service.upsert_membership(session, d, SEED_ACTOR),
+    )
 
     # Links may point forwards in the load order, so every event exists before any is linked.
+    befores: dict[str, dict[str, Any]] = {}
+
     def upsert_event(data: EventCreate) -> Outcome:
-        outcome = event_service.upsert(session, data, refs, with_links=False)
+        before: dict[str, Any] = {}
+        outcome = event_service.upsert(
+            session, data, refs, SEED_ACTOR, with_links=False, record=False, before_out=before
+        )
         report.event_outcomes[f"id={data.id}"] = outcome
+        if before:
+            befores[data.id] = before
         return outcome
 
     run("events", events, upsert_event)
@@ -232,6 +246,14 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
             report.counts[Outcome.updated.value] += 1
             report.event_outcomes[item.key] = Outcome.updated
     progress(f"links: {len(events)}/{len(events)}")
+    # Revisions are recorded once each event is complete, links included.
+    for item in events:
+        outcome = report.event_outcomes[item.key]
+        if outcome is not Outcome.unchanged:
+            event = session.scalars(select(Event).where(Event.public_id == item.data.id)).one()
+            event_service.record_change(
+                session, event, outcome, befores.get(item.data.id), SEED_ACTOR
+            )
     return report
 
 

@@ -39,6 +39,11 @@ def run_migrations_online() -> None:
         return
     engine = create_db_engine(_url())
     with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            # Batch mode rebuilds a table by dropping it; with foreign keys on, that drop would
+            # cascade-delete every row that references it. The pragma only takes effect outside
+            # a transaction, hence the raw DBAPI connection before SQLAlchemy begins one.
+            conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
         _run(conn)
     engine.dispose()
 

@@ -1,7 +1,9 @@
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import func, inspect, select
 
-from app.db import Base, create_db_engine
+from app.config import PROJECT_ROOT
+from app.db import Base, create_db_engine, create_session_factory
+from app.seed import load
 from tests.conftest import ThrowawayDatabases, alembic_config
 
 
@@ -24,6 +26,33 @@ def test_upgrade_check_downgrade_upgrade(databases: ThrowawayDatabases) -> None:
     assert table_names(url) == set()
     command.upgrade(config, "head")
     assert table_names(url) == set(Base.metadata.tables)
+
+
+def test_downgrade_keeps_the_data(databases: ThrowawayDatabases) -> None:
+    """Stepping back one migration and forward again loses no row (SQLite rebuilds tables)."""
+    url = databases.new()
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    engine = create_db_engine(url)
+    with create_session_factory(engine)() as session:
+        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
+        session.commit()
+
+    def rows() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                name: conn.execute(select(func.count()).select_from(table)).scalar_one()
+                for name, table in Base.metadata.tables.items()
+                if name in {"event", "event_participant", "claim", "membership", "state_alias"}
+            }
+
+    before = rows()
+    assert before["event_participant"] > 0
+    command.downgrade(config, "-1")
+    assert rows() == before
+    command.upgrade(config, "head")
+    assert rows() == before
+    engine.dispose()
 
 
 def test_every_constraint_is_named(databases: ThrowawayDatabases) -> None:

@@ -117,7 +117,7 @@ class TestLoad:
         assert report.counts["updated"] == 1
         from app.events.service import get_detail
 
-        detail = get_detail(session, event_id)
+        detail, _version = get_detail(session, event_id)
         assert detail["tags"] == sorted([*event["tags"][1:], "edited-tag"])
         assert [s["url"] for s in detail["sources"]] == [
             s["url"] for s in reversed(event["sources"])

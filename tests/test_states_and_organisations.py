@@ -139,6 +139,7 @@ class TestMembershipRules:
                     "sources": [source],
                 }
             ),
+            "test",
         )
         on = {
             m["state"]: m["suspended"]

@@ -1,14 +1,39 @@
-from typing import Annotated
+import datetime as dt
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.events import service
-from app.events.schemas import EventDetail
+from app.events.schemas import EventCreate, EventDetail
 from app.json import JSONBytes
+from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/events", tags=["Timeline"])
+
+EventId = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        max_length=120,
+        description="The event's stable id.",
+        examples=["2025-04-01-algeria-shoots-down-malian-drone"],
+    ),
+]
+Patch = Annotated[
+    dict[str, Any],
+    Body(
+        media_type=MERGE_PATCH,
+        description="A JSON merge patch (RFC 7396) of the fields to change, in the shape of the"
+        " POST body: `null` removes a field, arrays are replaced whole.",
+        examples=[{"title": "Algeria shoots down a Malian drone near Tinzaouaten"}],
+    ),
+]
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 
 
 @router.get(
@@ -18,17 +43,73 @@ router = APIRouter(prefix="/v1/events", tags=["Timeline"])
     responses=problem_responses(404, 410, 422),
 )
 def get_event(
-    id: Annotated[
-        str,
-        Path(
-            pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
-            max_length=120,
-            description="The event's stable id.",
-            examples=["2025-04-01-algeria-shoots-down-malian-drone"],
-        ),
-    ],
+    id: EventId,
     session: SessionDep,
-) -> JSONBytes:
+    as_known_at: Annotated[
+        dt.datetime | None,
+        Query(
+            description="Serve the event exactly as the API served it at this instant, from its"
+            " revision history, so a citation can be reproduced.",
+            examples=["2025-04-07T12:00:00Z"],
+        ),
+    ] = None,
+) -> Response:
     """One event with its participants, location, claims, sources, and its links to other events in
-    both directions (what it answered, and what answered it)."""
-    return JSONBytes(service.get_detail(session, id))
+    both directions (what it answered, and what answered it). The `ETag` header is its version."""
+    if as_known_at is not None:
+        return JSONBytes(service.get_as_known_at(session, id, _aware(as_known_at)))
+    doc, version = service.get_detail(session, id)
+    return respond(doc, version=version)
+
+
+def _aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
+@router.post(
+    "",
+    response_model=EventDetail,
+    status_code=201,
+    response_class=JSONBytes,
+    responses=problem_responses(401, 403, 409, 422),
+)
+def create_event(
+    data: EventCreate,
+    request: Request,
+    session: SessionDep,
+    who: EditorCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Add an event with its participants, sources, claims and links. Needs the `editor` scope."""
+
+    def create() -> JSONBytes:
+        doc, version = service.create(session, data, who.name)
+        return respond(doc, version=version, status=201, location=doc["url"])
+
+    return idempotent(request, who, idempotency_key, data, session, create)
+
+
+@router.patch("/{id}", response_model=EventDetail, response_class=JSONBytes, responses=WRITE_ERRORS)
+def update_event(
+    id: EventId, patch: Patch, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
+) -> Response:
+    """Change some fields of an event. Send `If-Match` with the ETag you read: if someone changed
+    the event since, the answer is 412 and nothing is written."""
+    doc, version = service.update(session, id, patch, expected_version(if_match), who.name)
+    return respond(doc, version=version)
+
+
+@router.delete("/{id}", status_code=204, responses=WRITE_ERRORS)
+def delete_event(
+    id: EventId, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
+) -> Response:
+    """Delete an event: it leaves the timeline and answers 410, but stays in its revisions and in
+    the change feed."""
+    service.delete(session, id, expected_version(if_match), who.name)
+    return Response(status_code=204)
+
+
+@router.get("/{id}/revisions", response_model=RevisionList, responses=problem_responses(404, 422))
+def event_revisions(id: EventId, session: SessionDep) -> Any:
+    """Every change to this event: who made it, when, and the event before and after."""
+    return JSONBytes({"items": service.revisions(session, id)})

@@ -1,5 +1,6 @@
 """Events: writes by natural key and the assembly of event documents for reads."""
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -8,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import reconcile, utcnow
-from app.errors import Gone, InvalidParameter, NotFound
+from app.errors import Conflict, Gone, InvalidParameter, NotFound, PreconditionFailed
 from app.events.schemas import (
     ActorRef,
     CasualtiesIn,
@@ -33,7 +34,8 @@ from app.models import (
     State,
     claim_source,
 )
-from app.schemas import Outcome, fold
+from app.revisions import service as revision_service
+from app.schemas import Outcome, fold, merge_patch
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -199,7 +201,7 @@ def _search_text(data: EventCreate, place: Place | None) -> str:
 
 
 def _apply(
-    session: Session, event: Event, data: EventCreate, refs: Refs, *, with_links: bool
+    session: Session, event: Event, data: EventCreate, refs: Refs, actor: str, *, with_links: bool
 ) -> None:
     event.kind = data.kind.value
     event.category = data.category
@@ -241,7 +243,7 @@ def _apply(
     )
     for tag in event.tags:
         tag.date = data.date
-    sources = [source_service.upsert(session, s) for s in data.sources]
+    sources = [source_service.upsert(session, s, actor) for s in data.sources]
     session.flush()
     by_id = {s.id: s for s in sources}
     event.source_links = reconcile(
@@ -252,7 +254,7 @@ def _apply(
     )
     for position, link in enumerate(event.source_links):
         link.position = position
-    event.claims = [_claim(session, c, i, refs) for i, c in enumerate(data.claims)]
+    event.claims = [_claim(session, c, i, refs, actor) for i, c in enumerate(data.claims)]
     if with_links:
         set_links(event, data.links, refs)
     event.updated_at = utcnow()
@@ -272,7 +274,7 @@ def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Par
     )
 
 
-def _claim(session: Session, c: ClaimIn, i: int, refs: Refs) -> Claim:
+def _claim(session: Session, c: ClaimIn, i: int, refs: Refs, actor: str) -> Claim:
     loc: list[str | int] = ["body", "claims", i, "claimant"]
     return Claim(
         position=i,
@@ -290,7 +292,7 @@ def _claim(session: Session, c: ClaimIn, i: int, refs: Refs) -> Claim:
         value=c.value,
         unit=c.unit,
         made_on=c.made_on,
-        sources=[source_service.upsert(session, c.source)],
+        sources=[source_service.upsert(session, c.source, actor)],
     )
 
 
@@ -307,11 +309,22 @@ def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
     )
 
 
-def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool = True) -> Outcome:
+def upsert(
+    session: Session,
+    data: EventCreate,
+    refs: Refs,
+    actor: str,
+    *,
+    with_links: bool = True,
+    record: bool = True,
+    before_out: dict[str, Any] | None = None,
+) -> Outcome:
     """Create the event or bring it in line with `data`; touch nothing when it already matches.
 
-    `with_links=False` lets a bulk loader write every event before linking them, since links
-    may point forwards in the load order.
+    A change is recorded as a revision by `actor`. `with_links=False, record=False` lets a bulk
+    loader write every event before linking them, since links may point forwards in the load
+    order; it records the revisions itself once the links are set, and gets each updated
+    event's prior representation through `before_out`.
     """
     existing = session.scalars(
         select(Event).where(Event.public_id == data.id).options(*_load_options())
@@ -321,11 +334,16 @@ def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool 
             data, with_links=with_links
         ):
             return Outcome.unchanged
+        before = representation(session, existing.id)
+        if before_out is not None:
+            before_out.update(before)
         if existing.kind != data.kind.value:
             # Single-table inheritance: the row stays, its class changes with the discriminator.
             existing.kind = data.kind.value
-        _apply(session, existing, data, refs, with_links=with_links)
+        _apply(session, existing, data, refs, actor, with_links=with_links)
         session.flush()
+        if record:
+            record_change(session, existing, Outcome.updated, before, actor)
         return Outcome.updated
     model = Incident if data.kind is EventKind.incident else DiplomaticAction
     # Empty collections up front: assigning to an unloaded lazy="raise" collection would raise.
@@ -339,9 +357,11 @@ def upsert(session: Session, data: EventCreate, refs: Refs, *, with_links: bool 
         links=[],
     )
     session.add(event)
-    _apply(session, event, data, refs, with_links=with_links)
+    _apply(session, event, data, refs, actor, with_links=with_links)
     session.flush()
     refs._events[data.id] = event.id
+    if record:
+        record_change(session, event, Outcome.created, None, actor)
     return Outcome.created
 
 
@@ -603,29 +623,159 @@ def _linked(rows: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
-def get_detail(session: Session, public_id: str) -> dict[str, Any]:
-    """One event with its links in both directions."""
+def _outgoing(session: Session, event_id: int) -> list[dict[str, Any]]:
+    link = EventLink.__table__.c
+    other = Event.__table__.c
+    # Links to a since-deleted event stay listed: the link was made, and the target answers 410.
+    return _linked(
+        session.execute(
+            select(link.link_type, other.public_id, other.date, other.title)
+            .join(Event, other.id == link.to_event_id)
+            .where(link.from_event_id == event_id)
+            .order_by(other.date, other.public_id, link.link_type)
+        )
+    )
+
+
+def representation(session: Session, event_id: int) -> dict[str, Any]:
+    """What revisions and the change feed record: the document plus its outgoing links."""
+    doc = documents(session, [event_id])[0]
+    doc["links"] = {"outgoing": _outgoing(session, event_id)}
+    return doc
+
+
+def _row(session: Session, public_id: str) -> Any:
     row = session.execute(
-        select(Event.id, Event.deleted_at).where(Event.public_id == public_id)
+        select(Event.id, Event.deleted_at, Event.version).where(Event.public_id == public_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"No event with id {public_id!r}.")
     if row.deleted_at is not None:
         raise Gone(f"Event {public_id!r} was deleted on {row.deleted_at.isoformat()}.")
-    doc = documents(session, [row.id])[0]
+    return row
+
+
+def get_detail(session: Session, public_id: str) -> tuple[dict[str, Any], int]:
+    """One event with its links in both directions, and its version (the ETag)."""
+    row = _row(session, public_id)
+    doc = representation(session, row.id)
     link = EventLink.__table__.c
     other = Event.__table__.c
-    outgoing = session.execute(
-        select(link.link_type, other.public_id, other.date, other.title)
-        .join(Event, other.id == link.to_event_id)
-        .where(link.from_event_id == row.id, other.deleted_at.is_(None))
-        .order_by(other.date, other.public_id)
-    ).all()
     incoming = session.execute(
         select(link.link_type, other.public_id, other.date, other.title)
         .join(Event, other.id == link.from_event_id)
         .where(link.to_event_id == row.id, other.deleted_at.is_(None))
-        .order_by(other.date, other.public_id)
+        .order_by(other.date, other.public_id, link.link_type)
     ).all()
-    doc["links"] = {"outgoing": _linked(outgoing), "incoming": _linked(incoming)}
+    doc["links"]["incoming"] = _linked(incoming)
+    return doc, row.version
+
+
+def get_as_known_at(session: Session, public_id: str, at: dt.datetime) -> dict[str, Any]:
+    """The event exactly as the API served it at `at`, from its revisions."""
+    revision = revision_service.known_at(session, "event", public_id, at)
+    if revision is None:
+        raise NotFound(f"Event {public_id!r} did not exist at {at.isoformat()}.")
+    if revision.after is None:
+        raise Gone(f"Event {public_id!r} had been deleted by {at.isoformat()}.")
+    doc: dict[str, Any] = dict(revision.after)
+    incoming = [
+        {"type": link["type"], "event": {k: other[k] for k in ("id", "date", "title", "url")}}
+        for other in revision_service.snapshot(session, "event", at).values()
+        for link in other["links"]["outgoing"]
+        if link["event"]["id"] == public_id
+    ]
+    doc["links"] = {
+        "outgoing": doc["links"]["outgoing"],
+        "incoming": sorted(incoming, key=lambda x: (x["event"]["date"], x["event"]["id"])),
+    }
     return doc
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+def record_change(
+    session: Session, event: Event, outcome: Outcome, before: dict[str, Any] | None, actor: str
+) -> None:
+    revision_service.record(
+        session,
+        resource="event",
+        key=event.public_id,
+        version=event.version,
+        operation="create" if outcome is Outcome.created else "update",
+        actor=actor,
+        before=before,
+        after=representation(session, event.id),
+    )
+
+
+def _for_update(session: Session, public_id: str, expected: int | None) -> Event:
+    """The live event, locked against concurrent writers, at the version the client read."""
+    event = session.scalars(
+        select(Event)
+        .where(Event.public_id == public_id)
+        .options(*_load_options())
+        .with_for_update(of=Event)
+    ).one_or_none()
+    if event is None:
+        raise NotFound(f"No event with id {public_id!r}.")
+    if event.deleted_at is not None:
+        raise Gone(f"Event {public_id!r} was deleted on {event.deleted_at.isoformat()}.")
+    if expected is not None and event.version != expected:
+        raise PreconditionFailed(
+            f"Event {public_id!r} is at version {event.version}, not {expected}: someone changed"
+            " it since you read it. Fetch it again and reapply your change."
+        )
+    return event
+
+
+def create(session: Session, data: EventCreate, actor: str) -> tuple[dict[str, Any], int]:
+    existing = session.execute(
+        select(Event.deleted_at).where(Event.public_id == data.id)
+    ).one_or_none()
+    if existing is not None:
+        what = "was deleted; ids are never reused" if existing.deleted_at else "already exists"
+        raise Conflict(f"An event with id {data.id!r} {what}.")
+    upsert(session, data, Refs(session), actor)
+    doc, version = get_detail(session, data.id)
+    return doc, version
+
+
+def update(
+    session: Session, public_id: str, patch: dict[str, Any], expected: int | None, actor: str
+) -> tuple[dict[str, Any], int]:
+    """Apply a JSON merge patch to the event's input form, validate it whole, and write it."""
+    event = _for_update(session, public_id, expected)
+    merged = merge_patch(as_input(event).model_dump(mode="json"), patch)
+    if not isinstance(merged, dict) or merged.get("id") != public_id:
+        raise InvalidParameter(["body", "id"], "an event's id cannot change")
+    data = EventCreate.model_validate(merged)
+    upsert(session, data, Refs(session), actor)
+    return get_detail(session, public_id)
+
+
+def delete(session: Session, public_id: str, expected: int | None, actor: str) -> None:
+    """Soft delete: the event leaves the timeline, answers 410, and stays in its revisions."""
+    event = _for_update(session, public_id, expected)
+    before = representation(session, event.id)
+    event.deleted_at = utcnow()
+    event.updated_at = event.deleted_at
+    session.flush()
+    revision_service.record(
+        session,
+        resource="event",
+        key=public_id,
+        version=event.version,
+        operation="delete",
+        actor=actor,
+        before=before,
+        after=None,
+    )
+
+
+def revisions(session: Session, public_id: str) -> list[dict[str, Any]]:
+    found = revision_service.history(session, "event", public_id)
+    if not found and session.scalar(select(Event.id).where(Event.public_id == public_id)) is None:
+        raise NotFound(f"No event with id {public_id!r}.")
+    return found

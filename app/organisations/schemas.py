@@ -125,6 +125,7 @@ class OrganisationList(ReadModel):
 
 
 class MembershipRead(ReadModel):
+    id: int = Field(description="The membership's id, for PATCH and DELETE.", examples=[12])
     organisation: str = Field(examples=["CEMOC"])
     organisation_name: str
     state: str = Field(examples=["MLI"])

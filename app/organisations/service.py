@@ -1,14 +1,24 @@
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db import reconcile
-from app.errors import InvalidParameter, NotFound
-from app.models import Membership, Organisation, OrganisationAlias, OrganisationName, State
+from app.db import reconcile, utcnow
+from app.errors import Conflict, Gone, InvalidParameter, NotFound
+from app.models import (
+    Claim,
+    Event,
+    Membership,
+    Organisation,
+    OrganisationAlias,
+    OrganisationName,
+    Participant,
+    State,
+)
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
-from app.schemas import Outcome, fold
+from app.revisions import service as revision_service
+from app.schemas import Outcome, fold, merge_patch
 from app.sources import service as source_service
 from app.sources.schemas import SourceIn
 from app.vocabulary import MembershipEnd, MembershipStatus
@@ -87,7 +97,12 @@ def _org_read(org: Organisation) -> dict[str, Any]:
 
 
 def list_organisations(session: Session, q: str | None) -> list[dict[str, Any]]:
-    stmt = select(Organisation).options(*_org_options()).order_by(Organisation.code)
+    stmt = (
+        select(Organisation)
+        .where(Organisation.deleted_at.is_(None))
+        .options(*_org_options())
+        .order_by(Organisation.code)
+    )
     if q:
         needle = "%" + fold(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
@@ -103,17 +118,21 @@ def list_organisations(session: Session, q: str | None) -> list[dict[str, Any]]:
     return [_org_read(o) for o in session.scalars(stmt)]
 
 
-def _get(session: Session, code: str) -> Organisation:
-    org = session.scalars(
-        select(Organisation).where(Organisation.code == code).options(*_org_options())
-    ).one_or_none()
+def _get(session: Session, code: str, *, lock: bool = False, live: bool = True) -> Organisation:
+    stmt = select(Organisation).where(Organisation.code == code).options(*_org_options())
+    if lock:
+        stmt = stmt.with_for_update(of=Organisation)
+    org = session.scalars(stmt).one_or_none()
     if org is None:
         raise NotFound(f"No organisation with code {code!r}; see GET /v1/organisations.")
+    if live and org.deleted_at is not None:
+        raise Gone(f"Organisation {code!r} was deleted on {org.deleted_at.isoformat()}.")
     return org
 
 
-def get_organisation(session: Session, code: str) -> dict[str, Any]:
-    return _org_read(_get(session, code))
+def get_organisation(session: Session, code: str) -> tuple[dict[str, Any], int]:
+    org = _get(session, code)
+    return _org_read(org), org.version
 
 
 def _org_aliases(data: OrganisationCreate) -> list[str]:
@@ -121,7 +140,30 @@ def _org_aliases(data: OrganisationCreate) -> list[str]:
     return sorted(names)
 
 
-def upsert_organisation(session: Session, data: OrganisationCreate) -> Outcome:
+def as_input(org: Organisation) -> OrganisationCreate:
+    automatic = {org.code, org.name, *(n.name for n in org.names)}
+    return OrganisationCreate.model_validate(
+        {
+            "code": org.code,
+            "kind": org.kind,
+            **{f: getattr(org, f) for f in ORG_FIELDS},
+            "names": [
+                {
+                    "name": n.name,
+                    "valid_from": n.valid_from,
+                    "valid_from_precision": n.valid_from_precision,
+                    "valid_to": n.valid_to,
+                    "valid_to_precision": n.valid_to_precision,
+                }
+                for n in org.names
+            ],
+            "aliases": [a.alias for a in org.aliases if a.alias not in automatic],
+            "sources": [source_service.as_input(src).model_dump() for src in org.sources],
+        }
+    )
+
+
+def upsert_organisation(session: Session, data: OrganisationCreate, actor: str) -> Outcome:
     org = session.scalars(
         select(Organisation).where(Organisation.code == data.code).options(*_org_options())
     ).one_or_none()
@@ -151,8 +193,10 @@ def upsert_organisation(session: Session, data: OrganisationCreate) -> Outcome:
         )
         if same:
             return Outcome.unchanged
+        before: dict[str, Any] | None = _org_read(org)
         outcome = Outcome.updated
     else:
+        before = None
         org = Organisation(code=data.code, names=[], aliases=[], sources=[])
         session.add(org)
         outcome = Outcome.created
@@ -175,9 +219,87 @@ def upsert_organisation(session: Session, data: OrganisationCreate) -> Outcome:
         lambda a: a.alias,
         lambda a: OrganisationAlias(alias=a, folded=fold(a)),
     )
-    org.sources = [source_service.upsert(session, s) for s in data.sources]
+    org.sources = [source_service.upsert(session, s, actor) for s in data.sources]
+    # Touching the row bumps its version even when only names, aliases or sources changed.
+    org.updated_at = utcnow()
     session.flush()
+    revision_service.record(
+        session,
+        resource="organisation",
+        key=org.code,
+        version=org.version,
+        operation="create" if outcome is Outcome.created else "update",
+        actor=actor,
+        before=before,
+        after=_org_read(org),
+    )
     return outcome
+
+
+def create_organisation(
+    session: Session, data: OrganisationCreate, actor: str
+) -> tuple[dict[str, Any], int]:
+    if session.scalar(select(Organisation.id).where(Organisation.code == data.code)) is not None:
+        raise Conflict(f"An organisation with code {data.code!r} already exists.")
+    upsert_organisation(session, data, actor)
+    return get_organisation(session, data.code)
+
+
+def update_organisation(
+    session: Session, code: str, patch: dict[str, Any], expected: int | None, actor: str
+) -> tuple[dict[str, Any], int]:
+    org = _get(session, code, lock=True, live=False)
+    revision_service.guard(
+        "Organisation", code, deleted_at=org.deleted_at, version=org.version, expected=expected
+    )
+    merged = merge_patch(as_input(org).model_dump(mode="json"), patch)
+    if not isinstance(merged, dict) or merged.get("code") != code:
+        raise InvalidParameter(["body", "code"], "an organisation's code cannot change")
+    upsert_organisation(session, OrganisationCreate.model_validate(merged), actor)
+    return get_organisation(session, code)
+
+
+def delete_organisation(session: Session, code: str, expected: int | None, actor: str) -> None:
+    org = _get(session, code, lock=True, live=False)
+    revision_service.guard(
+        "Organisation", code, deleted_at=org.deleted_at, version=org.version, expected=expected
+    )
+    live_event = select(Event.id).where(Event.deleted_at.is_(None))
+    in_use = session.scalar(
+        select(
+            exists().where(
+                Participant.organisation_id == org.id, Participant.event_id.in_(live_event)
+            )
+            | exists().where(
+                Claim.claimant_organisation_id == org.id, Claim.event_id.in_(live_event)
+            )
+            | exists().where(Membership.organisation_id == org.id, Membership.deleted_at.is_(None))
+        )
+    )
+    if in_use:
+        raise Conflict(
+            f"Organisation {code!r} is still referenced by events, claims or memberships; delete"
+            " or change those first."
+        )
+    before = _org_read(org)
+    org.deleted_at = utcnow()
+    org.updated_at = org.deleted_at
+    session.flush()
+    revision_service.record(
+        session,
+        resource="organisation",
+        key=code,
+        version=org.version,
+        operation="delete",
+        actor=actor,
+        before=before,
+        after=None,
+    )
+
+
+def organisation_revisions(session: Session, code: str) -> list[dict[str, Any]]:
+    _get(session, code, live=False)
+    return revision_service.history(session, "organisation", code)
 
 
 # --- memberships ---------------------------------------------------------------------------
@@ -185,6 +307,7 @@ def upsert_organisation(session: Session, data: OrganisationCreate) -> Outcome:
 
 def _membership_read(m: Membership) -> dict[str, Any]:
     return {
+        "id": m.id,
         "organisation": m.organisation.code,
         "organisation_name": m.organisation.name,
         "state": m.state.code,
@@ -211,7 +334,7 @@ def _membership_options() -> list[Any]:
 def memberships_of_state(session: Session, state_id: int) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(Membership)
-        .where(Membership.state_id == state_id)
+        .where(Membership.state_id == state_id, Membership.deleted_at.is_(None))
         .options(*_membership_options())
         .order_by(Membership.start_on, Membership.id)
     )
@@ -221,6 +344,7 @@ def memberships_of_state(session: Session, state_id: int) -> list[dict[str, Any]
 def holds_on(day: dt.date) -> Any:
     """SQL condition: the membership period covers `day` (end exclusive; unknown ends excluded)."""
     return and_(
+        Membership.deleted_at.is_(None),
         Membership.start_on <= day,
         or_(
             Membership.end_kind == MembershipEnd.open.value,
@@ -243,7 +367,11 @@ def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]
     org = _get(session, code)
     periods = session.scalars(
         select(Membership)
-        .where(Membership.organisation_id == org.id, Membership.start_on <= as_of)
+        .where(
+            Membership.organisation_id == org.id,
+            Membership.start_on <= as_of,
+            Membership.deleted_at.is_(None),
+        )
         .options(*_membership_options())
         .order_by(Membership.start_on, Membership.id)
     ).all()
@@ -294,15 +422,67 @@ def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]
     }
 
 
-def upsert_membership(session: Session, data: MembershipCreate, index: int = 0) -> Outcome:
-    org_id = session.scalar(select(Organisation.id).where(Organisation.code == data.organisation))
+def _membership_refs(session: Session, data: MembershipCreate) -> tuple[int, int]:
+    org_id = session.scalar(
+        select(Organisation.id).where(
+            Organisation.code == data.organisation, Organisation.deleted_at.is_(None)
+        )
+    )
     if org_id is None:
         raise InvalidParameter(
             ["body", "organisation"], f"unknown organisation {data.organisation!r}"
         )
-    state_id = session.scalar(select(State.id).where(State.code == data.state))
+    state_id = session.scalar(
+        select(State.id).where(State.code == data.state, State.deleted_at.is_(None))
+    )
     if state_id is None:
         raise InvalidParameter(["body", "state"], f"unknown state {data.state!r}")
+    return org_id, state_id
+
+
+def _membership_values(data: MembershipCreate) -> dict[str, Any]:
+    return {
+        "status": data.status.value,
+        "start_on": data.start_on,
+        "start_precision": data.start_precision.value,
+        "end_on": data.end_on,
+        "end_precision": _value(data.end_precision),
+        "end_kind": data.end.value,
+        "note": data.note,
+    }
+
+
+def _write_membership(
+    session: Session, m: Membership, data: MembershipCreate, outcome: Outcome, actor: str
+) -> None:
+    before = _membership_read(m) if outcome is Outcome.updated else None
+    for k, v in _membership_values(data).items():
+        setattr(m, k, v)
+    m.sources = [source_service.upsert(session, s, actor) for s in data.sources]
+    m.updated_at = utcnow()
+    session.flush()
+    session.refresh(m, ["organisation", "state"])
+    revision_service.record(
+        session,
+        resource="membership",
+        key=str(m.id),
+        version=m.version,
+        operation="create" if outcome is Outcome.created else "update",
+        actor=actor,
+        before=before,
+        after=_membership_read(m),
+    )
+
+
+def _same(m: Membership, data: MembershipCreate) -> bool:
+    return all(getattr(m, k) == v for k, v in _membership_values(data).items()) and _sources_key(
+        [source_service.as_input(s) for s in m.sources]
+    ) == _sources_key(data.sources)
+
+
+def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> Outcome:
+    """Create or update the period with this natural key (organisation, state, status, start)."""
+    org_id, state_id = _membership_refs(session, data)
     m = session.scalars(
         select(Membership)
         .where(
@@ -311,33 +491,131 @@ def upsert_membership(session: Session, data: MembershipCreate, index: int = 0) 
             Membership.status == data.status.value,
             Membership.start_on == data.start_on,
         )
-        .options(selectinload(Membership.sources))
+        .options(*_membership_options())
     ).one_or_none()
-    wanted = {
-        "start_precision": data.start_precision.value,
-        "end_on": data.end_on,
-        "end_precision": _value(data.end_precision),
-        "end_kind": data.end.value,
-        "note": data.note,
-    }
     if m is not None:
-        if all(getattr(m, k) == v for k, v in wanted.items()) and _sources_key(
-            [source_service.as_input(s) for s in m.sources]
-        ) == _sources_key(data.sources):
+        if _same(m, data) and m.deleted_at is None:
             return Outcome.unchanged
+        m.deleted_at = None
         outcome = Outcome.updated
     else:
-        m = Membership(
-            organisation_id=org_id,
-            state_id=state_id,
-            status=data.status.value,
-            start_on=data.start_on,
-            sources=[],
-        )
+        m = Membership(organisation_id=org_id, state_id=state_id, sources=[])
         session.add(m)
         outcome = Outcome.created
-    for k, v in wanted.items():
-        setattr(m, k, v)
-    m.sources = [source_service.upsert(session, s) for s in data.sources]
-    session.flush()
+    _write_membership(session, m, data, outcome, actor)
     return outcome
+
+
+def _membership(session: Session, membership_id: int, *, lock: bool = False) -> Membership:
+    stmt = select(Membership).where(Membership.id == membership_id).options(*_membership_options())
+    if lock:
+        stmt = stmt.with_for_update(of=Membership)
+    m = session.scalars(stmt).one_or_none()
+    if m is None:
+        raise NotFound(f"No membership with id {membership_id}.")
+    return m
+
+
+def get_membership(session: Session, membership_id: int) -> tuple[dict[str, Any], int]:
+    m = _membership(session, membership_id)
+    if m.deleted_at is not None:
+        raise Gone(f"Membership {membership_id} was deleted on {m.deleted_at.isoformat()}.")
+    return _membership_read(m), m.version
+
+
+def create_membership(
+    session: Session, data: MembershipCreate, actor: str
+) -> tuple[dict[str, Any], int]:
+    org_id, state_id = _membership_refs(session, data)
+    clash = session.scalar(
+        select(Membership.id).where(
+            Membership.organisation_id == org_id,
+            Membership.state_id == state_id,
+            Membership.status == data.status.value,
+            Membership.start_on == data.start_on,
+        )
+    )
+    if clash is not None:
+        raise Conflict(
+            f"Membership {clash} already records this state, organisation, status and start;"
+            " change it with PATCH instead."
+        )
+    m = Membership(organisation_id=org_id, state_id=state_id, sources=[])
+    session.add(m)
+    _write_membership(session, m, data, Outcome.created, actor)
+    return get_membership(session, m.id)
+
+
+def membership_as_input(m: Membership) -> MembershipCreate:
+    return MembershipCreate.model_validate(
+        {
+            "organisation": m.organisation.code,
+            "state": m.state.code,
+            "status": m.status,
+            "start_on": m.start_on,
+            "start_precision": m.start_precision,
+            "end_on": m.end_on,
+            "end_precision": m.end_precision,
+            "end": m.end_kind,
+            "note": m.note,
+            "sources": [source_service.as_input(s).model_dump() for s in m.sources],
+        }
+    )
+
+
+def update_membership(
+    session: Session, membership_id: int, patch: dict[str, Any], expected: int | None, actor: str
+) -> tuple[dict[str, Any], int]:
+    m = _membership(session, membership_id, lock=True)
+    revision_service.guard(
+        "Membership",
+        str(membership_id),
+        deleted_at=m.deleted_at,
+        version=m.version,
+        expected=expected,
+    )
+    current = membership_as_input(m).model_dump(mode="json")
+    merged = merge_patch(current, patch)
+    if not isinstance(merged, dict):
+        raise InvalidParameter(["body"], "expected a JSON object")
+    for field in ("organisation", "state"):
+        if merged.get(field) != current[field]:
+            raise InvalidParameter(
+                ["body", field], f"a membership's {field} cannot change; create a new one"
+            )
+    data = MembershipCreate.model_validate(merged)
+    if not _same(m, data):
+        _write_membership(session, m, data, Outcome.updated, actor)
+    return get_membership(session, membership_id)
+
+
+def delete_membership(
+    session: Session, membership_id: int, expected: int | None, actor: str
+) -> None:
+    m = _membership(session, membership_id, lock=True)
+    revision_service.guard(
+        "Membership",
+        str(membership_id),
+        deleted_at=m.deleted_at,
+        version=m.version,
+        expected=expected,
+    )
+    before = _membership_read(m)
+    m.deleted_at = utcnow()
+    m.updated_at = m.deleted_at
+    session.flush()
+    revision_service.record(
+        session,
+        resource="membership",
+        key=str(membership_id),
+        version=m.version,
+        operation="delete",
+        actor=actor,
+        before=before,
+        after=None,
+    )
+
+
+def membership_revisions(session: Session, membership_id: int) -> list[dict[str, Any]]:
+    _membership(session, membership_id)
+    return revision_service.history(session, "membership", str(membership_id))

@@ -34,3 +34,12 @@ class SourceRead(ReadModel):
     title: str | None
     published_on: dt.date | None
     language: str | None
+
+
+class SourceDetail(SourceRead):
+    id: int
+
+
+class SourceList(ReadModel):
+    items: list[SourceDetail]
+    total: int

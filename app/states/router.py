@@ -1,11 +1,16 @@
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
+from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
+from app.json import JSONBytes
+from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
 from app.states import service
-from app.states.schemas import StateDetail, StateList
+from app.states.schemas import StateCreate, StateDetail, StateList
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/states", tags=["States and organisations"])
 
@@ -17,6 +22,15 @@ StateCodePath = Annotated[
         examples=["DZA"],
     ),
 ]
+Patch = Annotated[
+    dict[str, Any],
+    Body(
+        media_type=MERGE_PATCH,
+        description="A JSON merge patch (RFC 7396) of the fields to change.",
+        examples=[{"capital": "Bamako"}],
+    ),
+]
+WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 
 
 @router.get("", response_model=StateList, responses=problem_responses(422))
@@ -35,7 +49,66 @@ def list_states(
     return {"items": service.list_states(session, q)}
 
 
-@router.get("/{code}", response_model=StateDetail, responses=problem_responses(404, 422))
-def get_state(code: StateCodePath, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/{code}",
+    response_model=StateDetail,
+    response_class=JSONBytes,
+    responses=problem_responses(404, 410, 422),
+)
+def get_state(code: StateCodePath, session: SessionDep) -> Response:
     """One state, with every membership period it has had (suspensions included)."""
-    return service.get_state(session, code)
+    doc, version = service.get_state(session, code)
+    return respond(doc, version=version)
+
+
+@router.post(
+    "",
+    response_model=StateDetail,
+    status_code=201,
+    response_class=JSONBytes,
+    responses=problem_responses(401, 403, 409, 422),
+)
+def create_state(
+    data: StateCreate,
+    request: Request,
+    session: SessionDep,
+    who: EditorCaller,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Add a state. Needs the `editor` scope."""
+
+    def create() -> JSONBytes:
+        doc, version = service.create(session, data, who.name)
+        return respond(doc, version=version, status=201, location=doc["url"])
+
+    return idempotent(request, who, idempotency_key, data, session, create)
+
+
+@router.patch(
+    "/{code}", response_model=StateDetail, response_class=JSONBytes, responses=WRITE_ERRORS
+)
+def update_state(
+    code: StateCodePath,
+    patch: Patch,
+    session: SessionDep,
+    who: EditorCaller,
+    if_match: IfMatch = None,
+) -> Response:
+    """Change some fields of a state; `If-Match` is required."""
+    doc, version = service.update(session, code, patch, expected_version(if_match), who.name)
+    return respond(doc, version=version)
+
+
+@router.delete("/{code}", status_code=204, responses=WRITE_ERRORS)
+def delete_state(
+    code: StateCodePath, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
+) -> Response:
+    """Delete a state that no live event, claim or membership refers to (409 otherwise)."""
+    service.delete(session, code, expected_version(if_match), who.name)
+    return Response(status_code=204)
+
+
+@router.get("/{code}/revisions", response_model=RevisionList, responses=problem_responses(404, 422))
+def state_revisions(code: StateCodePath, session: SessionDep) -> Any:
+    """Every change to this state."""
+    return JSONBytes({"items": service.revisions(session, code)})

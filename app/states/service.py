@@ -1,13 +1,14 @@
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db import reconcile
-from app.errors import NotFound
-from app.models import State, StateAlias
+from app.db import reconcile, utcnow
+from app.errors import Conflict, Gone, InvalidParameter, NotFound
+from app.models import Claim, Event, Membership, Participant, State, StateAlias
 from app.organisations import service as organisation_service
-from app.schemas import Outcome, fold
+from app.revisions import service as revision_service
+from app.schemas import Outcome, fold, merge_patch
 from app.states.schemas import StateCreate
 
 FIELDS = (
@@ -40,9 +41,18 @@ def _read(state: State) -> dict[str, Any]:
     }
 
 
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def list_states(session: Session, q: str | None) -> list[dict[str, Any]]:
-    """All states, optionally those whose code, name or any alias contains `q`."""
-    stmt = select(State).options(selectinload(State.aliases)).order_by(State.code)
+    """All live states, optionally those whose code, name or any alias contains `q`."""
+    stmt = (
+        select(State)
+        .where(State.deleted_at.is_(None))
+        .options(selectinload(State.aliases))
+        .order_by(State.code)
+    )
     if q:
         needle = f"%{_escape_like(fold(q))}%"
         stmt = stmt.where(
@@ -56,37 +66,54 @@ def list_states(session: Session, q: str | None) -> list[dict[str, Any]]:
     return [_read(s) for s in session.scalars(stmt)]
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def get_state(session: Session, code: str) -> dict[str, Any]:
-    state = session.scalars(
-        select(State).where(State.code == code).options(selectinload(State.aliases))
-    ).one_or_none()
+def _load(session: Session, code: str, *, lock: bool = False) -> State:
+    stmt = select(State).where(State.code == code).options(selectinload(State.aliases))
+    if lock:
+        stmt = stmt.with_for_update(of=State)
+    state = session.scalars(stmt).one_or_none()
     if state is None:
         raise NotFound(f"No state with code {code!r}; codes are ISO 3166-1 alpha-3, like MLI.")
-    return {
-        **_read(state),
-        "memberships": organisation_service.memberships_of_state(session, state.id),
-    }
+    return state
 
 
-def _folded_aliases(data: StateCreate) -> list[str]:
+def get_state(session: Session, code: str) -> tuple[dict[str, Any], int]:
+    state = _load(session, code)
+    if state.deleted_at is not None:
+        raise Gone(f"State {code!r} was deleted on {state.deleted_at.isoformat()}.")
+    memberships = organisation_service.memberships_of_state(session, state.id)
+    return {**_read(state), "memberships": memberships}, state.version
+
+
+def _aliases(data: StateCreate) -> list[str]:
     # The name is an alias too, so one alias lookup finds a state by any of its names.
-    names = dict.fromkeys([data.name, *(data.official_name or "",), *data.aliases])
-    return [n for n in names if n]
+    names = dict.fromkeys(
+        [data.name, *((data.official_name,) if data.official_name else ()), *data.aliases]
+    )
+    return sorted(names)
 
 
-def upsert(session: Session, data: StateCreate) -> Outcome:
+def as_input(state: State) -> StateCreate:
+    automatic = {state.name, state.official_name}
+    return StateCreate.model_validate(
+        {
+            "code": state.code,
+            **{f: getattr(state, f) for f in FIELDS},
+            "aliases": [a.alias for a in state.aliases if a.alias not in automatic],
+        }
+    )
+
+
+def upsert(session: Session, data: StateCreate, actor: str) -> Outcome:
     state = session.scalars(
         select(State).where(State.code == data.code).options(selectinload(State.aliases))
     ).one_or_none()
-    aliases = _folded_aliases(data)
+    aliases = _aliases(data)
+    before = None
     if state is not None:
         same = all(getattr(state, f) == getattr(data, f) for f in FIELDS)
-        if same and sorted(a.alias for a in state.aliases) == sorted(aliases):
+        if same and sorted(a.alias for a in state.aliases) == aliases:
             return Outcome.unchanged
+        before = _read(state)
         outcome = Outcome.updated
     else:
         state = State(code=data.code, aliases=[])
@@ -94,12 +121,80 @@ def upsert(session: Session, data: StateCreate) -> Outcome:
         outcome = Outcome.created
     for field in FIELDS:
         setattr(state, field, getattr(data, field))
-    if sorted(a.alias for a in state.aliases) != sorted(aliases):
-        state.aliases = reconcile(
-            state.aliases,
-            sorted(aliases),
-            lambda a: a.alias,
-            lambda a: StateAlias(alias=a, folded=fold(a)),
-        )
+    state.aliases = reconcile(
+        state.aliases, aliases, lambda a: a.alias, lambda a: StateAlias(alias=a, folded=fold(a))
+    )
+    # Touching the row bumps its version even when only the aliases changed.
+    state.updated_at = utcnow()
     session.flush()
+    revision_service.record(
+        session,
+        resource="state",
+        key=state.code,
+        version=state.version,
+        operation="create" if outcome is Outcome.created else "update",
+        actor=actor,
+        before=before,
+        after=_read(state),
+    )
     return outcome
+
+
+def create(session: Session, data: StateCreate, actor: str) -> tuple[dict[str, Any], int]:
+    if session.scalar(select(State.id).where(State.code == data.code)) is not None:
+        raise Conflict(f"A state with code {data.code!r} already exists (codes are never reused).")
+    upsert(session, data, actor)
+    return get_state(session, data.code)
+
+
+def update(
+    session: Session, code: str, patch: dict[str, Any], expected: int | None, actor: str
+) -> tuple[dict[str, Any], int]:
+    state = _load(session, code, lock=True)
+    revision_service.guard(
+        "State", code, deleted_at=state.deleted_at, version=state.version, expected=expected
+    )
+    merged = merge_patch(as_input(state).model_dump(mode="json"), patch)
+    if not isinstance(merged, dict) or merged.get("code") != code:
+        raise InvalidParameter(["body", "code"], "a state's code cannot change")
+    upsert(session, StateCreate.model_validate(merged), actor)
+    return get_state(session, code)
+
+
+def delete(session: Session, code: str, expected: int | None, actor: str) -> None:
+    state = _load(session, code, lock=True)
+    revision_service.guard(
+        "State", code, deleted_at=state.deleted_at, version=state.version, expected=expected
+    )
+    live_event = select(Event.id).where(Event.deleted_at.is_(None))
+    in_use = session.scalar(
+        select(
+            exists().where(Participant.state_id == state.id, Participant.event_id.in_(live_event))
+            | exists().where(Claim.claimant_state_id == state.id, Claim.event_id.in_(live_event))
+            | exists().where(Membership.state_id == state.id, Membership.deleted_at.is_(None))
+        )
+    )
+    if in_use:
+        raise Conflict(
+            f"State {code!r} is still referenced by events, claims or memberships; delete or"
+            " change those first."
+        )
+    before = _read(state)
+    state.deleted_at = utcnow()
+    state.updated_at = state.deleted_at
+    session.flush()
+    revision_service.record(
+        session,
+        resource="state",
+        key=code,
+        version=state.version,
+        operation="delete",
+        actor=actor,
+        before=before,
+        after=None,
+    )
+
+
+def revisions(session: Session, code: str) -> list[dict[str, Any]]:
+    _load(session, code)
+    return revision_service.history(session, "state", code)

@@ -1,0 +1,36 @@
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from app.auth import service
+from app.auth.dependencies import AdminCaller
+from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRead
+from app.db import SessionDep
+from app.schemas import problem_responses
+
+router = APIRouter(prefix="/v1/keys", tags=["API keys"])
+
+
+@router.get("", response_model=KeyList, responses=problem_responses(401, 403, 422))
+def list_keys(session: SessionDep, _: AdminCaller) -> dict[str, Any]:
+    """Every API key, revoked ones included. Tokens are never shown again after creation."""
+    return {"items": service.list_keys(session)}
+
+
+@router.post(
+    "", response_model=KeyCreated, status_code=201, responses=problem_responses(401, 403, 409, 422)
+)
+def create_key(data: KeyCreate, session: SessionDep, _: AdminCaller) -> dict[str, Any]:
+    """Mint a key. The `token` in this response is the only copy: store it now."""
+    key, token = service.create_key(session, data.name, data.scopes)
+    return {**service.key_read(key), "token": token}
+
+
+@router.delete("/{key_id}", response_model=KeyRead, responses=problem_responses(401, 403, 404, 422))
+def revoke_key(
+    key_id: Annotated[int, Path(ge=1, description="The key's id.")],
+    session: SessionDep,
+    _: AdminCaller,
+) -> dict[str, Any]:
+    """Revoke a key at once. Revoking twice is harmless."""
+    return service.revoke_key(session, key_id)

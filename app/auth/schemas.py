@@ -1,0 +1,32 @@
+import datetime as dt
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from app.auth.service import Scope
+from app.schemas import InputModel, ReadModel
+
+
+class KeyCreate(InputModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=100)] = Field(
+        examples=["newsroom-editor"]
+    )
+    scopes: list[Scope] = Field(min_length=1, examples=[["editor"]])
+
+
+class KeyRead(ReadModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to recognise it.")
+    scopes: list[Scope]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class KeyCreated(KeyRead):
+    token: str = Field(description="The secret token. Shown only in this response; store it now.")
+
+
+class KeyList(ReadModel):
+    items: list[KeyRead]
