@@ -79,7 +79,11 @@ def create_db_engine(url: str, *, pool_size: int = 4) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # A write transaction takes SQLite's write lock up front. Otherwise two writers both
+            # read, then the second fails to upgrade its lock ("database is locked") instead of
+            # waiting and seeing the first one's commit.
+            immediate = conn.get_execution_options().get(WRITE_TRANSACTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
@@ -89,10 +93,21 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+WRITE_TRANSACTION = "dtl_write_transaction"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def begin_write(session: Session) -> None:
+    """Start the session's transaction as a write transaction (BEGIN IMMEDIATE on SQLite)."""
+    session.connection(execution_options={WRITE_TRANSACTION: True})
+
+
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: commit before the response is sent, or roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     with factory() as session:
+        if request.method not in SAFE_METHODS:
+            begin_write(session)
         try:
             yield session
             session.commit()

@@ -105,9 +105,10 @@ def _validation_errors(
         msg = str(err.get("msg", "invalid"))
         # pydantic prefixes messages of ValueErrors raised by our own validators.
         msg = msg.removeprefix("Value error, ")
+        loc = [*prefix, *err["loc"]]
         out.append(
             {
-                "loc": [str(p) if not isinstance(p, int) else p for p in err["loc"]],
+                "loc": [str(p) if not isinstance(p, int) else p for p in loc],
                 "msg": msg,
                 "type": str(err.get("type", "invalid")),
             }

@@ -74,14 +74,7 @@ def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayDat
 @pytest.fixture(scope="session")
 def database_url(databases: ThrowawayDatabases) -> str:
     """A migrated database holding the real seed data, shared by the read-only tests."""
-    url = databases.new()
-    command.upgrade(alembic_config(url), "head")
-    engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
-        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
-        session.commit()
-    engine.dispose()
-    return url
+    return seeded_database(databases)
 
 
 @pytest.fixture(scope="session")
@@ -108,3 +101,58 @@ def client(database_url: str) -> Iterator[TestClient]:
 
 def pytest_report_header() -> str:
     return f"database: {'postgresql (throwaway database per run)' if ON_POSTGRES else 'sqlite'}"
+
+
+def seeded_database(databases: ThrowawayDatabases) -> str:
+    url = databases.new()
+    command.upgrade(alembic_config(url), "head")
+    engine = create_db_engine(url)
+    with create_session_factory(engine)() as session:
+        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
+        session.commit()
+    engine.dispose()
+    return url
+
+
+class Writable:
+    """A seeded database of its own, so write tests never disturb the read-only tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_db_engine(url)
+        self.app = create_app(Settings(database_url=url, cursor_secret="test-secret"))
+        self.client = TestClient(self.app)
+        self.tokens: dict[str, str] = {}
+        from app.auth import service as auth_service
+        from app.auth.service import Scope
+
+        with create_session_factory(self.engine).begin() as session:
+            for name, scopes in {
+                "editor": [Scope.editor],
+                "admin": [Scope.admin],
+                "hooks": [Scope.webhooks],
+                "revoked": [Scope.editor],
+            }.items():
+                key, token = auth_service.create_key(session, f"test-{name}", scopes)
+                self.tokens[name] = token
+                if name == "revoked":
+                    auth_service.revoke_key(session, key.id)
+
+    def auth(self, who: str = "editor") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def session(self) -> Session:
+        return create_session_factory(self.engine)()
+
+    def close(self) -> None:
+        self.client.close()
+        self.app.state.engine.dispose()
+        self.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def writable(databases: ThrowawayDatabases) -> Iterator[Writable]:
+    w = Writable(seeded_database(databases))
+    with w.client:
+        yield w
+    w.close()

@@ -1,7 +1,7 @@
 import datetime as dt
 from typing import Annotated, Self
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from app.schemas import (
     InputModel,
@@ -126,35 +126,79 @@ class EventCreate(InputModel):
     claims: list[ClaimIn] = Field(default_factory=list, max_length=100)
     links: list[LinkIn] = Field(default_factory=list, max_length=100)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        check_precision(self.date, self.date_precision, "date")
-        if self.end_date is not None and self.end_date < self.date:
-            raise ValueError("end_date is before date")
-        category = CATEGORIES.get(self.category)
+    # Field validators (rather than one model validator) so each error names its field.
+
+    @field_validator("category")
+    @classmethod
+    def _category(cls, value: str, info: ValidationInfo) -> str:
+        category = CATEGORIES.get(value)
         if category is None:
-            raise ValueError(f"unknown category {self.category!r}; see GET /v1/categories")
-        if category.kind is not self.kind:
-            raise ValueError(f"category {self.category!r} belongs to kind {category.kind.value!r}")
-        if self.cameo_code is not None and self.cameo_code not in CAMEO:
-            raise ValueError(f"unknown CAMEO code {self.cameo_code!r}; see GET /v1/categories")
-        if self.casualties is not None and self.kind is not EventKind.incident:
-            raise ValueError("casualties are recorded on incidents only")
-        if not any(p.state or p.organisation for p in self.participants):
+            raise ValueError(f"unknown category {value!r}; see GET /v1/categories")
+        kind = info.data.get("kind")
+        if kind is not None and category.kind is not kind:
+            raise ValueError(f"category {value!r} belongs to kind {category.kind.value!r}")
+        return value
+
+    @field_validator("date_precision")
+    @classmethod
+    def _precision(cls, value: DatePrecision, info: ValidationInfo) -> DatePrecision:
+        if "date" in info.data:
+            check_precision(info.data["date"], value, "date")
+        return value
+
+    @field_validator("end_date")
+    @classmethod
+    def _end(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("date")
+        if value is not None and start is not None and value < start:
+            raise ValueError("end_date is before date")
+        return value
+
+    @field_validator("participants")
+    @classmethod
+    def _participants(cls, value: list[ParticipantIn]) -> list[ParticipantIn]:
+        if not any(p.state or p.organisation for p in value):
             raise ValueError("at least one participant must be a state or an organisation")
-        if len({(p.state, p.organisation, p.group, p.role) for p in self.participants}) != len(
-            self.participants
-        ):
+        if len({(p.state, p.organisation, p.group, p.role) for p in value}) != len(value):
             raise ValueError("a participant is listed twice with the same role")
-        if len({s.url for s in self.sources}) != len(self.sources):
-            raise ValueError("a source is listed twice")
-        if len(set(self.tags)) != len(self.tags):
+        return value
+
+    @field_validator("cameo_code")
+    @classmethod
+    def _cameo(cls, value: str | None) -> str | None:
+        if value is not None and value not in CAMEO:
+            raise ValueError(f"unknown CAMEO code {value!r}; see GET /v1/categories")
+        return value
+
+    @field_validator("casualties")
+    @classmethod
+    def _casualties(cls, value: CasualtiesIn | None, info: ValidationInfo) -> CasualtiesIn | None:
+        if value is not None and info.data.get("kind") is not EventKind.incident:
+            raise ValueError("casualties are recorded on incidents only")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
             raise ValueError("a tag is listed twice")
-        if len({(link.event, link.type) for link in self.links}) != len(self.links):
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[SourceIn]) -> list[SourceIn]:
+        if len({s.url for s in value}) != len(value):
+            raise ValueError("a source is listed twice")
+        return value
+
+    @field_validator("links")
+    @classmethod
+    def _links(cls, value: list[LinkIn], info: ValidationInfo) -> list[LinkIn]:
+        if len({(link.event, link.type) for link in value}) != len(value):
             raise ValueError("a link is listed twice")
-        if any(link.event == self.id for link in self.links):
+        if any(link.event == info.data.get("id") for link in value):
             raise ValueError("an event cannot link to itself")
-        return self
+        return value
 
 
 # Read models. The hot read paths return pre-serialised JSON; these models document its shape

@@ -203,18 +203,11 @@ def _search_text(data: EventCreate, place: Place | None) -> str:
 def _apply(
     session: Session, event: Event, data: EventCreate, refs: Refs, actor: str, *, with_links: bool
 ) -> None:
-    event.kind = data.kind.value
-    event.category = data.category
-    event.date = data.date
-    event.date_precision = data.date_precision.value
-    event.end_date = data.end_date
-    event.title = data.title
-    event.summary = data.summary
-    event.fact_ref = data.fact_ref
-    event.confidence = data.confidence.value if data.confidence else None
-    event.cameo_code = data.cameo_code
-    event.goldstein = CAMEO[data.cameo_code].goldstein if data.cameo_code else None
-
+    # First every query and every source write (each may flush), then the event's own
+    # attributes with autoflush off: the event is written in one flush, so one write is one
+    # version step.
+    sources = [source_service.upsert(session, s, actor) for s in data.sources]
+    claim_sources = [source_service.upsert(session, c.source, actor) for c in data.claims]
     place = None
     loc = data.location
     if loc is not None and loc.place is not None:
@@ -223,41 +216,55 @@ def _apply(
             .where(Place.id == refs.place(loc.place, ["body", "location", "place"]))
             .options(selectinload(Place.aliases))
         ).one()
-    event.place_id = place.id if place else None
-    event.place_name = loc.name if loc else None
-    event.lat = loc.lat if loc else None
-    event.lon = loc.lon if loc else None
-    event.location_precision = loc.precision.value if loc and loc.precision else None
-    event.location_state_id = (
+    location_state_id = (
         refs.state(loc.country, ["body", "location", "country"]) if loc and loc.country else None
     )
-    casualties = data.casualties
-    event.casualties_killed = casualties.killed if casualties else None
-    event.casualties_wounded = casualties.wounded if casualties else None
-    event.casualties_note = casualties.note if casualties else None
-    event.search_text = _search_text(data, place)
+    participants = [_participant(p, i, data, refs) for i, p in enumerate(data.participants)]
+    claims = [_claim(c, i, refs, claim_sources[i]) for i, c in enumerate(data.claims)]
+    links = _link_keys(data.links, refs) if with_links else None
 
-    event.participants = [_participant(p, i, data, refs) for i, p in enumerate(data.participants)]
-    event.tags = reconcile(
-        event.tags, list(data.tags), lambda t: t.tag, lambda tag: EventTag(tag=tag, date=data.date)
-    )
-    for tag in event.tags:
-        tag.date = data.date
-    sources = [source_service.upsert(session, s, actor) for s in data.sources]
-    session.flush()
-    by_id = {s.id: s for s in sources}
-    event.source_links = reconcile(
-        event.source_links,
-        [s.id for s in sources],
-        lambda link: link.source_id,
-        lambda source_id: EventSource(source=by_id[source_id]),
-    )
-    for position, link in enumerate(event.source_links):
-        link.position = position
-    event.claims = [_claim(session, c, i, refs, actor) for i, c in enumerate(data.claims)]
-    if with_links:
-        set_links(event, data.links, refs)
-    event.updated_at = utcnow()
+    with session.no_autoflush:
+        event.kind = data.kind.value
+        event.category = data.category
+        event.date = data.date
+        event.date_precision = data.date_precision.value
+        event.end_date = data.end_date
+        event.title = data.title
+        event.summary = data.summary
+        event.fact_ref = data.fact_ref
+        event.confidence = data.confidence.value if data.confidence else None
+        event.cameo_code = data.cameo_code
+        event.goldstein = CAMEO[data.cameo_code].goldstein if data.cameo_code else None
+        event.place_id = place.id if place else None
+        event.place_name = loc.name if loc else None
+        event.lat = loc.lat if loc else None
+        event.lon = loc.lon if loc else None
+        event.location_precision = loc.precision.value if loc and loc.precision else None
+        event.location_state_id = location_state_id
+        casualties = data.casualties
+        event.casualties_killed = casualties.killed if casualties else None
+        event.casualties_wounded = casualties.wounded if casualties else None
+        event.casualties_note = casualties.note if casualties else None
+        event.search_text = _search_text(data, place)
+        event.participants = participants
+        event.tags = reconcile(
+            event.tags, list(data.tags), lambda t: t.tag, lambda tag: EventTag(tag=tag)
+        )
+        for tag in event.tags:
+            tag.date = data.date
+        by_id = {s.id: s for s in sources}
+        event.source_links = reconcile(
+            event.source_links,
+            [s.id for s in sources],
+            lambda link: link.source_id,
+            lambda source_id: EventSource(source=by_id[source_id]),
+        )
+        for position, link in enumerate(event.source_links):
+            link.position = position
+        event.claims = claims
+        if links is not None:
+            _set_link_keys(event, links)
+        event.updated_at = utcnow()
 
 
 def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Participant:
@@ -274,7 +281,7 @@ def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Par
     )
 
 
-def _claim(session: Session, c: ClaimIn, i: int, refs: Refs, actor: str) -> Claim:
+def _claim(c: ClaimIn, i: int, refs: Refs, source: Source) -> Claim:
     loc: list[str | int] = ["body", "claims", i, "claimant"]
     return Claim(
         position=i,
@@ -292,21 +299,28 @@ def _claim(session: Session, c: ClaimIn, i: int, refs: Refs, actor: str) -> Clai
         value=c.value,
         unit=c.unit,
         made_on=c.made_on,
-        sources=[source_service.upsert(session, c.source, actor)],
+        sources=[source],
     )
 
 
-def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
-    wanted = [
+def _link_keys(links: Sequence[LinkIn], refs: Refs) -> list[tuple[int, str]]:
+    return [
         (refs.event(link.event, ["body", "links", i, "event"]), link.type.value)
         for i, link in enumerate(links)
     ]
+
+
+def _set_link_keys(event: Event, wanted: list[tuple[int, str]]) -> None:
     event.links = reconcile(
         event.links,
         wanted,
         lambda link: (link.to_event_id, link.link_type),
         lambda k: EventLink(to_event_id=k[0], link_type=k[1]),
     )
+
+
+def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
+    _set_link_keys(event, _link_keys(links, refs))
 
 
 def upsert(
@@ -356,8 +370,8 @@ def upsert(
         claims=[],
         links=[],
     )
-    session.add(event)
     _apply(session, event, data, refs, actor, with_links=with_links)
+    session.add(event)
     session.flush()
     refs._events[data.id] = event.id
     if record:

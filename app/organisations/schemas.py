@@ -1,7 +1,7 @@
 import datetime as dt
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from app.schemas import (
     InputModel,
@@ -82,17 +82,45 @@ class MembershipCreate(InputModel):
     note: Text | None = None
     sources: list[SourceIn] = Field(min_length=1, max_length=50)
 
-    @model_validator(mode="after")
-    def _period(self) -> Self:
-        check_precision(self.start_on, self.start_precision, "start_on")
-        check_precision(self.end_on, self.end_precision, "end_on")
-        if (self.end is MembershipEnd.dated) != (self.end_on is not None):
-            raise ValueError("end_on is required when end is 'dated' and forbidden otherwise")
-        if self.end_on is not None and self.end_on < self.start_on:
+    # Field validators so that each error names its field.
+
+    @field_validator("start_precision")
+    @classmethod
+    def _start(cls, value: DatePrecision, info: ValidationInfo) -> DatePrecision:
+        if "start_on" in info.data:
+            check_precision(info.data["start_on"], value, "start_on")
+        return value
+
+    @field_validator("end_precision")
+    @classmethod
+    def _end_precision(
+        cls, value: DatePrecision | None, info: ValidationInfo
+    ) -> DatePrecision | None:
+        if "end_on" in info.data:
+            check_precision(info.data["end_on"], value, "end_on")
+        return value
+
+    @field_validator("end_on")
+    @classmethod
+    def _end_on(cls, value: dt.date | None, info: ValidationInfo) -> dt.date | None:
+        start = info.data.get("start_on")
+        if value is not None and start is not None and value < start:
             raise ValueError("end_on is before start_on")
-        if len({s.url for s in self.sources}) != len(self.sources):
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: MembershipEnd, info: ValidationInfo) -> MembershipEnd:
+        if (value is MembershipEnd.dated) != (info.data.get("end_on") is not None):
+            raise ValueError("end_on is required when end is 'dated' and forbidden otherwise")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, value: list[SourceIn]) -> list[SourceIn]:
+        if len({s.url for s in value}) != len(value):
             raise ValueError("a source is listed twice")
-        return self
+        return value
 
 
 class OrganisationNameRead(ReadModel):

@@ -198,8 +198,9 @@ def upsert_organisation(session: Session, data: OrganisationCreate, actor: str) 
     else:
         before = None
         org = Organisation(code=data.code, names=[], aliases=[], sources=[])
-        session.add(org)
         outcome = Outcome.created
+    # Sources first (each may flush), then the organisation in a single flush.
+    sources = [source_service.upsert(session, s, actor) for s in data.sources]
     for field in ORG_FIELDS:
         setattr(org, field, _value(getattr(data, field)))
     org.kind = data.kind.value
@@ -219,7 +220,9 @@ def upsert_organisation(session: Session, data: OrganisationCreate, actor: str) 
         lambda a: a.alias,
         lambda a: OrganisationAlias(alias=a, folded=fold(a)),
     )
-    org.sources = [source_service.upsert(session, s, actor) for s in data.sources]
+    org.sources = sources
+    if outcome is Outcome.created:
+        session.add(org)
     # Touching the row bumps its version even when only names, aliases or sources changed.
     org.updated_at = utcnow()
     session.flush()
@@ -456,10 +459,15 @@ def _write_membership(
     session: Session, m: Membership, data: MembershipCreate, outcome: Outcome, actor: str
 ) -> None:
     before = _membership_read(m) if outcome is Outcome.updated else None
-    for k, v in _membership_values(data).items():
-        setattr(m, k, v)
-    m.sources = [source_service.upsert(session, s, actor) for s in data.sources]
-    m.updated_at = utcnow()
+    # Sources first (each may flush), then the membership in a single flush: one version step.
+    sources = [source_service.upsert(session, s, actor) for s in data.sources]
+    with session.no_autoflush:
+        for k, v in _membership_values(data).items():
+            setattr(m, k, v)
+        m.sources = sources
+        m.updated_at = utcnow()
+    if outcome is Outcome.created:
+        session.add(m)
     session.flush()
     session.refresh(m, ["organisation", "state"])
     revision_service.record(
@@ -500,7 +508,6 @@ def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> O
         outcome = Outcome.updated
     else:
         m = Membership(organisation_id=org_id, state_id=state_id, sources=[])
-        session.add(m)
         outcome = Outcome.created
     _write_membership(session, m, data, outcome, actor)
     return outcome
@@ -541,7 +548,6 @@ def create_membership(
             " change it with PATCH instead."
         )
     m = Membership(organisation_id=org_id, state_id=state_id, sources=[])
-    session.add(m)
     _write_membership(session, m, data, Outcome.created, actor)
     return get_membership(session, m.id)
 

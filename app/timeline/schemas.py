@@ -1,3 +1,4 @@
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
@@ -85,6 +86,19 @@ class TimelineQuery(InputModel):
         default=None, description="Opaque cursor from `next_cursor`; keep the other parameters."
     )
     count: bool = Field(default=False, description="Add `total`, the number of matching events.")
+    as_known_at: dt.datetime | None = Field(
+        default=None,
+        description="Serve the timeline exactly as the API served it at this instant (from the"
+        " revision history), so that a citation can be reproduced.",
+        examples=["2025-04-07T12:00:00Z"],
+    )
+
+    @field_validator("as_known_at")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
 
     @field_validator("from_")
     @classmethod

@@ -14,8 +14,18 @@ from sqlalchemy.orm import Session
 
 from app.errors import InvalidParameter
 from app.events import service as event_service
-from app.models import Event, EventTag, Membership, Organisation, Participant, State
+from app.models import (
+    Event,
+    EventTag,
+    Membership,
+    Organisation,
+    Participant,
+    Place,
+    PlaceAlias,
+    State,
+)
 from app.organisations.service import MEMBER_STATUSES
+from app.revisions import service as revision_service
 from app.schemas import fold, parse_partial_date
 from app.timeline.schemas import TimelineQuery
 from app.vocabulary import MembershipEnd, ParticipantRole
@@ -194,6 +204,8 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
+    if query.as_known_at is not None:
+        return _historical_page(session, query, cursor_secret)
     stmt = filtered(session, query)
     total = None
     if query.count:
@@ -224,4 +236,113 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         last = rows[-1]
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
     items = event_service.documents(session, [r.id for r in rows])
+    return Page(items=items, next_cursor=next_cursor, total=total)
+
+
+# --- the timeline as it was known at an instant ----------------------------------------------
+# Rebuilt from revision snapshots and filtered in Python. It is a citation tool, rarely asked,
+# so it trades speed for reusing the exact documents the API served at the time.
+
+
+def _codes(doc: dict[str, Any], role: str | None = None) -> set[str]:
+    return {
+        p.get("state") or p.get("organisation") or ""
+        for p in doc["participants"]
+        if role is None or p["role"] == role
+    } - {""}
+
+
+def _historical_match(
+    doc: dict[str, Any],
+    query: TimelineQuery,
+    memberships: list[dict[str, Any]],
+    place_aliases: dict[str, list[str]],
+) -> bool:
+    day = doc["date"]
+    if query.from_ and day < parse_partial_date(query.from_).isoformat():
+        return False
+    if query.to and day > parse_partial_date(query.to, end=True).isoformat():
+        return False
+    codes = _codes(doc)
+    if query.state and not codes & set(query.state):
+        return False
+    if query.between and not set(query.between.split(",")) <= codes:
+        return False
+    if query.actor and not _codes(doc, "initiator") & set(query.actor):
+        return False
+    if query.target and not _codes(doc, "target") & set(query.target):
+        return False
+    if query.organisation:
+        wanted = set(query.organisation)
+        member = query.include_members and any(
+            m["organisation"] in wanted
+            and m["state"] in codes
+            and m["status"] in MEMBER_STATUSES
+            and m["start_on"] <= day
+            and (m["end"] == "open" or (m["end"] == "dated" and m["end_on"] > day))
+            for m in memberships
+        )
+        if not (codes & wanted or member):
+            return False
+    if query.kind and doc["kind"] not in {k.value for k in query.kind}:
+        return False
+    if query.category and doc["category"] not in query.category:
+        return False
+    if query.tag and not set(doc["tags"]) & set(query.tag):
+        return False
+    if query.q:
+        location = doc.get("location") or {}
+        text = fold(
+            " | ".join(
+                [
+                    doc["title"],
+                    doc["summary"],
+                    location.get("name") or "",
+                    *place_aliases.get(location.get("place") or "", []),
+                    *(c["statement"] for c in doc["claims"]),
+                    *(c["claimant"].get("group", "") for c in doc["claims"]),
+                    *(p.get("group", "") for p in doc["participants"]),
+                    *doc["tags"],
+                ]
+            )
+        )
+        if not all(term in text for term in fold(query.q).split()):
+            return False
+    return True
+
+
+def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
+    assert query.as_known_at is not None  # noqa: S101 - the caller checked
+    filtered(session, query)  # the same parameter checks (unknown codes, from after to, …)
+    at = query.as_known_at
+    events = revision_service.snapshot(session, "event", at)
+    memberships = list(revision_service.snapshot(session, "membership", at).values())
+    aliases: dict[str, list[str]] = {}
+    for code, alias in session.execute(
+        select(Place.code, PlaceAlias.alias).join(PlaceAlias, PlaceAlias.place_id == Place.id)
+    ):
+        aliases.setdefault(code, []).append(alias)
+    docs = [
+        {k: v for k, v in doc.items() if k != "links"}
+        for doc in events.values()
+        if _historical_match(doc, query, memberships, aliases)
+    ]
+    desc = query.order == "desc"
+    docs.sort(key=lambda d: (d["date"], d["id"]), reverse=desc)
+    total = len(docs) if query.count else None
+    if query.cursor:
+        after_date, after_id = decode_cursor(cursor_secret, query, query.cursor)
+        position = (after_date.isoformat(), after_id)
+        docs = [
+            d
+            for d in docs
+            if ((d["date"], d["id"]) < position if desc else (d["date"], d["id"]) > position)
+        ]
+    items = docs[: query.limit]
+    next_cursor = None
+    if len(docs) > query.limit:
+        last = items[-1]
+        next_cursor = encode_cursor(
+            cursor_secret, query, dt.date.fromisoformat(last["date"]), last["id"]
+        )
     return Page(items=items, next_cursor=next_cursor, total=total)
