@@ -45,6 +45,7 @@ def _sources_key(sources: list[SourceIn]) -> list[dict[str, Any]]:
 
 
 def _source_read(sources: Any) -> list[dict[str, Any]]:
+    # Sorted by URL so the representation is the same before and after a reload from the database.
     return [
         {
             "url": s.url,
@@ -53,7 +54,7 @@ def _source_read(sources: Any) -> list[dict[str, Any]]:
             "published_on": s.published_on,
             "language": s.language,
         }
-        for s in sources
+        for s in sorted(sources, key=lambda s: s.url)
     ]
 
 
