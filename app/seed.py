@@ -210,7 +210,7 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
         organisations,
         lambda d: organisation_service.upsert_organisation(session, d, SEED_ACTOR),
     )
-    run("places", places, lambda d: place_service.upsert(session, d))
+    run("places", places, lambda d: place_service.upsert(session, d, SEED_ACTOR))
     run(
         "memberships",
         memberships,

@@ -121,6 +121,8 @@ def assert_mirror_matches_api(w: Writable) -> None:
     listed = c.get("/v1/sources", params={"limit": 500}).json()
     assert listed["total"] <= 500
     assert sources == {str(s["id"]): s for s in listed["items"]}
+    places = {k[1]: v for k, v in mirror.items() if k[0] == "place"}
+    assert places == {p["code"]: p for p in c.get("/v1/places").json()["items"]}
     for (resource, key), data in mirror.items():
         if resource == "membership":
             assert c.get(f"/v1/memberships/{key}").json() == data

@@ -3,8 +3,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from app.db import SessionDep
+from app.json import JSONBytes
 from app.places import service
 from app.places.schemas import PlaceList, PlaceRead
+from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
 
 router = APIRouter(prefix="/v1/places", tags=["Places"])
@@ -16,10 +18,16 @@ def list_places(session: SessionDep) -> dict[str, Any]:
     return {"items": service.list_places(session)}
 
 
+PlaceCode = Annotated[str, Path(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", examples=["tinzaouaten"])]
+
+
 @router.get("/{code}", response_model=PlaceRead, responses=problem_responses(404, 422))
-def get_place(
-    code: Annotated[str, Path(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", examples=["tinzaouaten"])],
-    session: SessionDep,
-) -> dict[str, Any]:
+def get_place(code: PlaceCode, session: SessionDep) -> dict[str, Any]:
     """One place and its aliases."""
     return service.get_place(session, code)
+
+
+@router.get("/{code}/revisions", response_model=RevisionList, responses=problem_responses(404, 422))
+def place_revisions(code: PlaceCode, session: SessionDep) -> Any:
+    """Every change to this place (places are curated in the seed files)."""
+    return JSONBytes({"items": service.revisions(session, code)})

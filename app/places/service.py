@@ -7,6 +7,7 @@ from app.db import reconcile
 from app.errors import InvalidParameter, NotFound
 from app.models import Place, PlaceAlias, State
 from app.places.schemas import PlaceCreate
+from app.revisions import service as revision_service
 from app.schemas import Outcome, fold
 
 
@@ -41,7 +42,7 @@ def get_place(session: Session, code: str) -> dict[str, Any]:
     return _read(place)
 
 
-def upsert(session: Session, data: PlaceCreate) -> Outcome:
+def upsert(session: Session, data: PlaceCreate, actor: str) -> Outcome:
     state_id = None
     if data.state is not None:
         state_id = session.scalar(select(State.id).where(State.code == data.state))
@@ -61,6 +62,7 @@ def upsert(session: Session, data: PlaceCreate) -> Outcome:
             return Outcome.unchanged
         outcome = Outcome.updated
     else:
+        before = None
         place = Place(code=data.code, aliases=[])
         session.add(place)
         outcome = Outcome.created
@@ -73,4 +75,21 @@ def upsert(session: Session, data: PlaceCreate) -> Outcome:
             place.aliases, aliases, lambda a: a.alias, lambda a: PlaceAlias(alias=a, folded=fold(a))
         )
     session.flush()
+    session.refresh(place, ["state"])
+    revision_service.record(
+        session,
+        resource="place",
+        key=place.code,
+        # Places are written only by the seed loader and carry no version column of their own.
+        version=revision_service.count(session, "place", place.code) + 1,
+        operation="create" if outcome is Outcome.created else "update",
+        actor=actor,
+        before=before,
+        after=_read(place),
+    )
     return outcome
+
+
+def revisions(session: Session, code: str) -> list[dict[str, Any]]:
+    get_place(session, code)
+    return revision_service.history(session, "place", code)

@@ -89,6 +89,15 @@ def history(session: Session, resource: str, key: str) -> list[dict[str, Any]]:
     return [_entry(r) for r in rows]
 
 
+def count(session: Session, resource: str, key: str) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(Revision.resource == resource, Revision.resource_key == key)
+        )
+        or 0
+    )
+
+
 def known_at(session: Session, resource: str, key: str, at: dt.datetime) -> Revision | None:
     """The latest revision of one resource recorded at or before `at`."""
     return session.scalars(
