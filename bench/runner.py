@@ -1,0 +1,1058 @@
+"""The benchmark runner behind `bench/run`; see bench/README.md.
+
+It serves the real app as deployed (`uvicorn app.main:app`, 1 and 2 workers, SQLite and
+PostgreSQL), a bare FastAPI app and Datasette on the same SQLite file, drives each with wrk over
+the same few hundred real queries, and prints one table with ratios to bare FastAPI and to
+Datasette, checked against the targets of issue 7. Every figure is repeated (`--reps`) and shown
+as median [min-max]. Raw runs and the table go to bench/out/results-*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"
+DATA = OUT / "data"
+LOGS = OUT / "logs"
+VENV_BIN = ROOT / ".venv" / "bin"
+DATASETTE = BENCH / ".venv-datasette" / "bin" / "datasette"
+LUA = BENCH / "wrk_report.lua"
+HOST = "127.0.0.1"
+PG_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+CURSOR_SECRET = "bench-cursor-secret"  # noqa: S105 - signs benchmark cursors only
+SMALL = 10_000
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- data
+
+
+def sqlite_file(n: int, seed: int) -> Path:
+    return DATA / f"timeline-{n}-s{seed}.db"
+
+
+def pg_url(server: str, n: int, seed: int) -> str:
+    from sqlalchemy.engine import make_url
+
+    return (
+        make_url(server)
+        .set(database=f"dtl_bench_{n}_s{seed}")
+        .render_as_string(hide_password=False)
+    )
+
+
+def ensure_data(url: str, marker: Path, n: int, seed: int) -> None:
+    """Generate once per (database, N, seed); the marker records that synth finished."""
+    if marker.exists():
+        say(f"data: reusing {marker.name} ({marker.read_text().strip()[:80]}...)")
+        return
+    say(f"data: generating {n:,} events (seed {seed}) into {url.split('@')[-1]}")
+    cmd = [str(VENV_BIN / "python"), "-m", "bench.synth", "--events", str(n), "--seed", str(seed)]
+    cmd += ["--database-url", url, "--reset"]
+    done = subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)  # noqa: S603
+    marker.write_text(done.stdout)
+    say(done.stdout.strip())
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def tree_pids(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def tree_rss_mb(root: int) -> float:
+    total = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024
+
+
+def tree_cpu_seconds(root: int) -> float:
+    ticks = 0
+    for pid in tree_pids(root):
+        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(root: int, limit: float = 120.0) -> float:
+    """Wait until the server has finished the requests wrk left queued when it stopped.
+
+    uvicorn keeps working through its backlog after the client has gone; without this, a slow
+    run would eat into the next one's figures.
+    """
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        before = tree_cpu_seconds(root)
+        time.sleep(0.5)
+        if tree_cpu_seconds(root) - before < 0.05:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
+@dataclass
+class Server:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    ready: str
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        log = open(LOGS / f"{self.name}.log", "wb")  # noqa: SIM115 - lives as long as the server
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=env, stdout=log, stderr=log)  # noqa: S603
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(self.url(self.ready), timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        tail = (LOGS / f"{self.name}.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"server {self.name} did not start:\n{tail}")
+
+    def url(self, path: str) -> str:
+        return f"http://{HOST}:{self.port}{path}"
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Server]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def uvicorn(app: str, workers: int, port: int) -> list[str]:
+    # `make run` serves `uvicorn app.main:app --host --port` with uvicorn's defaults
+    # (uvloop, httptools, access log on); only the worker count is added here.
+    cmd = [str(VENV_BIN / "uvicorn"), app, "--host", HOST, "--port", str(port)]
+    return [*cmd, "--workers", str(workers)] if workers > 1 else cmd
+
+
+def api_server(name: str, database_url: str, workers: int) -> Server:
+    port = free_port()
+    env = {"DATABASE_URL": database_url, "CURSOR_SECRET": CURSOR_SECRET}
+    return Server(name, uvicorn("app.main:app", workers, port), env, "/healthz", port)
+
+
+def bare_server(workers: int) -> Server:
+    port = free_port()
+    return Server(
+        f"bare-{workers}w", uvicorn("bench.bare_app:app", workers, port), {}, "/ping", port
+    )
+
+
+def datasette_server(db: Path) -> Server:
+    port = free_port()
+    cmd = [str(DATASETTE), "serve", "-i", str(db), "--host", HOST, "--port", str(port)]
+    return Server("datasette", cmd, {}, "/-/versions.json", port)
+
+
+# ---------------------------------------------------------------- wrk
+
+
+@dataclass
+class Options:
+    duration: float
+    short: float
+    connections: int
+    threads: int
+    reps: int
+
+
+@dataclass
+class Row:
+    """One line of the table: a label, its runs, and what to compare it with."""
+
+    key: str
+    label: str
+    conns: int
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+
+    def median(self, metric: str) -> float | None:
+        values = [r[metric] for r in self.runs if r.get(metric) is not None]
+        return statistics.median(values) if values else None
+
+    def spread(self, metric: str) -> tuple[float, float] | None:
+        values = [r[metric] for r in self.runs if r.get(metric) is not None]
+        return (min(values), max(values)) if values else None
+
+    def peak_rss(self) -> float | None:
+        values = [r["peak_rss_mb"] for r in self.runs if r.get("peak_rss_mb")]
+        return max(values) if values else None
+
+    def errors(self) -> int:
+        keys = ("err_connect", "err_read", "err_write", "err_status", "err_timeout")
+        return sum(int(r.get(k, 0)) for r in self.runs for k in keys)
+
+
+def wrk(
+    server: Server,
+    paths: list[str],
+    *,
+    conns: int,
+    seconds: float,
+    threads: int,
+    header: str | None = None,
+) -> dict[str, Any]:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path_file = LOGS / f"paths-{os.getpid()}.txt"
+    path_file.write_text("\n".join(paths) + "\n")
+    env = {**os.environ, "WRK_PATHS": str(path_file), "WRK_HEADER": header or ""}
+    cmd = ["wrk", f"-t{min(threads, conns)}", f"-c{conns}", f"-d{max(1, round(seconds))}s"]
+    cmd += ["--timeout", "10s", "-s", str(LUA), server.url(paths[0])]
+    peak = [0.0]
+    stop = threading.Event()
+    assert server.proc is not None  # noqa: S101 - started by the caller
+
+    def sample(pid: int) -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss_mb(pid))
+            stop.wait(0.25)
+
+    sampler = threading.Thread(target=sample, args=(server.proc.pid,), daemon=True)
+    sampler.start()
+    try:
+        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    finally:
+        stop.set()
+        sampler.join()
+    line = next(x for x in out.splitlines() if x.startswith("BENCHJSON "))
+    result: dict[str, Any] = json.loads(line.split(" ", 1)[1])
+    result["peak_rss_mb"] = round(peak[0], 1)
+    result["drain_s"] = wait_idle(server.proc.pid)
+    # Other work on this machine skews figures; the 1-minute load average records it.
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    return result
+
+
+def measure(
+    rows: dict[str, Row],
+    key: str,
+    label: str,
+    server: Server,
+    paths: list[str],
+    opts: Options,
+    *,
+    conns: int | None = None,
+    short: bool = False,
+    header: str | None = None,
+    note: str = "",
+) -> Row:
+    conns = conns or opts.connections
+    row = rows.setdefault(key, Row(key, label, conns, note=note))
+    seconds = opts.short if short or conns == 1 else opts.duration
+    for rep in range(opts.reps):
+        r = wrk(server, paths, conns=conns, seconds=seconds, threads=opts.threads, header=header)
+        r["rep"] = rep + 1
+        row.runs.append(r)
+        errors = sum(int(r[k]) for k in r if k.startswith("err_"))
+        say(
+            f"  {label:<52} c={conns:<3} run {rep + 1}: {r['rps']:>8,.0f} req/s  "
+            f"p50 {r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:7.2f} ms  "
+            f"RSS {r['peak_rss_mb']:6.0f} MB{f'  ERRORS {errors}' if errors else ''}"
+        )
+    return row
+
+
+def warm(server: Server, paths: list[str]) -> None:
+    wrk(server, paths, conns=4, seconds=2, threads=1)
+
+
+# ---------------------------------------------------------------- queries
+
+
+@dataclass
+class Queries:
+    """Request paths, grouped by shape. The mix is all of them."""
+
+    headline: list[str] = field(default_factory=list)  # state + date window
+    shapes: dict[str, list[str]] = field(default_factory=dict)
+    datasette: list[str] = field(default_factory=list)  # headline, as Datasette asks it
+    popular: str = ""
+    rare_word: str = ""
+    common_word: str = ""
+
+    def mix(self) -> list[str]:
+        return [p for paths in self.shapes.values() for p in paths]
+
+
+def timeline(**params: Any) -> str:
+    return "/v1/timeline?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def build_queries(db: Path, server: Server, n_events: int, *, small: bool, seed: int) -> Queries:
+    """Real queries: anchors are random events (so busy states come up more often, as in real
+    traffic); windows are widened until a page is full; deep cursors come from walking the API."""
+    rng = random.Random(seed)
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    max_id = con.execute("SELECT max(id) FROM event").fetchone()[0]
+    codes = dict(con.execute("SELECT id, code FROM state"))
+    org_codes = dict(con.execute("SELECT id, code FROM organisation"))
+    q = Queries()
+    n_head = 60 if small else 100
+
+    def anchor() -> tuple[int, str, str, list[tuple[Any, ...]], list[str]]:
+        eid = rng.randint(1, max_id)
+        row = con.execute("SELECT date, category FROM event WHERE id = ?", (eid,)).fetchone()
+        parts = con.execute(
+            "SELECT state_id, organisation_id, role FROM event_participant WHERE event_id = ? "
+            "ORDER BY position",
+            (eid,),
+        ).fetchall()
+        tags = [t for (t,) in con.execute("SELECT tag FROM event_tag WHERE event_id = ?", (eid,))]
+        return eid, row[0], row[1], parts, tags
+
+    def full(sql: str, args: tuple[Any, ...]) -> bool:
+        count = con.execute(f"SELECT count(*) FROM ({sql} LIMIT 50)", args).fetchone()[0]  # noqa: S608
+        return int(count) == 50
+
+    def until(d0: str, years: int) -> str:
+        d = dt.date.fromisoformat(d0)
+        return dt.date(min(d.year + years, 2025), d.month, min(d.day, 28)).isoformat()
+
+    # Headline: one state (any role) + a date window, a full page of 50.
+    ds_paths, tries = [], 0
+    while len(q.headline) < n_head and tries < n_head * 30:
+        tries += 1
+        _, d0, _, parts, _ = anchor()
+        state_id = next(p[0] for p in parts if p[0])
+        for years in (1, 3, 10, 30, 80):
+            d1 = until(d0, years)
+            sql = "SELECT 1 FROM event_participant WHERE state_id = ? AND date BETWEEN ? AND ?"
+            if full(sql, (state_id, d0, d1)):
+                break
+        else:
+            continue
+        q.headline.append(timeline(state=codes[state_id], **{"from": d0}, to=d1))
+        sub = f"select event_id from event_participant where state_id={state_id}"  # noqa: S608
+        where = quote(f"id in ({sub})")
+        ds_paths.append(
+            f"/{db.stem}/event.json?_where={where}&date__gte={d0}&date__lte={d1}"
+            "&deleted_at__isnull=1&_sort=date&_size=50&_shape=array&_nocol=search_text"
+        )
+    q.datasette = ds_paths
+    q.shapes["state+window"] = q.headline
+
+    pairs, orgs, cats, windows, tags = [], [], [], [], []
+    for _ in range(400):
+        _, d0, category, parts, event_tags = anchor()
+        year = int(d0[:4])
+        states = [codes[p[0]] for p in parts if p[0]]
+        if len(pairs) < 40 and len(states) >= 2:
+            pairs.append(timeline(between=f"{states[0]},{states[1]}", **{"from": str(year - 5)}))
+        org = next((p[1] for p in parts if p[1]), None)
+        if org and len(orgs) < 30:
+            orgs.append(timeline(organisation=org_codes[org], **{"from": str(year)}))
+        if len(cats) < 30:
+            cats.append(timeline(category=category, **{"from": str(year)}, to=str(year + 2)))
+        if len(windows) < 30:
+            windows.append(timeline(**{"from": d0}, to=until(d0, 1)))
+        if event_tags and len(tags) < 20:
+            tags.append(timeline(tag=event_tags[0]))
+    q.shapes["pair (between=)"] = pairs
+    q.shapes["organisation"] = orgs
+    q.shapes["category+window"] = cats
+    q.shapes["date window"] = windows
+    q.shapes["tag"] = tags
+
+    words = ["embassy", "pipeline", "uranium", "drought", "tribunal", "curfew", "veto", "dam"]
+    words += [w for (w,) in con.execute("SELECT name FROM place ORDER BY id LIMIT 12")]
+    text = [timeline(q=w.lower()) for w in words]
+    text += [timeline(q=w, state=codes[1 + i % 10]) for i, w in enumerate(words[:8])]
+    q.shapes["q= text (LIKE)"] = text
+    q.rare_word, q.common_word = "extradition", "ceasefire"
+
+    # Deep pages: follow next_cursor through the API and keep cursors from deep positions.
+    deep: list[str] = []
+    client = httpx.Client(timeout=60)
+    starts = [timeline(state=codes[1]), timeline(state=codes[2]), timeline(category="statement")]
+    starts.append(timeline(**{"from": "1990"}))
+    pages = 6 if small else 60
+    for start in starts:
+        url = start
+        for page in range(pages):
+            body = client.get(server.url(url)).json()
+            if not body.get("next_cursor"):
+                break
+            url = f"{start}&cursor={body['next_cursor']}"
+            if page >= pages // 3:
+                deep.append(url)
+    q.shapes["deep cursor page"] = deep
+    q.popular = timeline(state="USA", **{"from": "2020"})
+
+    # Every path answers 200 before it is measured; the shapes report their page sizes.
+    for name, paths in q.shapes.items():
+        sizes = []
+        for path in paths:
+            r = client.get(server.url(path))
+            if r.status_code != 200:
+                raise RuntimeError(f"{path} answered {r.status_code}: {r.text[:300]}")
+            sizes.append(len(r.json()["items"]))
+        say(
+            f"  queries: {name:<20} {len(paths):>4} paths, "
+            f"items/page median {statistics.median(sizes) if sizes else 0:.0f}"
+        )
+    client.close()
+    con.close()
+    return q
+
+
+# ---------------------------------------------------------------- in-process search
+
+
+def inprocess_search(database_url: str, words: dict[str, str], reps: int) -> list[dict[str, Any]]:
+    """The timeline page for `q=word`, timed in-process (the target is stated that way)."""
+    from app.config import normalise_database_url
+    from app.db import create_db_engine, create_session_factory
+    from app.timeline import service
+    from app.timeline.schemas import TimelineQuery
+
+    engine = create_db_engine(normalise_database_url(database_url))
+    factory = create_session_factory(engine)
+    out = []
+    for kind, word in words.items():
+        timings = []
+        with factory() as session:
+            query = TimelineQuery.model_validate({"q": word})
+            stmt = service.filtered(session, query)
+            from sqlalchemy import func, select
+
+            matches = session.scalar(select(func.count()).select_from(stmt.subquery()))
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                page = service.page(session, query, cursor_secret=CURSOR_SECRET)
+                timings.append((time.perf_counter() - t0) * 1000)
+        out.append(
+            {
+                "kind": kind,
+                "word": word,
+                "matches": matches,
+                "items": len(page.items),
+                "first_ms": round(timings[0], 2),
+                "median_ms": round(statistics.median(timings[1:] or timings), 2),
+            }
+        )
+    engine.dispose()
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def cell(row: Row | None, metric: str, digits: int) -> str:
+    if row is None or not row.runs:
+        return "-"
+    spread = row.spread(metric)
+    med = row.median(metric)
+    assert spread is not None  # noqa: S101 - runs exist
+    return f"{fmt(med, digits)} [{fmt(spread[0], digits)}-{fmt(spread[1], digits)}]"
+
+
+def ratio(a: Row | None, b: Row | None, metric: str = "rps") -> float | None:
+    if a is None or b is None:
+        return None
+    x, y = a.median(metric), b.median(metric)
+    return x / y if x is not None and y else None
+
+
+@dataclass
+class Verdict:
+    what: str
+    target: str
+    measured: str
+    ok: bool | None  # None: not measured / not implemented
+
+
+def render(
+    rows: dict[str, Row], verdicts: list[Verdict], search: dict[str, list[dict[str, Any]]]
+) -> str:
+    bare1, bare2, ds = rows.get("bare-1w"), rows.get("bare-2w"), rows.get("datasette")
+    lines = [
+        "| what | c | req/s median [min-max] | p50 ms | p99 ms median [min-max] | peak RSS MB "
+        "| x bare | x Datasette |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows.values():
+        if not row.runs:
+            lines.append(f"| {row.label} | - | {row.note or 'not measured'} | | | | | |")
+            continue
+        bare = bare2 if "2w" in row.key else bare1
+        x_bare = ratio(row, bare) if row.conns == (bare.conns if bare else 0) else None
+        x_ds = ratio(row, ds) if ds and row.conns == ds.conns else None
+        lines.append(
+            f"| {row.label} | {row.conns} | {cell(row, 'rps', 0)} | {fmt(row.median('p50_ms'), 2)}"
+            f" | {cell(row, 'p99_ms', 1)} | {fmt(row.peak_rss())} | "
+            f"{fmt(x_bare, 3) if x_bare else '-'} | {fmt(x_ds, 2) if x_ds else '-'} |"
+        )
+    lines += ["", "| target (issue 7) | wanted | measured | met |", "|---|---|---|---|"]
+    for v in verdicts:
+        met = {True: "yes", False: "**no**", None: "-"}[v.ok]
+        lines.append(f"| {v.what} | {v.target} | {v.measured} | {met} |")
+    if search:
+        lines += [
+            "",
+            "| full-text page (in-process) | word | matching events | first ms | median ms |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for db, results in search.items():
+            for r in results:
+                lines.append(
+                    f"| {db} {r['kind']} | {r['word']} | {r['matches']:,} | {r['first_ms']} "
+                    f"| {r['median_ms']} |"
+                )
+    return "\n".join(lines)
+
+
+def judge(
+    rows: dict[str, Row], search: dict[str, list[dict[str, Any]]], n: int, notes: dict[str, str]
+) -> list[Verdict]:
+    g = rows.get
+    out: list[Verdict] = []
+
+    def add(
+        what: str, target: str, checks: list[tuple[str, float | None, Callable[[float], bool]]]
+    ):
+        parts, oks = [], []
+        for name, value, test in checks:
+            if value is None:
+                parts.append(f"{name} -")
+                oks.append(None)
+                continue
+            parts.append(f"{name} {value:,.3g}")
+            oks.append(test(value))
+        ok = None if any(o is None for o in oks) else all(oks)
+        out.append(Verdict(what, target, ", ".join(parts), ok))
+
+    s1, s1c1, s2 = g("sqlite-1w"), g("sqlite-1w-c1"), g("sqlite-2w")
+    add(
+        "SQLite, 1 worker, headline page",
+        ">= 800 req/s, >= 2.9x Datasette, >= 0.10x bare, p99 <= 100 ms",
+        [
+            ("req/s", s1.median("rps") if s1 else None, lambda v: v >= 800),
+            ("x Datasette", ratio(s1, g("datasette")), lambda v: v >= 2.9),
+            ("x bare", ratio(s1, g("bare-1w")), lambda v: v >= 0.10),
+            ("p99 ms", s1.median("p99_ms") if s1 else None, lambda v: v <= 100),
+        ],
+    )
+    add(
+        "SQLite, 2 workers",
+        ">= 2,000 req/s, p99 <= 40 ms",
+        [
+            ("req/s", s2.median("rps") if s2 else None, lambda v: v >= 2000),
+            ("p99 ms", s2.median("p99_ms") if s2 else None, lambda v: v <= 40),
+        ],
+    )
+    add(
+        "SQLite, 1 connection",
+        "p50 <= 1.0 ms, p99 <= 2.5 ms",
+        [
+            ("p50 ms", s1c1.median("p50_ms") if s1c1 else None, lambda v: v <= 1.0),
+            ("p99 ms", s1c1.median("p99_ms") if s1c1 else None, lambda v: v <= 2.5),
+        ],
+    )
+    p1 = g("pg-1w")
+    add(
+        "PostgreSQL, 1 worker",
+        ">= 700 req/s, p99 <= 120 ms",
+        [
+            ("req/s", p1.median("rps") if p1 else None, lambda v: v >= 700),
+            ("p99 ms", p1.median("p99_ms") if p1 else None, lambda v: v <= 120),
+        ],
+    )
+    add(
+        f"data size ({n:,} vs {SMALL:,})",
+        "throughput at 1M >= 0.9x at 10k",
+        [("ratio", ratio(s1, g("sqlite-10k-1w")), lambda v: v >= 0.9)],
+    )
+    add(
+        "repeated popular query",
+        ">= 0.5x bare FastAPI",
+        [("x bare", ratio(g("popular"), g("bare-1w")), lambda v: v >= 0.5)],
+    )
+    if g("conditional") and g("conditional").runs:  # type: ignore[union-attr]
+        add(
+            "conditional request (304)",
+            ">= 0.6x bare FastAPI",
+            [("x bare", ratio(g("conditional"), g("bare-1w")), lambda v: v >= 0.6)],
+        )
+    else:
+        out.append(Verdict("conditional request (304)", ">= 0.6x bare", notes["etag"], None))
+    out.append(
+        Verdict("CSV export of 1M events", ">= 50,000 rows/s, RSS <= 250 MB", notes["csv"], None)
+    )
+    for db, results in search.items():
+        by = {r["kind"]: r for r in results}
+        add(
+            f"full-text search, {db}",
+            "rare <= 5 ms, common <= 100 ms (in-process)",
+            [
+                ("rare ms", by.get("rare", {}).get("median_ms"), lambda v: v <= 5),
+                ("common ms", by.get("common", {}).get("median_ms"), lambda v: v <= 100),
+            ],
+        )
+    out.append(
+        Verdict(
+            "webhooks",
+            ">= 1,000 deliveries/s, commit->receipt p50 <= 50 ms",
+            notes["webhooks"],
+            None,
+        )
+    )
+    return out
+
+
+def machine() -> dict[str, Any]:
+    def sh(cmd: str) -> str:
+        try:
+            return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()  # noqa: S602
+        except OSError:
+            return "?"
+
+    from importlib.metadata import version
+
+    facts: dict[str, Any] = {
+        "nproc": os.cpu_count(),
+        "cpu": sh("lscpu | sed -n 's/^Model name:[ \\t]*//p'"),
+        "memory": sh("free -h | awk '/Mem:/{print $2}'"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wrk": sh("wrk --version 2>&1 | head -1"),
+        "datasette": sh(f"{DATASETTE} --version") if DATASETTE.exists() else None,
+    }
+    for p in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "psycopg", "orjson", "pydantic"):
+        facts[p] = version(p)
+    return facts
+
+
+def probe_features(server: Server, popular: str) -> dict[str, Any]:
+    """What the service offers today: ETags, CSV export, webhooks (looked up in its OpenAPI)."""
+    r = httpx.get(server.url(popular), timeout=30)
+    etag = r.headers.get("etag")
+    paths = list(httpx.get(server.url("/openapi.json"), timeout=30).json()["paths"])
+    csv = [p for p in paths if "csv" in p or "export" in p]
+    hooks = [p for p in paths if "webhook" in p or "subscription" in p]
+    status304 = None
+    if etag:
+        again = httpx.get(server.url(popular), headers={"If-None-Match": etag}, timeout=30)
+        status304 = again.status_code
+    return {"etag": etag, "status_with_if_none_match": status304, "csv": csv, "webhooks": hooks}
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Benchmark the timeline API as deployed (uvicorn app.main:app, 1 and 2 "
+        "workers, SQLite and PostgreSQL) against bare FastAPI and Datasette in the same run, "
+        "and check the targets of issue 7. Results: a table on stdout, JSON in bench/out/.",
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=1_000_000,
+        metavar="N",
+        help="events in the benchmark database (default 1000000); generated "
+        "once with bench.synth and reused",
+    )
+    parser.add_argument(
+        "--smoke",
+        "--quick",
+        action="store_true",
+        help="seconds-long check for CI: 10k events, 1 s runs, SQLite 1 worker, "
+        "bare FastAPI and Datasette only; implies --skip-postgres",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="length of each throughput run (default 10; 1 with --smoke); "
+        "single-connection and per-shape runs take half",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        metavar="C",
+        help="concurrent connections for throughput runs (default 32)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=2,
+        metavar="R",
+        help="repeats of every figure; the table shows median [min-max] (default 2)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
+    parser.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
+    parser.add_argument(
+        "--skip-postgres",
+        action="store_true",
+        help="measure SQLite only (no PostgreSQL server needed)",
+    )
+    parser.add_argument(
+        "--skip-datasette",
+        action="store_true",
+        help="do not measure Datasette (its ratios are then missing)",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", PG_SERVER),
+        metavar="URL",
+        help="PostgreSQL server to use; a database "
+        "dtl_bench_<N>_s<seed> is created on it (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    t_start = time.perf_counter()
+    if args.smoke:
+        args.events, args.skip_postgres = SMALL, True
+    n = args.events
+    duration = args.duration or (1.0 if args.smoke else 10.0)
+    opts = Options(duration, max(1.0, duration / 2), args.connections, args.threads, args.reps)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench: wrk is not installed (bench/run installs it with apt-get)")
+    use_datasette = not args.skip_datasette and DATASETTE.exists()
+    DATA.mkdir(parents=True, exist_ok=True)
+
+    # 1. data
+    sqlite_db = sqlite_file(n, args.seed)
+    sqlite_url = f"sqlite:///{sqlite_db}"
+    ensure_data(sqlite_url, sqlite_db.with_suffix(".done"), n, args.seed)
+    size_check = not args.smoke and n != SMALL
+    small_db = sqlite_file(SMALL, args.seed)
+    if size_check:
+        ensure_data(f"sqlite:///{small_db}", small_db.with_suffix(".done"), SMALL, args.seed)
+    postgres = None
+    if not args.skip_postgres:
+        postgres = pg_url(args.postgres_url, n, args.seed)
+        ensure_data(postgres, DATA / f"postgres-{n}-s{args.seed}.done", n, args.seed)
+
+    rows: dict[str, Row] = {}
+    notes: dict[str, str] = {}
+    search: dict[str, list[dict[str, Any]]] = {}
+    label_n = f"{n // 1000}k" if n < 1_000_000 else f"{n / 1e6:g}M"
+
+    # 2. bare FastAPI, the ceiling
+    say("\n## bare FastAPI (constant JSON)")
+    with bare_server(1).running() as bare:
+        warm(bare, ["/ping"])
+        measure(rows, "bare-1w", "bare FastAPI, 1 worker", bare, ["/ping"], opts)
+        measure(rows, "bare-1w-c1", "bare FastAPI, 1 worker", bare, ["/ping"], opts, conns=1)
+    if not args.smoke:
+        with bare_server(2).running() as bare:
+            warm(bare, ["/ping"])
+            measure(rows, "bare-2w", "bare FastAPI, 2 workers", bare, ["/ping"], opts)
+
+    # 3. the API on SQLite
+    say(f"\n## API on SQLite, {label_n} events, 1 worker")
+    with api_server("api-sqlite-1w", sqlite_url, 1).running() as api:
+        queries = build_queries(sqlite_db, api, n, small=args.smoke, seed=args.seed)
+        (OUT / f"queries-{n}.json").write_text(json.dumps(queries.__dict__, indent=1))
+        warm(api, queries.mix())
+        head = f"API SQLite {label_n}, 1 worker: state+window page"
+        measure(rows, "sqlite-1w", head, api, queries.headline, opts)
+        measure(rows, "sqlite-1w-c1", head, api, queries.headline, opts, conns=1)
+        measure(
+            rows,
+            "sqlite-1w-mix",
+            f"API SQLite {label_n}, 1 worker: all-shapes mix",
+            api,
+            queries.mix(),
+            opts,
+        )
+        if not args.smoke:
+            for shape, paths in queries.shapes.items():
+                if shape != "state+window" and paths:
+                    measure(
+                        rows,
+                        f"sqlite-1w-{shape}",
+                        f"  shape: {shape}",
+                        api,
+                        paths,
+                        opts,
+                        short=True,
+                    )
+        measure(
+            rows,
+            "popular",
+            f"API SQLite {label_n}, 1 worker: one popular query, repeated",
+            api,
+            [queries.popular],
+            opts,
+            note="no response cache yet",
+        )
+        features = probe_features(api, queries.popular)
+        if features["etag"] and features["status_with_if_none_match"] == 304:
+            measure(
+                rows,
+                "conditional",
+                "API SQLite: conditional request answered 304",
+                api,
+                [queries.popular],
+                opts,
+                header=f"If-None-Match: {features['etag']}",
+            )
+            notes["etag"] = "measured"
+        else:
+            notes["etag"] = (
+                "not yet implemented: no ETag header, every request is a 200"
+                if not features["etag"]
+                else f"ETag present but If-None-Match gave {features['status_with_if_none_match']}"
+            )
+        notes["csv"] = (
+            "not yet implemented: no CSV/export route in the OpenAPI"
+            if not features["csv"]
+            else f"routes {features['csv']} exist; this harness does not measure them yet"
+        )
+        notes["webhooks"] = (
+            "not yet implemented: no webhook route in the OpenAPI"
+            if not features["webhooks"]
+            else f"routes {features['webhooks']} exist; this harness does not measure them yet"
+        )
+    if not args.smoke:
+        say(f"\n## API on SQLite, {label_n} events, 2 workers")
+        with api_server("api-sqlite-2w", sqlite_url, 2).running() as api:
+            warm(api, queries.mix())
+            measure(
+                rows,
+                "sqlite-2w",
+                f"API SQLite {label_n}, 2 workers: state+window page",
+                api,
+                queries.headline,
+                opts,
+            )
+            measure(
+                rows,
+                "sqlite-2w-mix",
+                f"API SQLite {label_n}, 2 workers: all-shapes mix",
+                api,
+                queries.mix(),
+                opts,
+            )
+    if size_check:
+        say(f"\n## API on SQLite, {SMALL // 1000}k events, 1 worker (data-size comparison)")
+        with api_server("api-sqlite-10k", f"sqlite:///{small_db}", 1).running() as api:
+            small_q = build_queries(small_db, api, SMALL, small=True, seed=args.seed)
+            warm(api, small_q.headline)
+            measure(
+                rows,
+                "sqlite-10k-1w",
+                "API SQLite 10k, 1 worker: state+window page",
+                api,
+                small_q.headline,
+                opts,
+            )
+
+    # 4. Datasette on the same file
+    if use_datasette:
+        say(f"\n## Datasette on the same SQLite file ({label_n})")
+        with datasette_server(sqlite_db).running() as ds:
+            probe = httpx.get(ds.url(queries.datasette[0]), timeout=60)
+            if probe.status_code != 200 or len(probe.json()) != 50:
+                raise RuntimeError(
+                    f"Datasette query failed: {probe.status_code} {probe.text[:300]}"
+                )
+            warm(ds, queries.datasette)
+            measure(
+                rows,
+                "datasette",
+                f"Datasette SQLite {label_n}: same state+window page",
+                ds,
+                queries.datasette,
+                opts,
+            )
+            measure(
+                rows,
+                "datasette-c1",
+                f"Datasette SQLite {label_n}: same state+window page",
+                ds,
+                queries.datasette,
+                opts,
+                conns=1,
+            )
+    else:
+        rows["datasette"] = Row(
+            "datasette",
+            "Datasette",
+            opts.connections,
+            note="skipped (--skip-datasette or not installed)",
+        )
+
+    # 5. PostgreSQL
+    if postgres:
+        for workers in (1, 2):
+            say(f"\n## API on PostgreSQL, {label_n} events, {workers} worker(s)")
+            with api_server(f"api-pg-{workers}w", postgres, workers).running() as api:
+                warm(api, queries.mix())
+                key = f"pg-{workers}w"
+                base = f"API PostgreSQL {label_n}, {workers} worker{'s' if workers > 1 else ''}"
+                measure(rows, key, f"{base}: state+window page", api, queries.headline, opts)
+                if workers == 1:
+                    measure(
+                        rows,
+                        "pg-1w-c1",
+                        f"{base}: state+window page",
+                        api,
+                        queries.headline,
+                        opts,
+                        conns=1,
+                    )
+                measure(rows, f"{key}-mix", f"{base}: all-shapes mix", api, queries.mix(), opts)
+                if workers == 1:
+                    for shape, paths in queries.shapes.items():
+                        if shape != "state+window" and paths:
+                            measure(
+                                rows,
+                                f"pg-1w-{shape}",
+                                f"  shape: {shape}",
+                                api,
+                                paths,
+                                opts,
+                                short=True,
+                            )
+
+    # 6. full-text search, in-process
+    say("\n## full-text search page (in-process)")
+    words = {"rare": queries.rare_word, "common": queries.common_word}
+    for db_name, db_url in ((f"SQLite {label_n}", sqlite_url), (f"PostgreSQL {label_n}", postgres)):
+        if not db_url:
+            continue
+        try:
+            search[db_name] = inprocess_search(db_url, words, 5)
+        except Exception as exc:  # a failed side measurement must not lose the table
+            say(f"  {db_name}: search measurement failed: {exc!r}")
+    for db, results in search.items():
+        for r in results:
+            say(
+                f"  {db} q={r['word']} ({r['matches']:,} matches): first {r['first_ms']} ms, "
+                f"median {r['median_ms']} ms"
+            )
+
+    rows["csv"] = Row("csv", "CSV export of all events", 0, note=notes["csv"])
+    rows["webhooks"] = Row("webhooks", "webhook fan-out", 0, note=notes["webhooks"])
+    if "conditional" not in rows:
+        rows["conditional"] = Row("conditional", "conditional request (304)", 0, note=notes["etag"])
+
+    verdicts = judge(rows, search, n, notes)
+    table = render(rows, verdicts, search)
+    print(table)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    result = {
+        "when": stamp,
+        "events": n,
+        "seed": args.seed,
+        "options": opts.__dict__,
+        "machine": machine(),
+        "rows": {
+            k: {
+                **r.__dict__,
+                "median_rps": r.median("rps"),
+                "median_p50_ms": r.median("p50_ms"),
+                "median_p99_ms": r.median("p99_ms"),
+                "peak_rss_mb": r.peak_rss(),
+            }
+            for k, r in rows.items()
+        },
+        "search": search,
+        "targets": [v.__dict__ for v in verdicts],
+        "table_markdown": table,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    out_file = OUT / f"results-{stamp}.json"
+    out_file.write_text(json.dumps(result, indent=1, default=str))
+    met = sum(v.ok is True for v in verdicts)
+    missed = sum(v.ok is False for v in verdicts)
+    open_ = sum(v.ok is None for v in verdicts)
+    say(
+        f"\nbench: {n:,} events, {sum(len(r.runs) for r in rows.values())} wrk runs in "
+        f"{result['seconds']:.0f} s; targets met {met}, missed {missed}, not measurable {open_}; "
+        f"headline {fmt(rows['sqlite-1w'].median('rps'))} req/s; results in "
+        f"{out_file.relative_to(ROOT)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The timeline queries use the indexes built for them, on SQLite and on PostgreSQL.
+
+The statements are the ones `app.timeline.service.page` really executes (captured from the
+engine), explained on the same connection: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` with
+sequential scans, bitmap scans and sorts disabled on PostgreSQL (the seed tables are far too
+small for the planner to prefer an index on its own; with those off, a remaining "Seq Scan" or
+"Sort" means no index could serve the filter or the order). Plans are structural facts, so
+nothing here is timed; bench/ measures the cost.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from app.timeline import service
+from app.timeline.schemas import TimelineQuery
+from tests.conftest import ON_POSTGRES
+
+SECRET = "explain-secret"  # noqa: S105 - signs test cursors
+
+
+@contextmanager
+def captured(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    statements: list[tuple[str, Any]] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+
+
+def page_plan(engine: Engine, session: Session, params: dict[str, Any]) -> str:
+    """The plan of the page query that `service.page` runs for these parameters."""
+    if ON_POSTGRES:
+        # On a table this small every plan costs about the same; make the planner say whether an
+        # index *can* serve the filter (no Seq Scan left) and the order (no Sort left).
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            session.execute(text(f"SET LOCAL {setting} = off"))
+    query = TimelineQuery.model_validate(params)
+    with captured(engine) as statements:
+        service.page(session, query, cursor_secret=SECRET)
+    pages = [
+        (sql, p) for sql, p in statements if "ORDER BY" in sql and "LIMIT" in sql and "event" in sql
+    ]
+    assert len(pages) == 1, [sql for sql, _ in statements]
+    sql, parameters = pages[0]
+    conn = session.connection()
+    if ON_POSTGRES:
+        rows = conn.exec_driver_sql("EXPLAIN " + sql, parameters).all()
+        return "\n".join(r[0] for r in rows)
+    rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters).all()
+    return "\n".join(r[3] for r in rows)
+
+
+def next_cursor(session: Session, params: dict[str, Any]) -> str:
+    page = service.page(
+        session, TimelineQuery.model_validate({**params, "limit": 1}), cursor_secret=SECRET
+    )
+    assert page.next_cursor is not None, "the seed has more than one matching event"
+    return page.next_cursor
+
+
+def assert_no_full_scan(plan: str) -> None:
+    if ON_POSTGRES:
+        assert "Seq Scan" not in plan, plan
+    else:
+        full_scans = [
+            line for line in plan.splitlines() if line.startswith("SCAN ") and " USING " not in line
+        ]
+        assert not full_scans, plan
+
+
+def assert_sorted_by_index(plan: str) -> None:
+    """The page comes out of an index in timeline order: no sort of all matching rows."""
+    if ON_POSTGRES:
+        assert "Sort" not in plan, plan
+    else:
+        assert "TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+# (query parameters, the index that must serve them)
+FILTERS = [
+    pytest.param({}, "ix_event_timeline", id="no-filter"),
+    pytest.param({"from": "2024", "to": "2025-04"}, "ix_event_timeline", id="date-window"),
+    pytest.param({"category": ["ambassador_recall"]}, "ix_event_category_timeline", id="category"),
+    pytest.param({"kind": ["incident"]}, "ix_event_kind_timeline", id="kind"),
+    pytest.param({"state": ["DZA"]}, "ix_event_participant_state_timeline", id="state"),
+    pytest.param(
+        {"state": ["MLI"], "from": "2024"}, "ix_event_participant_state_timeline", id="state-window"
+    ),
+    pytest.param({"between": "MLI,DZA"}, "ix_event_participant_state_timeline", id="between"),
+    pytest.param(
+        {"organisation": ["AES"]}, "ix_event_participant_organisation_timeline", id="organisation"
+    ),
+    pytest.param({"tag": ["april-2025-crisis"]}, "ix_event_tag_timeline", id="tag"),
+]
+
+
+@pytest.mark.parametrize(("params", "index"), FILTERS)
+def test_filter_uses_its_index(
+    engine: Engine, session: Session, params: dict[str, Any], index: str
+) -> None:
+    plan = page_plan(engine, session, params)
+    assert index in plan, plan
+    assert_no_full_scan(plan)
+
+
+@pytest.mark.parametrize(("params", "index"), FILTERS)
+def test_cursor_page_uses_its_index(
+    engine: Engine, session: Session, params: dict[str, Any], index: str
+) -> None:
+    cursor = next_cursor(session, params)
+    plan = page_plan(engine, session, {**params, "cursor": cursor})
+    assert index in plan, plan
+    assert_no_full_scan(plan)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({}, id="no-filter"),
+        pytest.param({"from": "2024", "to": "2025-04"}, id="date-window"),
+        pytest.param({"category": ["ambassador_recall"]}, id="category"),
+        pytest.param({"kind": ["incident"]}, id="kind"),
+        pytest.param({"from": "2024", "order": "desc"}, id="date-window-desc"),
+    ],
+)
+def test_event_column_filters_read_the_page_in_index_order(
+    engine: Engine, session: Session, params: dict[str, Any]
+) -> None:
+    assert_sorted_by_index(page_plan(engine, session, params))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({}, id="no-filter"),
+        pytest.param({"category": ["ambassador_recall"]}, id="category"),
+    ],
+)
+def test_cursor_pages_read_in_index_order(
+    engine: Engine, session: Session, params: dict[str, Any]
+) -> None:
+    cursor = next_cursor(session, params)
+    assert_sorted_by_index(page_plan(engine, session, {**params, "cursor": cursor}))
+
+
+# Known gap, measured by bench/ (see bench/README.md): the participant and tag filters are
+# `event.id IN (SELECT event_id ... WHERE state_id = ?)` without the date bounds, so the database
+# reads every event of the state and sorts them before taking 50 (SQLite: "USE TEMP B-TREE FOR
+# ORDER BY"). At 1M events a busy state costs hundreds of ms per page. Not strict: the day the
+# query drives from (state_id, date, event_id) in timeline order, these start passing; then drop
+# the marker.
+@pytest.mark.skipif(
+    ON_POSTGRES, reason="PostgreSQL avoids the sort by filtering an ordered date-index scan"
+)
+@pytest.mark.xfail(
+    strict=False, reason="participant/tag filters sort every matching event (see bench/README)"
+)
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({"state": ["DZA"]}, id="state"),
+        pytest.param({"organisation": ["AES"]}, id="organisation"),
+        pytest.param({"tag": ["april-2025-crisis"]}, id="tag"),
+    ],
+)
+def test_participant_filters_read_the_page_in_index_order(
+    engine: Engine, session: Session, params: dict[str, Any]
+) -> None:
+    assert_sorted_by_index(page_plan(engine, session, params))
