@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate seed run test lint format typecheck check clean
+.PHONY: help install migrate seed run test browser-test lint format typecheck check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:80
 
 test: install ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/pytest
+
+browser-test: install ## the timeline page in headless Chromium (installs Chromium and playwright-core if missing)
+	bash tests/browser/run.sh
 
 lint: install ## ruff lint and format check
 	$(BIN)/ruff check .

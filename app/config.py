@@ -1,8 +1,9 @@
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "timeline.db"
@@ -34,8 +35,45 @@ class Settings(BaseSettings):
     # Bounding DB concurrency near the core count beats a deep thread pool on 2 cores
     # (research/performance-baseline.md).
     db_pool_size: int = 4
+    # Rendered timeline pages kept in memory per process, keyed by request and data version.
+    response_cache_size: int = 512
     public_base_url: str | None = None
     data_licence: str = "CC BY 4.0"
+
+    # --- webhooks (app/webhooks); every delay is in seconds so tests can shrink them ---
+    # Wait before attempt 1, 2, …: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
+    # 20 h, 24 h (ten attempts over about 3.15 days).
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+    )
+    webhook_retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # After a 429, 502, 504 or a timeout the receiver is overloaded: wait at least this long.
+    webhook_overload_min_delay: float = 60.0
+    webhook_timeout: float = 15.0
+    webhook_max_response_bytes: int = 64 * 1024
+    webhook_stored_response_bytes: int = 4 * 1024
+    # Must exceed the timeout comfortably: an expired lease means "that worker died".
+    webhook_lease_seconds: float = 60.0
+    webhook_poll_interval: float = 0.5
+    webhook_concurrency: int = Field(default=8, ge=1)
+    webhook_warn_after_failures: int = 4
+    webhook_disable_after_days: float = 5.0
+    webhook_rotation_overlap_hours: float = 24.0
+    # Subnets that may receive webhooks although they are not public, and over plain http.
+    webhook_allowed_subnets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `embedded` runs the delivery worker in a thread of the API process (one process only);
+    # `off` leaves delivery to `python -m app.webhooks.worker` processes.
+    webhook_worker: Literal["embedded", "off"] = "embedded"
+    webhook_retention_days: int = 90
+    webhook_attempt_retention_days: int = 30
+
+    @field_validator("webhook_allowed_subnets", "webhook_retry_schedule", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Lists are comma-separated in the environment: WEBHOOK_ALLOWED_SUBNETS=127.0.0.0/8,::1/128
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -14,3 +14,11 @@ class JSONBytes(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+    @classmethod
+    def from_bytes(cls, body: bytes, headers: dict[str, str] | None = None) -> "JSONBytes":
+        """A response whose body is already serialised (from a cache or a stored replay)."""
+        response = cls(None, headers=headers)
+        response.body = body
+        response.headers["content-length"] = str(len(body))
+        return response

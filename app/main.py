@@ -3,8 +3,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi_offline import FastAPIOffline
 
 from app.auth.router import router as keys_router
+from app.caching import Deprecation, HttpCaching
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.db import create_db_engine, create_session_factory
@@ -14,6 +17,8 @@ from app.health.router import router as health_router
 from app.organisations.router import memberships as memberships_router
 from app.organisations.router import router as organisations_router
 from app.places.router import router as places_router
+from app.relations.router import router as relations_router
+from app.responsecache import ResponseCache
 from app.revisions.router import router as changes_router
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
@@ -41,6 +46,10 @@ TAGS = [
         "name": "States and organisations",
         "description": "States, alliances and who belonged to what, when.",
     },
+    {
+        "name": "Relations",
+        "description": "How two states stood with each other over time, derived from events.",
+    },
     {"name": "Places", "description": "Named places and every spelling of their names."},
     {"name": "Sources", "description": "The published texts every event cites."},
     {"name": "Vocabulary", "description": "Event categories and CAMEO codes."},
@@ -53,6 +62,10 @@ TAGS = [
 ]
 
 
+# Routes announced for removal get `Deprecation` and `Sunset` headers (README, "Stability").
+DEPRECATIONS: tuple[Deprecation, ...] = ()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -61,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         app.state.engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN, so /docs
+    # works offline and behind a newsroom proxy.
+    app = FastAPIOffline(
         title="Diplomatic Timeline API",
         version="1.0.0",
         description=DESCRIPTION,
@@ -73,13 +88,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.response_cache = ResponseCache(settings.response_cache_size)
 
+    app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"],
         allow_headers=["*"],
-        expose_headers=["Link", "ETag", "Location"],
+        expose_headers=["Link", "ETag", "Location", "Last-Modified", "Deprecation", "Sunset"],
         max_age=600,
     )
     install_problem_handlers(app)
@@ -93,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         places_router,
         changes_router,
         keys_router,
+        relations_router,
         categories_router,
         health_router,
     ):

@@ -48,8 +48,12 @@ def expected_version(if_match: str | None) -> int | None:
     if value == "*":
         return None
     value = value.removeprefix("W/")
-    if len(value) >= 3 and value[0] == value[-1] == '"' and value[1:-1].isdigit():
-        return int(value[1:-1])
+    # Served ETags are "<version>-<content hash>" (app/caching.py); a bare "<version>" works too.
+    version = (
+        value[1:-1].split("-", 1)[0] if len(value) >= 3 and value[0] == value[-1] == '"' else ""
+    )
+    if version.isdigit():
+        return int(version)
     raise InvalidParameter(["header", "If-Match"], 'expected an ETag such as "3"')
 
 
@@ -77,9 +81,8 @@ def idempotent(
     request_hash = idempotency.fingerprint(request.method, request.url.path, body)
     stored = idempotency.lookup(session, caller.key_id, key, request_hash)
     if stored is not None:
-        replay = JSONBytes(None, status_code=stored.status, headers=stored.headers)
-        replay.body = stored.body
-        replay.headers["content-length"] = str(len(stored.body))
+        replay = JSONBytes.from_bytes(stored.body, headers=stored.headers)
+        replay.status_code = stored.status
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
     response = create()

@@ -309,7 +309,7 @@ def organisation_revisions(session: Session, code: str) -> list[dict[str, Any]]:
 # --- memberships ---------------------------------------------------------------------------
 
 
-def _membership_read(m: Membership) -> dict[str, Any]:
+def membership_read(m: Membership) -> dict[str, Any]:
     return {
         "id": m.id,
         "organisation": m.organisation.code,
@@ -342,7 +342,7 @@ def memberships_of_state(session: Session, state_id: int) -> list[dict[str, Any]
         .options(*_membership_options())
         .order_by(Membership.start_on, Membership.id)
     )
-    return [_membership_read(m) for m in rows]
+    return [membership_read(m) for m in rows]
 
 
 def holds_on(day: dt.date) -> Any:
@@ -412,11 +412,11 @@ def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]
                     "until": m.end_on,
                     "end": m.end_kind,
                     "suspended": suspended,
-                    "suspension": _membership_read(suspension) if suspension else None,
+                    "suspension": membership_read(suspension) if suspension else None,
                     "sources": _source_read(m.sources),
                 }
             )
-    uncertain = [_membership_read(m) for m in periods if m.end_kind == MembershipEnd.unknown.value]
+    uncertain = [membership_read(m) for m in periods if m.end_kind == MembershipEnd.unknown.value]
     return {
         "organisation": org.code,
         "name_as_of": name_on(org, as_of),
@@ -459,7 +459,7 @@ def _membership_values(data: MembershipCreate) -> dict[str, Any]:
 def _write_membership(
     session: Session, m: Membership, data: MembershipCreate, outcome: Outcome, actor: str
 ) -> None:
-    before = _membership_read(m) if outcome is Outcome.updated else None
+    before = membership_read(m) if outcome is Outcome.updated else None
     # Sources first (each may flush), then the membership in a single flush: one version step.
     sources = [source_service.upsert(session, s, actor) for s in data.sources]
     with session.no_autoflush:
@@ -479,7 +479,7 @@ def _write_membership(
         operation="create" if outcome is Outcome.created else "update",
         actor=actor,
         before=before,
-        after=_membership_read(m),
+        after=membership_read(m),
     )
 
 
@@ -528,7 +528,7 @@ def get_membership(session: Session, membership_id: int) -> tuple[dict[str, Any]
     m = _membership(session, membership_id)
     if m.deleted_at is not None:
         raise Gone(f"Membership {membership_id} was deleted on {m.deleted_at.isoformat()}.")
-    return _membership_read(m), m.version
+    return membership_read(m), m.version
 
 
 def create_membership(
@@ -607,7 +607,7 @@ def delete_membership(
         version=m.version,
         expected=expected,
     )
-    before = _membership_read(m)
+    before = membership_read(m)
     m.deleted_at = utcnow()
     m.updated_at = m.deleted_at
     session.flush()

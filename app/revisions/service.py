@@ -166,3 +166,12 @@ def guard(
             f"{what} {key!r} is at version {version}, not {expected}: someone changed it since"
             " you read it. Fetch it again and reapply your change."
         )
+
+
+def data_version(session: Session) -> tuple[int, dt.datetime | None]:
+    """The latest revision id and time: changes whenever any resource changes."""
+    row = session.execute(select(func.max(Revision.id), func.max(Revision.at))).one()
+    at = row[1]
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
+    return row[0] or 0, at

@@ -1,9 +1,12 @@
+from email.utils import format_datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from app.db import SessionDep
 from app.json import JSONBytes
+from app.responsecache import ResponseCache
+from app.revisions import service as revision_service
 from app.schemas import problem_responses
 from app.timeline import service
 from app.timeline.schemas import TimelinePage, TimelineQuery
@@ -30,9 +33,18 @@ def get_timeline(
     `?state=DZA&category=ambassador_recall`; the April 2025 crisis is `?from=2025-04&to=2025-04`.
     """
     settings = request.app.state.settings
+    cache: ResponseCache = request.app.state.response_cache
+    version, changed_at = revision_service.data_version(session)
+    key = (str(request.url.include_query_params()), version)
+    cached = cache.get(key)
+    if cached is not None:
+        body_bytes, cached_headers = cached
+        return JSONBytes.from_bytes(body_bytes, headers=cached_headers)
     result = service.page(session, query, cursor_secret=settings.cursor_secret)
     next_url = None
     headers = {}
+    if changed_at is not None:
+        headers["Last-Modified"] = format_datetime(changed_at, usegmt=True)
     if result.next_cursor is not None:
         next_url = str(request.url.include_query_params(cursor=result.next_cursor))
         headers["Link"] = f'<{next_url}>; rel="next"'
@@ -43,4 +55,6 @@ def get_timeline(
     }
     if result.total is not None:
         body["total"] = result.total
-    return JSONBytes(body, headers=headers)
+    response = JSONBytes(body, headers=headers)
+    cache.put(key, bytes(response.body), headers)
+    return response

@@ -252,12 +252,14 @@ def _codes(doc: dict[str, Any], role: str | None = None) -> set[str]:
     } - {""}
 
 
-def _historical_match(
+def matches(
     doc: dict[str, Any],
     query: TimelineQuery,
     memberships: list[dict[str, Any]],
     place_aliases: dict[str, list[str]],
 ) -> bool:
+    """Whether an event's API representation passes the query's filters, evaluated in Python
+    (historical timelines and webhook subscription filters)."""
     day = doc["date"]
     if query.from_ and day < parse_partial_date(query.from_).isoformat():
         return False
@@ -325,7 +327,7 @@ def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str)
     docs = [
         {k: v for k, v in doc.items() if k != "links"}
         for doc in events.values()
-        if _historical_match(doc, query, memberships, aliases)
+        if matches(doc, query, memberships, aliases)
     ]
     desc = query.order == "desc"
     docs.sort(key=lambda d: (d["date"], d["id"]), reverse=desc)

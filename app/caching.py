@@ -1,0 +1,136 @@
+"""HTTP behaviour for frontends: strong ETags, 304s, Cache-Control, deprecation headers.
+
+A pure ASGI middleware rather than BaseHTTPMiddleware: it buffers only complete, non-streamed
+GET bodies (those with a Content-Length), so streamed exports pass straight through.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+READ_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=300"
+NO_STORE = "no-store"
+PRIVATE_PREFIXES = ("/v1/keys", "/v1/webhook")
+
+
+@dataclass(frozen=True, slots=True)
+class Deprecation:
+    """Announced for a path prefix: RFC 9745 `Deprecation` and RFC 8594 `Sunset` headers."""
+
+    prefix: str
+    deprecated_at: str  # an IMF-fixdate, e.g. "Sun, 01 Mar 2026 00:00:00 GMT"
+    sunset_at: str | None = None
+    link: str | None = None
+
+
+def content_etag(body: bytes, version_tag: str | None) -> str:
+    digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+    # A resource's own ETag is its version, which If-Match checks. Its representation can also
+    # change without a new version (another event starts linking to it), so the served ETag
+    # carries both: "<version>-<hash>". app/web.py reads the version part back.
+    if version_tag:
+        return f'"{version_tag.strip(chr(34))}-{digest}"'
+    return f'"{digest}"'
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    if if_none_match.strip() == "*":
+        return True
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return etag in candidates
+
+
+def _not_modified_since(headers: Headers, last_modified: str | None) -> bool:
+    since = headers.get("if-modified-since")
+    if since is None or last_modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+
+
+class HttpCaching:
+    def __init__(self, app: ASGIApp, deprecations: tuple[Deprecation, ...] = ()) -> None:
+        self.app = app
+        self.deprecations = deprecations
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        path: str = scope["path"]
+        request_headers = Headers(scope=scope)
+        deprecation = next((d for d in self.deprecations if path.startswith(d.prefix)), None)
+        cacheable = method in ("GET", "HEAD")
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        def decorate(headers: MutableHeaders, status: int) -> None:
+            if deprecation is not None:
+                headers["Deprecation"] = deprecation.deprecated_at
+                if deprecation.sunset_at:
+                    headers["Sunset"] = deprecation.sunset_at
+                if deprecation.link:
+                    headers.append("Link", f'<{deprecation.link}>; rel="deprecation"')
+            if "cache-control" in headers:
+                return
+            if not cacheable or path.startswith(PRIVATE_PREFIXES) or status >= 400:
+                headers["Cache-Control"] = NO_STORE
+            else:
+                headers["Cache-Control"] = READ_CACHE_CONTROL
+
+        async def wrapped(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                decorate(headers, message["status"])
+                buffer = cacheable and message["status"] == 200 and "content-length" in headers
+                if not buffer:
+                    await send(message)
+                    return
+                start = message
+                return
+            if start is None:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            await self._finish(start, b"".join(chunks), request_headers, send)
+
+        await self.app(scope, receive, wrapped)
+
+    async def _finish(
+        self, start: Message, body: bytes, request_headers: Headers, send: Send
+    ) -> None:
+        headers = MutableHeaders(scope=start)
+        etag = content_etag(body, headers.get("etag"))
+        headers["ETag"] = etag
+        if_none_match = request_headers.get("if-none-match")
+        not_modified = (
+            _matches(if_none_match, etag)
+            if if_none_match is not None
+            else _not_modified_since(request_headers, headers.get("last-modified"))
+        )
+        if not_modified:
+            kept = {
+                k: v
+                for k, v in headers.items()
+                if k.lower() in {"etag", "cache-control", "last-modified", "vary", "link"}
+            }
+            reply: dict[str, Any] = {
+                "type": "http.response.start",
+                "status": 304,
+                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in kept.items()],
+            }
+            await send(reply)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send(start)
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,526 @@
+// The timeline page. Plain JS, no build: it reads this service's API and nothing else.
+// Data is always written with textContent, never innerHTML, so no record can inject markup.
+"use strict";
+
+const FILTERS = ["state", "a", "b", "organisation", "category", "from", "to"];
+const PAGE_SIZE = 100;
+const DEFAULT_PAIR = ["MLI", "DZA"];
+
+const names = { states: new Map(), organisations: new Map(), categories: new Map() };
+let nextCursor = null;
+let currentQuery = null;
+
+// --- small helpers -------------------------------------------------------------------------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+async function api(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
+    throw new Error(detail);
+  }
+  return body;
+}
+
+const MONTH = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
+const DAY = new Intl.DateTimeFormat("en-GB", {
+  day: "numeric", month: "long", year: "numeric", timeZone: "UTC",
+});
+
+function formatDate(iso, precision = "day") {
+  if (!iso) return "";
+  const date = new Date(`${iso}T00:00:00Z`);
+  if (precision === "year") return String(date.getUTCFullYear());
+  if (precision === "month") return MONTH.format(date);
+  return DAY.format(date);
+}
+
+function stateName(code) {
+  return names.states.get(code) || code;
+}
+
+function actorName(actor) {
+  if (actor.state) return stateName(actor.state);
+  if (actor.organisation) return names.organisations.get(actor.organisation) || actor.organisation;
+  return actor.group;
+}
+
+function categoryLabel(slug) {
+  return names.categories.get(slug) || slug.replaceAll("_", " ");
+}
+
+function humanise(slug) {
+  const text = slug.replaceAll("_", " ").replaceAll("-", " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+function setStatus(text) {
+  document.getElementById("status").textContent = text;
+}
+
+// --- filters and the address bar ------------------------------------------------------------
+
+function readFilters() {
+  const params = new URLSearchParams(window.location.search);
+  const filters = {};
+  for (const key of FILTERS) filters[key] = params.get(key) || "";
+  filters.event = params.get("event") || "";
+  return filters;
+}
+
+function writeForm(filters) {
+  const form = document.getElementById("filters");
+  for (const key of FILTERS) form.elements[key].value = filters[key];
+}
+
+function formFilters() {
+  const form = document.getElementById("filters");
+  const filters = {};
+  for (const key of FILTERS) filters[key] = form.elements[key].value;
+  return filters;
+}
+
+function pushUrl(filters, eventId) {
+  const params = new URLSearchParams();
+  for (const key of FILTERS) if (filters[key]) params.set(key, filters[key]);
+  if (eventId) params.set("event", eventId);
+  const query = params.toString();
+  const url = query ? `?${query}` : window.location.pathname;
+  if (url !== window.location.search) window.history.pushState(null, "", url);
+}
+
+function timelineQuery(filters) {
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE), count: "true" });
+  if (filters.state) params.append("state", filters.state);
+  if (filters.a && filters.b && filters.a !== filters.b) params.set("between", `${filters.a},${filters.b}`);
+  if (filters.organisation) {
+    params.append("organisation", filters.organisation);
+    params.set("include_members", "true");
+  }
+  if (filters.category) params.append("category", filters.category);
+  if (filters.from) params.set("from", filters.from);
+  if (filters.to) params.set("to", filters.to);
+  return params;
+}
+
+function fillSelect(id, items, label) {
+  const select = document.getElementById(id);
+  for (const item of items) select.append(h("option", { value: item.value }, label(item)));
+}
+
+// --- the timeline ---------------------------------------------------------------------------
+
+function participantsLine(participants) {
+  const by = (role) => participants.filter((p) => p.role === role).map(actorName);
+  const initiators = by("initiator");
+  const targets = by("target");
+  if (initiators.length && targets.length) return `${initiators.join(", ")} → ${targets.join(", ")}`;
+  return participants.map(actorName).join(", ");
+}
+
+function eventButton(event) {
+  return h(
+    "button",
+    {
+      type: "button",
+      class: `event kind-${event.kind}`,
+      "data-event": event.id,
+      "aria-pressed": "false",
+      onclick: () => openEvent(event.id, { push: true, focus: true }),
+    },
+    h("span", { class: "event-date" }, formatDate(event.date, event.date_precision)),
+    h("span", { class: "event-title" }, event.title),
+    h(
+      "span",
+      { class: "event-meta" },
+      h("span", { class: `badge kind-${event.kind}` }, humanise(event.kind)),
+      " ",
+      categoryLabel(event.category),
+      " · ",
+      participantsLine(event.participants),
+    ),
+  );
+}
+
+function appendEvents(items) {
+  const container = document.getElementById("events");
+  for (const event of items) {
+    const year = event.date.slice(0, 4);
+    let list = container.querySelector(`ol[data-year="${year}"]`);
+    if (!list) {
+      container.append(h("h3", { class: "year" }, year));
+      list = h("ol", { class: "events", "data-year": year, "aria-label": `Events of ${year}` });
+      container.append(list);
+    }
+    list.append(h("li", {}, eventButton(event)));
+  }
+}
+
+async function loadTimeline(filters) {
+  currentQuery = timelineQuery(filters);
+  nextCursor = null;
+  document.getElementById("events").replaceChildren();
+  setStatus("Loading events…");
+  try {
+    const page = await api(`/v1/timeline?${currentQuery}`);
+    appendEvents(page.items);
+    nextCursor = page.next_cursor;
+    const total = page.total ?? page.items.length;
+    setStatus(total === 1 ? "1 event matches." : `${total} events match.`);
+  } catch (error) {
+    setStatus(`The events could not be loaded: ${error.message}`);
+  }
+  document.getElementById("more").hidden = !nextCursor;
+  markSelected(readFilters().event);
+}
+
+async function loadMore() {
+  if (!nextCursor) return;
+  const params = new URLSearchParams(currentQuery);
+  params.set("cursor", nextCursor);
+  params.delete("count");
+  try {
+    const page = await api(`/v1/timeline?${params}`);
+    appendEvents(page.items);
+    nextCursor = page.next_cursor;
+  } catch (error) {
+    setStatus(`More events could not be loaded: ${error.message}`);
+  }
+  document.getElementById("more").hidden = !nextCursor;
+}
+
+function markSelected(eventId) {
+  for (const button of document.querySelectorAll("button.event")) {
+    button.setAttribute("aria-pressed", String(button.dataset.event === eventId));
+  }
+}
+
+// --- one event ------------------------------------------------------------------------------
+
+function sourceLink(source) {
+  const label = source.title ? `${source.publisher}: ${source.title}` : source.publisher;
+  const extra = [
+    source.published_on ? formatDate(source.published_on) : null,
+    source.language ? source.language.toUpperCase() : null,
+  ].filter(Boolean);
+  return h(
+    "li",
+    {},
+    h("a", { href: source.url, rel: "noopener noreferrer external", target: "_blank" }, label),
+    extra.length ? ` (${extra.join(", ")})` : null,
+  );
+}
+
+function claimsSection(claims) {
+  if (!claims.length) return null;
+  const topics = new Map();
+  for (const claim of claims) {
+    if (!topics.has(claim.topic)) topics.set(claim.topic, []);
+    topics.get(claim.topic).push(claim);
+  }
+  return h(
+    "section",
+    { class: "claims", "aria-labelledby": "claims-heading" },
+    h("h3", { id: "claims-heading" }, "Claims"),
+    h("p", { class: "hint" }, "Where the parties disagree, each position is shown with its own source. No winner is picked."),
+    [...topics].map(([topic, items]) =>
+      h(
+        "div",
+        { class: "topic" },
+        h("h4", {}, humanise(topic)),
+        h(
+          "div",
+          { class: "claim-row" },
+          items.map((claim) =>
+            h(
+              "article",
+              { class: "claim" },
+              h("p", { class: "claimant" }, actorName(claim.claimant)),
+              h("blockquote", {}, claim.statement),
+              claim.value !== null ? h("p", { class: "value" }, `${claim.value} ${claim.unit ? claim.unit.replaceAll("_", " ") : ""}`) : null,
+              claim.made_on ? h("p", { class: "hint" }, `Made on ${formatDate(claim.made_on)}`) : null,
+              h("ul", { class: "sources" }, claim.sources.map(sourceLink)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function participantsSection(participants) {
+  const roles = new Map();
+  for (const p of participants) {
+    if (!roles.has(p.role)) roles.set(p.role, []);
+    roles.get(p.role).push(actorName(p));
+  }
+  return h(
+    "dl",
+    { class: "participants" },
+    [...roles].map(([role, actors]) => [h("dt", {}, humanise(role)), h("dd", {}, actors.join(", "))]),
+  );
+}
+
+function threadSection(thread, currentId) {
+  if (!thread || thread.items.length < 2) {
+    return h("section", { class: "thread" }, h("h3", {}, "Thread"), h("p", { class: "hint" }, "No linked events."));
+  }
+  const titles = new Map(thread.items.map((item) => [item.id, item.title]));
+  const outgoing = new Map();
+  for (const link of thread.links) {
+    if (!outgoing.has(link.from)) outgoing.set(link.from, []);
+    outgoing.get(link.from).push(link);
+  }
+  return h(
+    "section",
+    { class: "thread", "aria-labelledby": "thread-heading" },
+    h("h3", { id: "thread-heading" }, `Thread (${thread.items.length} linked events)`),
+    h(
+      "ol",
+      {},
+      thread.items.map((item) =>
+        h(
+          "li",
+          { class: `thread-item ${item.thread.position}` },
+          item.id === currentId
+            ? h("span", { class: "current", "aria-current": "true" }, formatDate(item.date, item.date_precision), " ", item.title)
+            : h(
+                "button",
+                { type: "button", class: "link", onclick: () => openEvent(item.id, { push: true, focus: true }) },
+                formatDate(item.date, item.date_precision), " ", item.title,
+              ),
+          (outgoing.get(item.id) || []).length
+            ? h(
+                "ul",
+                { class: "links" },
+                outgoing.get(item.id).map((link) => h("li", {}, `${humanise(link.type)}: ${titles.get(link.to)}`)),
+              )
+            : null,
+        ),
+      ),
+    ),
+  );
+}
+
+async function openEvent(eventId, { push = false, focus = false, reveal = false } = {}) {
+  const body = document.getElementById("detail-body");
+  if (push) pushUrl(formFilters(), eventId);
+  markSelected(eventId);
+  if (!eventId) {
+    body.replaceChildren(h("p", { class: "hint" }, "Choose an event to see its summary, participants, claims, sources and thread."));
+    return;
+  }
+  body.replaceChildren(h("p", { class: "hint" }, "Loading the event…"));
+  try {
+    const [event, thread] = await Promise.all([
+      api(`/v1/events/${encodeURIComponent(eventId)}`),
+      api(`/v1/events/${encodeURIComponent(eventId)}/thread`),
+    ]);
+    const location = event.location ? event.location.name : null;
+    body.replaceChildren(
+      h("article", { class: `event-detail kind-${event.kind}`, "data-event": event.id },
+        h("h3", { class: "detail-title" }, event.title),
+        h("p", { class: "event-meta" },
+          h("span", { class: `badge kind-${event.kind}` }, humanise(event.kind)), " ",
+          categoryLabel(event.category), " · ",
+          h("time", { datetime: event.date }, formatDate(event.date, event.date_precision)),
+          event.end_date ? ` to ${formatDate(event.end_date)}` : null,
+          location ? ` · ${location}` : null),
+        h("p", { class: "summary" }, event.summary),
+        h("h4", {}, "Participants"),
+        participantsSection(event.participants),
+        event.casualties
+          ? h("p", {}, `Casualties: ${[event.casualties.killed !== null ? `${event.casualties.killed} killed` : null, event.casualties.wounded !== null ? `${event.casualties.wounded} wounded` : null, event.casualties.note].filter(Boolean).join(", ")}`)
+          : null,
+        claimsSection(event.claims),
+        h("section", { class: "sources", "aria-labelledby": "sources-heading" },
+          h("h3", { id: "sources-heading" }, "Sources"),
+          h("ul", { class: "sources" }, event.sources.map(sourceLink))),
+        threadSection(thread, event.id),
+        h("p", { class: "hint" }, "As JSON: ", h("a", { href: event.url }, event.url)),
+      ),
+    );
+  } catch (error) {
+    body.replaceChildren(h("p", { class: "error" }, `This event could not be loaded: ${error.message}`));
+  }
+  const heading = document.getElementById("detail-heading");
+  const smooth = matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth";
+  if (focus) {
+    heading.focus({ preventScroll: true });
+    heading.scrollIntoView({ block: "start", behavior: smooth });
+  } else if (reveal && heading.getBoundingClientRect().top > window.innerHeight) {
+    // A shared link to an event, on a narrow screen where the details sit below the timeline.
+    heading.scrollIntoView({ block: "start", behavior: "auto" });
+  }
+}
+
+// --- the relations strip --------------------------------------------------------------------
+
+const STATUS_LABELS = {
+  in_post: "ambassador in post",
+  recalled: "recalled",
+  expelled: "expelled",
+  charge_d_affaires: "chargé d'affaires",
+  severed: "relations severed",
+  unknown: "unknown",
+  open: "open",
+  closed: "closed",
+  normal: "normal",
+  downgraded: "downgraded",
+};
+const STATUS_CLASS = {
+  in_post: "good", open: "good", normal: "good",
+  recalled: "warn", downgraded: "warn", charge_d_affaires: "warn",
+  expelled: "bad", severed: "bad", closed: "bad",
+  unknown: "unknown",
+};
+
+function stripRows(history) {
+  const a = history.a.code;
+  const b = history.b.code;
+  const [ab, ba] = history.representation;
+  const [airA, airB] = history.airspace;
+  return [
+    { label: "Diplomatic relations", periods: history.relations },
+    { label: `${stateName(ab.sending_state)}'s ambassador in ${stateName(ab.receiving_state)}`, periods: ab.periods },
+    { label: `${stateName(ba.sending_state)}'s ambassador in ${stateName(ba.receiving_state)}`, periods: ba.periods },
+    { label: `${stateName(a)}'s airspace, for ${stateName(b)}'s aircraft`, periods: airA.periods },
+    { label: `${stateName(b)}'s airspace, for ${stateName(a)}'s aircraft`, periods: airB.periods },
+  ];
+}
+
+function describe(period) {
+  const from = formatDate(period.start_on, period.start_precision);
+  const to = period.end_on ? formatDate(period.end_on, period.end_precision) : "now";
+  const by = period.opened_by ? ` (${period.opened_by.title})` : "";
+  return `${STATUS_LABELS[period.status] || period.status}, ${from} to ${to}${by}`;
+}
+
+async function loadStrip(filters) {
+  const pair = filters.a && filters.b && filters.a !== filters.b ? [filters.a, filters.b] : DEFAULT_PAIR;
+  const strip = document.getElementById("strip");
+  const text = document.getElementById("strip-text");
+  document.getElementById("strip-heading").textContent =
+    `Relations over time: ${stateName(pair[0])} and ${stateName(pair[1])}`;
+  let history;
+  try {
+    history = await api(`/v1/relations/${pair[0]}/${pair[1]}/history`);
+  } catch (error) {
+    strip.replaceChildren(h("p", { class: "error" }, `The relations could not be loaded: ${error.message}`));
+    text.replaceChildren();
+    return;
+  }
+  const start = Date.parse(`${history.data_start}T00:00:00Z`);
+  const end = Date.now();
+  const span = Math.max(end - start, 1);
+  const position = (iso) => (iso ? Math.min(Math.max((Date.parse(`${iso}T00:00:00Z`) - start) / span, 0), 1) : 1);
+  const rows = stripRows(history);
+
+  const years = [];
+  for (let y = new Date(start).getUTCFullYear() + 1; y <= new Date(end).getUTCFullYear(); y += 1) years.push(y);
+  strip.replaceChildren(
+    ...rows.map((row) =>
+      h("div", { class: "strip-row" },
+        h("span", { class: "strip-label" }, row.label),
+        h("span", { class: "strip-bar", role: "img", "aria-label": `${row.label}: ${row.periods.map(describe).join("; ")}` },
+          row.periods.map((period) => {
+            const left = position(period.start_on) * 100;
+            const width = Math.max(position(period.end_on) * 100 - left, 0.4);
+            const segment = h("span", {
+              class: `segment status-${STATUS_CLASS[period.status] || "unknown"}`,
+              title: describe(period),
+            });
+            segment.style.left = `${left}%`;
+            segment.style.width = `${width}%`;
+            return segment;
+          })),
+      )),
+    h("div", { class: "strip-row axis", "aria-hidden": "true" },
+      h("span", { class: "strip-label" }),
+      h("span", { class: "strip-bar" },
+        years.map((year) => {
+          const tick = h("span", { class: "tick" }, String(year));
+          tick.style.left = `${position(`${year}-01-01`) * 100}%`;
+          return tick;
+        }))),
+  );
+
+  const legend = document.getElementById("strip-legend");
+  legend.replaceChildren(
+    ...[["good", "normal, in post, open"], ["warn", "downgraded, recalled"], ["bad", "expelled, severed, closed"], ["unknown", "unknown"]]
+      .map(([cls, label]) => h("li", {}, h("span", { class: `swatch status-${cls}` }), label)),
+  );
+  text.replaceChildren(
+    ...rows.map((row) => h("div", {},
+      h("h3", {}, row.label),
+      h("ul", {}, row.periods.map((period) => h("li", {},
+        describe(period),
+        period.opened_by ? [" ", h("button", { type: "button", class: "link", onclick: () => openEvent(period.opened_by.id, { push: true, focus: true }) }, "open the event")] : null,
+        period.note ? h("span", { class: "hint" }, ` ${period.note}`) : null)))))
+  );
+}
+
+// --- start ----------------------------------------------------------------------------------
+
+async function apply(filters, { push }) {
+  if (push) pushUrl(filters, "");
+  await Promise.all([loadTimeline(filters), loadStrip(filters)]);
+  if (!push) await openEvent(filters.event, { reveal: true });
+  else await openEvent("");
+}
+
+async function start() {
+  try {
+    const [states, organisations, categories] = await Promise.all([
+      api("/v1/states"), api("/v1/organisations"), api("/v1/categories"),
+    ]);
+    for (const s of states.items) names.states.set(s.code, s.name);
+    for (const o of organisations.items) names.organisations.set(o.code, o.name);
+    for (const c of categories.items) names.categories.set(c.slug, c.label);
+    const stateOptions = states.items.map((s) => ({ value: s.code, name: s.name }));
+    for (const id of ["f-state", "f-a", "f-b"]) fillSelect(id, stateOptions, (s) => `${s.name} (${s.value})`);
+    fillSelect("f-organisation", organisations.items.map((o) => ({ value: o.code, name: o.name })), (o) => `${o.name} (${o.value})`);
+    fillSelect("f-category", categories.items.map((c) => ({ value: c.slug, name: c.label })), (c) => c.name);
+  } catch (error) {
+    setStatus(`The page could not reach the API: ${error.message}`);
+    return;
+  }
+
+  const form = document.getElementById("filters");
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    apply(formFilters(), { push: true });
+  });
+  document.getElementById("reset").addEventListener("click", () => {
+    form.reset();
+    apply(formFilters(), { push: true });
+  });
+  document.getElementById("more").addEventListener("click", loadMore);
+  window.addEventListener("popstate", () => {
+    const filters = readFilters();
+    writeForm(filters);
+    apply(filters, { push: false });
+  });
+
+  const filters = readFilters();
+  writeForm(filters);
+  await apply(filters, { push: false });
+  document.body.dataset.ready = "true";
+}
+
+start();

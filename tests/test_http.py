@@ -1,0 +1,105 @@
+"""HTTP behaviour for frontends: ETags and 304s, Last-Modified, Cache-Control, gzip, offline
+docs, deprecation headers, and the response cache."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.caching import Deprecation
+from app.config import Settings
+from app.main import create_app
+from tests.conftest import Writable
+
+SHOOT_DOWN = "/v1/events/2025-04-01-algeria-shoots-down-malian-drone"
+
+
+class TestConditionalRequests:
+    @pytest.mark.parametrize(
+        "path",
+        ["/v1/timeline?state=DZA", SHOOT_DOWN, "/v1/states/MLI", "/v1/categories", "/v1/places"],
+    )
+    def test_strong_etag_and_304(self, client: TestClient, path: str) -> None:
+        first = client.get(path)
+        etag = first.headers["etag"]
+        assert etag.startswith('"') and not etag.startswith("W/")
+        again = client.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+        other = client.get(path, headers={"If-None-Match": '"something-else"'})
+        assert other.status_code == 200
+
+    def test_last_modified_and_if_modified_since(self, client: TestClient) -> None:
+        first = client.get("/v1/timeline?limit=5")
+        stamp = first.headers["last-modified"]
+        assert stamp.endswith("GMT")
+        again = client.get("/v1/timeline?limit=5", headers={"If-Modified-Since": stamp})
+        assert again.status_code == 304
+        old = client.get(
+            "/v1/timeline?limit=5", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+        )
+        assert old.status_code == 200
+
+    def test_cache_control(self, client: TestClient) -> None:
+        assert "max-age" in client.get("/v1/timeline?limit=1").headers["cache-control"]
+        assert client.get("/v1/events/2099-01-01-nothing").headers["cache-control"] == "no-store"
+
+
+class TestResponseCache:
+    def test_a_write_is_seen_at_once(self, writable: Writable) -> None:
+        c = writable.client
+        params = {"tag": "cache-probe"}
+        assert c.get("/v1/timeline", params=params).json()["items"] == []
+        assert c.get("/v1/timeline", params=params).json()["items"] == []  # now cached
+        body = {
+            "id": "2025-06-10-cache-probe",
+            "kind": "diplomatic_action",
+            "category": "statement",
+            "date": "2025-06-10",
+            "date_precision": "day",
+            "title": "Cache probe",
+            "summary": "Checks the response cache.",
+            "tags": ["cache-probe"],
+            "participants": [{"state": "MLI", "role": "initiator"}],
+            "sources": [{"url": "https://example.org/test/cache", "publisher": "Test"}],
+        }
+        assert c.post("/v1/events", json=body, headers=writable.auth()).status_code == 201
+        items = c.get("/v1/timeline", params=params).json()["items"]
+        assert [i["id"] for i in items] == ["2025-06-10-cache-probe"]
+
+
+class TestTransport:
+    def test_gzip_over_1kb(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline?limit=20", headers={"Accept-Encoding": "gzip"})
+        assert response.headers["content-encoding"] == "gzip"
+        small = client.get("/healthz", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in small.headers
+        assert response.json()["items"]  # and the client decodes it
+
+    def test_docs_are_served_without_a_cdn(self, client: TestClient) -> None:
+        for page in ("/docs", "/redoc"):
+            html = client.get(page).text
+            assert "cdn." not in html and "fonts.googleapis" not in html
+        assert client.get("/static-offline-docs/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/static-offline-docs/redoc.standalone.js").status_code == 200
+
+    def test_deprecation_headers(self, database_url: str) -> None:
+        import app.main as main
+
+        saved = main.DEPRECATIONS
+        main.DEPRECATIONS = (
+            Deprecation(
+                prefix="/v1/places",
+                deprecated_at="Sun, 01 Mar 2026 00:00:00 GMT",
+                sunset_at="Tue, 01 Sep 2026 00:00:00 GMT",
+                link="https://diplomatic-timeline.example/changelog",
+            ),
+        )
+        try:
+            with TestClient(create_app(Settings(database_url=database_url))) as c:
+                response = c.get("/v1/places")
+                assert response.headers["deprecation"] == "Sun, 01 Mar 2026 00:00:00 GMT"
+                assert response.headers["sunset"] == "Tue, 01 Sep 2026 00:00:00 GMT"
+                assert 'rel="deprecation"' in response.headers["link"]
+                assert "deprecation" not in c.get("/v1/states").headers
+        finally:
+            main.DEPRECATIONS = saved
