@@ -1,28 +1,43 @@
+from collections.abc import Iterable, Iterator
 from email.utils import format_datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.responsecache import ResponseCache
 from app.revisions import service as revision_service
 from app.schemas import problem_responses
-from app.timeline import service
+from app.timeline import formats, service
 from app.timeline.schemas import TimelinePage, TimelineQuery
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
+
+
+FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The page as JSON, or the whole query in the format asked for.",
+        "content": {
+            media.split(";")[0]: {"schema": {"type": "string"}}
+            for media in formats.MEDIA_TYPES.values()
+        },
+    },
+    **problem_responses(422),
+}
 
 
 @router.get(
     "",
     response_model=TimelinePage,
     response_class=JSONBytes,
-    responses=problem_responses(422),
+    responses=FORMAT_RESPONSES,
 )
 def get_timeline(
     request: Request, session: SessionDep, query: Annotated[TimelineQuery, Query()]
-) -> JSONBytes:
+) -> Response:
     """Events in date order, filtered and paged.
 
     Every event carries its participants with their roles, its location, its sources and the
@@ -33,6 +48,9 @@ def get_timeline(
     `?state=DZA&category=ambassador_recall`; the April 2025 crisis is `?from=2025-04&to=2025-04`.
     """
     settings = request.app.state.settings
+    fmt = query.format or formats.negotiate(request.headers.get("accept"))
+    if fmt != "json":
+        return _export(request, session, query, fmt)
     cache: ResponseCache = request.app.state.response_cache
     version, changed_at = revision_service.data_version(session)
     key = (str(request.url.include_query_params()), version)
@@ -58,3 +76,39 @@ def get_timeline(
     response = JSONBytes(body, headers=headers)
     cache.put(key, bytes(response.body), headers)
     return response
+
+
+def _json_safe(batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+    # Renderers see what the JSON API serves: ISO strings, not Python dates.
+    for batch in batches:
+        yield orjson.loads(orjson.dumps(batch))
+
+
+def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: str) -> Response:
+    settings = request.app.state.settings
+    # Validate now, with the request's session, so bad parameters are a 422 problem and not an
+    # error in the middle of a streamed body.
+    service.check(session, query)
+    base = settings.public_base_url or str(request.base_url).rstrip("/")
+    licence = settings.data_licence
+    headers = {
+        "Link": f'<{base}/docs>; rel="describedby"',
+        "X-Data-Licence": licence,
+        "Content-Disposition": f'inline; filename="timeline.{formats.EXTENSIONS[fmt]}"',
+    }
+    media = formats.MEDIA_TYPES[fmt]
+    if fmt == "atom":
+        docs = next(_json_safe([service.newest_changes(session, query)]))
+        body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)
+        return Response(body, media_type=media, headers=headers)
+    batches = _json_safe(service.export(request.app.state.session_factory, query))
+    stream: Iterator[str] | Iterator[bytes]
+    if fmt == "csv":
+        stream = formats.render_csv(batches)
+    elif fmt == "ndjson":
+        stream = formats.render_ndjson(batches)
+    elif fmt == "geojson":
+        stream = formats.render_geojson(batches, licence)
+    else:
+        stream = formats.render_ics(batches, base, "Diplomatic Timeline", licence)
+    return StreamingResponse(stream, media_type=media, headers=headers)

@@ -86,6 +86,13 @@ class TimelineQuery(InputModel):
         default=None, description="Opaque cursor from `next_cursor`; keep the other parameters."
     )
     count: bool = Field(default=False, description="Add `total`, the number of matching events.")
+    format: Literal["json", "csv", "ndjson", "geojson", "ics", "atom"] | None = Field(
+        default=None,
+        description="Response format; overrides `Accept`. `csv`, `ndjson`, `geojson` and `ics`"
+        " stream every matching event (paging parameters are ignored); `atom` is a feed of the"
+        " `limit` most recently changed events. Each carries the sources and the data licence.",
+        examples=["csv"],
+    )
     as_known_at: dt.datetime | None = Field(
         default=None,
         description="Serve the timeline exactly as the API served it at this instant (from the"

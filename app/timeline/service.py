@@ -5,6 +5,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,7 @@ from app.timeline.schemas import TimelineQuery
 from app.vocabulary import MembershipEnd, ParticipantRole
 
 CURSOR_VERSION = 1
-PAGE_FIELDS = {"cursor", "limit", "count"}
+PAGE_FIELDS = {"cursor", "limit", "count", "format"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,34 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
     return stmt
 
 
+def check(session: Session, query: TimelineQuery) -> None:
+    """Raise InvalidParameter for bad values (unknown codes, from after to, …) without paging."""
+    filtered(session, query)
+
+
+def _ordered_after(
+    stmt: Select[tuple[int, dt.date, str]], desc: bool, after: tuple[dt.date, str] | None
+) -> Select[tuple[int, dt.date, str]]:
+    """Keyset continuation in (date, id) order."""
+    if after is not None:
+        after_date, after_id = after
+        # The cursor's date bounds the index range itself; a bare row-value comparison combined
+        # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
+        if desc:
+            stmt = stmt.where(
+                Event.date <= after_date,
+                or_(Event.date < after_date, Event.public_id < after_id),
+            )
+        else:
+            stmt = stmt.where(
+                Event.date >= after_date,
+                or_(Event.date > after_date, Event.public_id > after_id),
+            )
+    if desc:
+        return stmt.order_by(Event.date.desc(), Event.public_id.desc())
+    return stmt.order_by(Event.date, Event.public_id)
+
+
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.as_known_at is not None:
         return _historical_page(session, query, cursor_secret)
@@ -210,24 +239,8 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     total = None
     if query.count:
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    if query.cursor:
-        after_date, after_id = decode_cursor(cursor_secret, query, query.cursor)
-        # The cursor's date bounds the index range itself; a bare row-value comparison combined
-        # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
-        if query.order == "asc":
-            stmt = stmt.where(
-                Event.date >= after_date,
-                or_(Event.date > after_date, Event.public_id > after_id),
-            )
-        else:
-            stmt = stmt.where(
-                Event.date <= after_date,
-                or_(Event.date < after_date, Event.public_id < after_id),
-            )
-    if query.order == "asc":
-        stmt = stmt.order_by(Event.date, Event.public_id)
-    else:
-        stmt = stmt.order_by(Event.date.desc(), Event.public_id.desc())
+    after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
+    stmt = _ordered_after(stmt, query.order == "desc", after)
     rows = session.execute(stmt.limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -237,6 +250,49 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
     items = event_service.documents(session, [r.id for r in rows])
     return Page(items=items, next_cursor=next_cursor, total=total)
+
+
+EXPORT_BATCH = 500
+
+
+def export(
+    session_factory: Callable[[], Session], query: TimelineQuery
+) -> Iterator[list[dict[str, Any]]]:
+    """Every matching event, in batches, for streamed exports.
+
+    Runs in its own session because a streamed body outlives the request's session; memory
+    stays flat whatever the size of the export, since each batch is dropped once written.
+    """
+    with session_factory() as session:
+        if query.as_known_at is not None:
+            yield _historical_page(
+                session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
+            ).items
+            return
+        base = filtered(session, query)
+        after: tuple[dt.date, str] | None = None
+        while True:
+            stmt = _ordered_after(base, query.order == "desc", after).limit(EXPORT_BATCH)
+            rows = session.execute(stmt).all()
+            if not rows:
+                return
+            yield event_service.documents(session, [r.id for r in rows])
+            after = (rows[-1].date, rows[-1].public_id)
+            # Each batch is a short read; ending the transaction between batches releases
+            # snapshots and locks during a long download.
+            session.rollback()
+
+
+def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:
+    """The matching events most recently created or changed first (for feeds)."""
+    if query.as_known_at is not None:
+        docs = _historical_page(
+            session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
+        ).items
+        return sorted(docs, key=lambda d: d["updated_at"], reverse=True)[: query.limit]
+    stmt = filtered(session, query).order_by(Event.updated_at.desc(), Event.public_id)
+    rows = session.execute(stmt.limit(query.limit)).all()
+    return event_service.documents(session, [r.id for r in rows])
 
 
 # --- the timeline as it was known at an instant ----------------------------------------------

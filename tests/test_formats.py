@@ -1,0 +1,194 @@
+"""Every timeline format, parsed by a real parser and compared with a golden file made from the
+real seed (timestamps, which change with every load, are normalised)."""
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import icalendar
+import jsonschema
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from app.timeline.formats import safe_cell
+from tests import oracle
+from tests.helpers import assert_problem
+
+GOLDEN = Path(__file__).parent / "golden"
+CRISIS = {"between": "MLI,DZA", "from": "2025-04", "to": "2025-04"}
+SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
+
+# A minimal JSON Schema of what RFC 7946 requires of our output.
+GEOJSON_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["type", "geometry", "properties"],
+                "properties": {
+                    "type": {"const": "Feature"},
+                    "geometry": {
+                        "type": "object",
+                        "required": ["type", "coordinates"],
+                        "properties": {
+                            "type": {"const": "Point"},
+                            "coordinates": {
+                                "type": "array",
+                                "minItems": 2,
+                                "maxItems": 3,
+                                "prefixItems": [
+                                    {"type": "number", "minimum": -180, "maximum": 180},
+                                    {"type": "number", "minimum": -90, "maximum": 90},
+                                ],
+                            },
+                        },
+                    },
+                    "properties": {"type": ["object", "null"]},
+                },
+            },
+        },
+    },
+}
+
+STAMPS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?\+00:00|\d{8}T\d{6}Z|testserver")
+
+
+def normalised(text: str) -> str:
+    return STAMPS.sub("<stamp>", text)
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    # Bytes, not text: CSV and iCalendar line ends are CRLF and must stay so.
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_bytes(normalised(text).encode())
+    assert path.exists(), f"no golden file {name}: run UPDATE_GOLDEN=1 pytest tests/test_formats.py"
+    assert normalised(text).encode() == path.read_bytes(), f"{name} differs from its golden file"
+
+
+def crisis_ids() -> list[str]:
+    return oracle.in_order(
+        [
+            e
+            for e in oracle.events()
+            if {"MLI", "DZA"} <= oracle.codes(e) and str(e["date"]).startswith("2025-04")
+        ]
+    )
+
+
+class TestCsv:
+    def test_parses_with_one_row_per_event(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={**CRISIS, "format": "csv"})
+        assert response.headers["content-type"] == "text/csv; charset=utf-8"
+        assert response.headers["x-data-licence"]
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [r["id"] for r in rows] == crisis_ids()
+        drone = next(r for r in rows if r["id"] == SHOOT_DOWN)
+        assert "DZA:initiator" in drone["participants"]
+        assert "devdiscourse" in drone["source_urls"]
+        assert "DZA:" in drone["claims"] and "MLI:" in drone["claims"]
+        assert drone["lat"] == "19.9486"
+        check_golden("crisis.csv", response.text)
+
+    def test_streams_every_event_ignoring_paging(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={"format": "csv", "limit": 1})
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert len(rows) == len(oracle.events())
+        assert response.text.endswith("\r\n")
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@x", "'@x"),
+            ("plain", "plain"),
+            (None, ""),
+            (-2.5, "'-2.5"),
+        ],
+    )
+    def test_formula_injection_is_neutralised(self, value: object, expected: str) -> None:
+        assert safe_cell(value) == expected
+
+    def test_accept_header(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params=CRISIS, headers={"Accept": "text/csv"})
+        assert response.text.startswith("id,kind,category")
+
+    def test_bad_filter_is_still_a_problem(self, client: TestClient) -> None:
+        assert_problem(client.get("/v1/timeline", params={"format": "csv", "state": "XXX"}), 422)
+        assert_problem(client.get("/v1/timeline", params={"format": "pdf"}), 422, "format")
+
+
+class TestNdjson:
+    def test_one_event_per_line(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={**CRISIS, "format": "ndjson"})
+        lines = response.text.splitlines()
+        assert [orjson.loads(line)["id"] for line in lines] == crisis_ids()
+        check_golden("crisis.ndjson", response.text)
+
+
+class TestGeoJson:
+    def test_feature_collection(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={**CRISIS, "format": "geojson"})
+        assert response.headers["content-type"] == "application/geo+json"
+        body = response.json()
+        jsonschema.validate(body, GEOJSON_SCHEMA)
+        drone = next(f for f in body["features"] if f["id"] == SHOOT_DOWN)
+        assert drone["geometry"]["coordinates"] == [2.9678, 19.9486]
+        assert drone["properties"]["claims"]
+        assert body["licence"] and body["attribution"]
+        with_coordinates = [
+            e["id"]
+            for e in oracle.events()
+            if e["id"] in crisis_ids() and (e.get("location") or {}).get("lat") is not None
+        ]
+        assert [f["id"] for f in body["features"]] == [
+            i for i in crisis_ids() if i in with_coordinates
+        ]
+        check_golden("crisis.geojson", response.text)
+
+
+class TestICalendar:
+    def test_calendar_parses_with_stable_uids(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={**CRISIS, "format": "ics"})
+        assert response.headers["content-type"] == "text/calendar; charset=utf-8"
+        calendar = icalendar.Calendar.from_ical(response.content)
+        events = calendar.walk("VEVENT")
+        assert [str(e["UID"]) for e in events] == [f"{i}@diplomatic-timeline" for i in crisis_ids()]
+        drone = next(e for e in events if str(e["UID"]).startswith(SHOOT_DOWN))
+        assert drone.decoded("DTSTART").isoformat() == "2025-04-01"
+        assert drone.decoded("DTEND").isoformat() == "2025-04-02"
+        assert "devdiscourse" in str(drone["DESCRIPTION"])
+        check_golden("crisis.ics", response.text)
+
+    def test_all_day_dates_follow_the_precision(self, client: TestClient) -> None:
+        response = client.get(
+            "/v1/timeline", params={"format": "ics", "from": "2024-10", "to": "2024-10"}
+        )
+        events = icalendar.Calendar.from_ical(response.content).walk("VEVENT")
+        month = next(e for e in events if str(e["UID"]).startswith("2024-10-algeria-pantsir"))
+        assert month.decoded("DTSTART").isoformat() == "2024-10-01"
+        assert month.decoded("DTEND").isoformat() == "2024-11-01"
+
+
+class TestAtom:
+    def test_feed_of_everything_involving_algeria(self, client: TestClient) -> None:
+        response = client.get("/v1/timeline", params={"state": "DZA", "format": "atom", "limit": 5})
+        assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
+        feed = feedparser.parse(response.content)
+        assert not feed.bozo, feed.bozo_exception
+        assert len(feed.entries) == 5
+        updated = [e.updated_parsed for e in feed.entries]
+        assert updated == sorted(updated, reverse=True)
+        assert all("/v1/events/" in e.link for e in feed.entries)
+        assert "Licence" in feed.feed.rights
