@@ -192,3 +192,32 @@ class TestAtom:
         assert updated == sorted(updated, reverse=True)
         assert all("/v1/events/" in e.link for e in feed.entries)
         assert "Licence" in feed.feed.rights
+
+
+class TestFacets:
+    def test_counts_match_the_timeline(self, client: TestClient) -> None:
+        body = client.get("/v1/timeline/facets", params={"state": "DZA"}).json()
+        events = [e for e in oracle.events() if "DZA" in oracle.codes(e)]
+        assert body["total"] == len(events)
+        categories = {f["value"]: f["count"] for f in body["category"]}
+        for category in {e["category"] for e in events}:
+            assert categories[category] == sum(e["category"] == category for e in events)
+        states = {f["value"]: f["count"] for f in body["state"]}
+        assert states["DZA"] == len(events)
+        assert states["MLI"] == sum("MLI" in oracle.codes(e) for e in events)
+        months = {f["value"]: f["count"] for f in body["period"]}
+        assert months["2025-04"] == sum(str(e["date"]).startswith("2025-04") for e in events)
+        assert [f["value"] for f in body["period"]] == sorted(months)
+
+    def test_yearly_and_organisations(self, client: TestClient) -> None:
+        body = client.get("/v1/timeline/facets", params={"interval": "year"}).json()
+        years = {f["value"]: f["count"] for f in body["period"]}
+        assert years["2020"] == sum(str(e["date"]).startswith("2020") for e in oracle.events())
+        orgs = {f["value"]: f["count"] for f in body["organisation"]}
+        assert orgs["AES"] == sum("AES" in oracle.codes(e) for e in oracle.events())
+
+    def test_errors(self, client: TestClient) -> None:
+        assert_problem(
+            client.get("/v1/timeline/facets", params={"interval": "week"}), 422, "interval"
+        )
+        assert_problem(client.get("/v1/timeline/facets", params={"state": "XXX"}), 422, "state")

@@ -12,7 +12,7 @@ from app.responsecache import ResponseCache
 from app.revisions import service as revision_service
 from app.schemas import problem_responses
 from app.timeline import formats, service
-from app.timeline.schemas import TimelinePage, TimelineQuery
+from app.timeline.schemas import Facets, FacetsQuery, TimelinePage, TimelineQuery
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
 
@@ -76,6 +76,13 @@ def get_timeline(
     response = JSONBytes(body, headers=headers)
     cache.put(key, bytes(response.body), headers)
     return response
+
+
+@router.get("/facets", response_model=Facets, responses=problem_responses(422))
+def get_facets(session: SessionDep, query: Annotated[FacetsQuery, Query()]) -> dict[str, Any]:
+    """How the events matching the timeline filters are distributed: counts per kind, category,
+    state, organisation and month (or year), for charts. Paging parameters are ignored."""
+    return service.facets(session, query)
 
 
 def _json_safe(batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:

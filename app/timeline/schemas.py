@@ -139,3 +139,23 @@ class TimelinePage(ReadModel):
     next_cursor: str | None
     links: PageLinks
     total: int | None = Field(default=None, description="Present when `count=true`.")
+
+
+class FacetsQuery(TimelineQuery):
+    interval: Literal["month", "year"] = Field(
+        default="month", description="Bucket size of the `period` facet."
+    )
+
+
+class FacetCount(ReadModel):
+    value: str = Field(examples=["ambassador_recall"])
+    count: int
+
+
+class Facets(ReadModel):
+    total: int = Field(description="Matching events.")
+    kind: list[FacetCount]
+    category: list[FacetCount]
+    state: list[FacetCount] = Field(description="Events in which each state takes part.")
+    organisation: list[FacetCount]
+    period: list[FacetCount] = Field(description="Events per month or year, in date order.")

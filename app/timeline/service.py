@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidParameter
@@ -28,7 +28,7 @@ from app.models import (
 from app.organisations.service import MEMBER_STATUSES
 from app.revisions import service as revision_service
 from app.schemas import fold, parse_partial_date
-from app.timeline.schemas import TimelineQuery
+from app.timeline.schemas import FacetsQuery, TimelineQuery
 from app.vocabulary import MembershipEnd, ParticipantRole
 
 CURSOR_VERSION = 1
@@ -202,6 +202,63 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
         for term in terms:
             stmt = stmt.where(Event.search_text.like(f"%{_escape_like(term)}%", escape="\\"))
     return stmt
+
+
+def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
+    """Counts per kind, category, period, state and organisation: two queries, whatever the data.
+
+    One query groups the matching events by each of their own columns (UNION ALL of GROUP BYs
+    over one CTE); the other groups their participants.
+    """
+    if query.as_known_at is not None:
+        raise InvalidParameter(["query", "as_known_at"], "facets describe the current data only")
+    matching = filtered(session, query).add_columns(Event.kind, Event.category).cte("matching")
+    dialect = session.get_bind().dialect.name
+    width = 7 if query.interval == "month" else 4
+    iso = (
+        func.to_char(matching.c.date, "YYYY-MM-DD")
+        if dialect == "postgresql"
+        else (func.strftime("%Y-%m-%d", matching.c.date))
+    )
+    bucket = func.substr(iso, 1, width)
+    parts = [
+        select(literal("kind"), matching.c.kind, func.count()).group_by(matching.c.kind),
+        select(literal("category"), matching.c.category, func.count()).group_by(
+            matching.c.category
+        ),
+        select(literal("period"), bucket, func.count()).group_by(bucket),
+    ]
+    out: dict[str, list[dict[str, Any]]] = {
+        "kind": [],
+        "category": [],
+        "period": [],
+        "state": [],
+        "organisation": [],
+    }
+    for facet, value, count in session.execute(union_all(*parts)):
+        out[facet].append({"value": value, "count": count})
+    actor = (
+        select(
+            State.code.label("state"),
+            Organisation.code.label("organisation"),
+            func.count(func.distinct(Participant.event_id)).label("n"),
+        )
+        .select_from(Participant)
+        .join(matching, matching.c.id == Participant.event_id)
+        .outerjoin(State, State.id == Participant.state_id)
+        .outerjoin(Organisation, Organisation.id == Participant.organisation_id)
+        .where(or_(Participant.state_id.is_not(None), Participant.organisation_id.is_not(None)))
+        .group_by(State.code, Organisation.code)
+    )
+    for state, organisation, count in session.execute(actor):
+        if state is not None:
+            out["state"].append({"value": state, "count": count})
+        else:
+            out["organisation"].append({"value": organisation, "count": count})
+    for name in ("kind", "category", "state", "organisation"):
+        out[name].sort(key=lambda f: (-f["count"], f["value"]))
+    out["period"].sort(key=lambda f: f["value"])
+    return {"total": sum(f["count"] for f in out["kind"]), **out}
 
 
 def check(session: Session, query: TimelineQuery) -> None:
