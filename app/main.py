@@ -38,6 +38,32 @@ Algeria-AES crisis of April 2025.
   "some time in October 2024".
 * **Errors** are RFC 9457 problem details (`application/problem+json`) that name the parameter
   at fault.
+
+## Guide for journalists
+
+**Finding events.** `GET /v1/timeline` takes filters that combine: `state=DZA` (any role),
+`actor=MLI&target=DZA` (who did what to whom), `between=MLI,DZA` (both involved),
+`organisation=AES&include_members=true`, `category=ambassador_recall` (see `GET /v1/categories`),
+`from=2025-04&to=2025-04`, and `q=` for words in titles, summaries, claims and every spelling of
+a place (`q=tinzaouatene` finds Tin Zaouatine). The same query comes as a spreadsheet
+(`format=csv`), a calendar you can subscribe to (`format=ics`), a feed reader's feed
+(`format=atom`), a map layer (`format=geojson`) or NDJSON. `GET /v1/timeline/facets` counts
+what matches, per category, state and month.
+
+**Citing an event.** Every event page (`GET /v1/events/{id}`) carries a `permalink` and a
+ready-made `citation`. The permalink pins the moment you read it (`?as_known_at=…`): it will
+always return the event exactly as you saw it, even after later corrections, whose full
+history is at `/v1/events/{id}/revisions`. `GET /v1/timeline?as_known_at=…` does the same for a
+whole list.
+
+**Contested facts.** Where parties disagree, the event's `claims` hold each party's position
+with its claimant (a state, an organisation or a named group), an optional figure and unit, and
+the source that reports it. Claims answering the same question share a `topic`
+(`drone-position`). The API reports who says what; it never picks a winner.
+
+**Sources and licence.** Every event lists its sources (URL, publisher, and the publication
+date where known). The dataset's curation is published under the licence named below; the
+underlying articles belong to their publishers.
 """
 
 TAGS = [

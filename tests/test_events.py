@@ -38,6 +38,16 @@ class TestGetEvent:
             incoming = client.get(f"/v1/events/{target}").json()["links"]["incoming"]
             assert (link_type, AES_RECALL) in {(i["type"], i["event"]["id"]) for i in incoming}
 
+    def test_permalink_reproduces_the_cited_version(self, client: TestClient) -> None:
+        body = client.get(f"/v1/events/{SHOOT_DOWN}").json()
+        assert body["permalink"].startswith("http")
+        assert body["permalink"] in body["citation"]
+        assert "Reuters via Devdiscourse" in body["citation"]
+        pinned = client.get(body["permalink"])
+        assert pinned.status_code == 200
+        assert pinned.json()["title"] == body["title"]
+        assert pinned.json()["updated_at"] == body["updated_at"]
+
     def test_unknown_id_is_a_404_problem(self, client: TestClient) -> None:
         body = assert_problem(client.get("/v1/events/2099-01-01-nothing"), 404)
         assert "2099-01-01-nothing" in body["detail"]

@@ -44,6 +44,7 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 )
 def get_event(
     id: EventId,
+    request: Request,
     session: SessionDep,
     as_known_at: Annotated[
         dt.datetime | None,
@@ -59,6 +60,17 @@ def get_event(
     if as_known_at is not None:
         return JSONBytes(service.get_as_known_at(session, id, _aware(as_known_at)))
     doc, version = service.get_detail(session, id)
+    at = service.recorded_at(session, id)
+    if at is not None:
+        base = request.app.state.settings.public_base_url or str(request.base_url).rstrip("/")
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        doc["permalink"] = f"{base}{doc['url']}?as_known_at={stamp}"
+        publishers = "; ".join(dict.fromkeys(s["publisher"] for s in doc["sources"]))
+        doc["citation"] = (
+            f"\u201c{doc['title']}\u201d ({doc['date']}). Diplomatic Timeline API, event {id},"
+            f" version {version}, recorded {at:%Y-%m-%d %H:%M} UTC. {doc['permalink']}."
+            f" Sources: {publishers}."
+        )
     return respond(doc, version=version)
 
 

@@ -291,3 +291,11 @@ class EventLinks(ReadModel):
 
 class EventDetail(EventRead):
     links: EventLinks
+    permalink: str | None = Field(
+        default=None,
+        description="A URL that will always serve this event exactly as it is now (it pins"
+        " `as_known_at` to when this version was recorded): cite this.",
+    )
+    citation: str | None = Field(
+        default=None, description="A ready-made citation string with the permalink and sources."
+    )

@@ -685,6 +685,12 @@ def get_detail(session: Session, public_id: str) -> tuple[dict[str, Any], int]:
     return doc, row.version
 
 
+def recorded_at(session: Session, public_id: str) -> dt.datetime | None:
+    """When the event's current version was recorded: the instant a permalink pins."""
+    latest = revision_service.known_at(session, "event", public_id, utcnow())
+    return latest.at if latest is not None else None
+
+
 def get_as_known_at(session: Session, public_id: str, at: dt.datetime) -> dict[str, Any]:
     """The event exactly as the API served it at `at`, from its revisions."""
     revision = revision_service.known_at(session, "event", public_id, at)
