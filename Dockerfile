@@ -20,7 +20,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8000 \
     WEB_CONCURRENCY=2 \
-    SEED_ON_START=false
+    SEED_ON_START=false \
+    WEBHOOK_WORKER=off
 RUN groupadd --system app && useradd --system --gid app --home-dir /srv/app --create-home app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/app
@@ -34,4 +35,6 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/readyz', timeout=2)" || exit 1
 # DATABASE_URL comes from the environment; without it the image uses a SQLite file in /srv/app/var.
 # One worker per core (WEB_CONCURRENCY); set SEED_ON_START=true to load seed/ after migrating.
+# Webhooks are delivered by separate containers of the same image running
+# `python -m app.webhooks.worker` (as many as you like on PostgreSQL).
 CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --forwarded-allow-ips='*'"]

@@ -23,6 +23,8 @@ from app.revisions.router import router as changes_router
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
 from app.timeline.router import router as timeline_router
+from app.webhooks.router import router as webhooks_router
+from app.webhooks.worker import EmbeddedWorker
 
 DESCRIPTION = """
 A sourced, queryable timeline of relations between states: diplomatic actions (ambassador
@@ -84,6 +86,10 @@ TAGS = [
         "description": "Who changed what and when, and a feed to mirror the dataset exactly.",
     },
     {"name": "API keys", "description": "Keys for writes (admin scope)."},
+    {
+        "name": "Webhooks",
+        "description": "Signed push notifications of every change (Standard Webhooks).",
+    },
     {"name": "Health", "description": "Liveness and readiness probes."},
 ]
 
@@ -97,7 +103,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One process only: with several uvicorn workers, set WEBHOOK_WORKER=off and run
+        # `python -m app.webhooks.worker` instead.
+        worker = EmbeddedWorker(settings).start() if settings.webhook_worker == "embedded" else None
         yield
+        if worker is not None:
+            worker.stop()
         app.state.engine.dispose()
 
     # Swagger UI and ReDoc assets come from the fastapi-offline package, not a CDN, so /docs
@@ -140,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         relations_router,
         categories_router,
         health_router,
+        webhooks_router,
     ):
         app.include_router(router)
     return app

@@ -547,3 +547,122 @@ class IdempotencyRecord(Base):
     headers: Mapped[Any] = mapped_column(JSON)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookEndpoint(Base):
+    """A subscriber's URL, the event types and timeline filter it wants, and its health.
+
+    The signing secret is stored in plain text for now: HMAC needs the secret itself, so a hash
+    would not do, and encrypting it at rest with an application key is the next step.
+    """
+
+    __tablename__ = "webhook_endpoint"
+    __table_args__ = (
+        CheckConstraint("disabled_reason IN ('manual', 'failing', 'gone')", name="disabled_reason"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner_key_id: Mapped[int] = mapped_column(
+        ForeignKey("api_key.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    filter: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(100))
+    # Secrets replaced by a rotation, still signed with until they expire:
+    # [{"secret": "whsec_…", "expires_at": "2026-…Z"}].
+    previous_secrets: Mapped[list[dict[str, str]]] = mapped_column(
+        JSON, server_default=text("'[]'")
+    )
+    enabled: Mapped[bool] = mapped_column(server_default=text("true"))
+    disabled_reason: Mapped[str | None] = mapped_column(String(10))
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    warned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebhookMessage(Base):
+    """The outbox: one row per emitted event, its body serialised once and sent byte for byte.
+
+    `id` is the `webhook-id` header, the same for every endpoint, attempt and redelivery.
+    """
+
+    __tablename__ = "webhook_message"
+    __table_args__ = (Index("ix_webhook_message_resource", "resource", "resource_key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    resource: Mapped[str | None] = mapped_column(String(20))
+    resource_key: Mapped[str | None] = mapped_column(String(120))
+    revision_id: Mapped[int | None] = mapped_column(Integer)
+    # NULL once archived by the retention job.
+    payload: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class WebhookDelivery(Base):
+    """One message to one endpoint: the work queue the workers claim from."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("message_id", "endpoint_id"),
+        CheckConstraint(
+            "status IN ('pending', 'in_flight', 'succeeded', 'failed', 'skipped')", name="status"
+        ),
+        CheckConstraint("trigger IN ('scheduled', 'manual', 'recover', 'test')", name="trigger"),
+        Index("ix_webhook_delivery_due", "status", "next_attempt_at"),
+        Index("ix_webhook_delivery_endpoint", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_message.id", ondelete="CASCADE"), index=True
+    )
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoint.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(10), server_default=text("'pending'"))
+    trigger: Mapped[str] = mapped_column(String(10), server_default=text("'scheduled'"))
+    # Every attempt ever made (fences a worker's write-back); `round_attempts` counts the
+    # attempts since the last (re)queue and indexes the retry schedule.
+    attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    round_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error_kind: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    message: Mapped[WebhookMessage] = relationship(lazy="raise")
+    attempts: Mapped[list["WebhookAttempt"]] = relationship(
+        lazy="raise", order_by="WebhookAttempt.id", passive_deletes=True
+    )
+
+
+class WebhookAttempt(Base):
+    """The delivery log: one row per HTTP attempt, never changed afterwards."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_delivery.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(10))
+    worker: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    webhook_timestamp: Mapped[int] = mapped_column(Integer)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    error_kind: Mapped[str | None] = mapped_column(String(20))
+    error_message: Mapped[str | None] = mapped_column(String(500))
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -94,7 +94,9 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
-    app = create_app(Settings(database_url=database_url, cursor_secret="test-secret"))
+    app = create_app(
+        Settings(database_url=database_url, cursor_secret="test-secret", webhook_worker="off")
+    )
     with TestClient(app) as client:
         yield client
 
@@ -120,7 +122,9 @@ class Writable:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_db_engine(url)
-        self.app = create_app(Settings(database_url=url, cursor_secret="test-secret"))
+        self.app = create_app(
+            Settings(database_url=url, cursor_secret="test-secret", webhook_worker="off")
+        )
         self.client = TestClient(self.app)
         self.tokens: dict[str, str] = {}
         from app.auth import service as auth_service

@@ -63,6 +63,11 @@ def record(
     )
     session.add(revision)
     session.flush()
+    # Imported here, not at the top: webhooks -> timeline -> events -> revisions is a cycle.
+    from app.webhooks import service as webhook_service
+
+    # The outbox rows join this transaction: a rolled-back change sends nothing.
+    webhook_service.emit_revision(session, revision)
     return revision
 
 

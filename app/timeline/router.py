@@ -108,7 +108,14 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         docs = next(_json_safe([service.newest_changes(session, query)]))
         body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)
         return Response(body, media_type=media, headers=headers)
-    batches = _json_safe(service.export(request.app.state.session_factory, query))
+    factory = request.app.state.session_factory
+
+    def read() -> Iterator[list[dict[str, Any]]]:
+        # A streamed body outlives the request's session, so the export reads in its own.
+        with factory() as export_session:
+            yield from service.export(export_session, query)
+
+    batches = _json_safe(read())
     stream: Iterator[str] | Iterator[bytes]
     if fmt == "csv":
         stream = formats.render_csv(batches)

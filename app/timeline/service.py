@@ -5,7 +5,7 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,32 +312,23 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
 EXPORT_BATCH = 500
 
 
-def export(
-    session_factory: Callable[[], Session], query: TimelineQuery
-) -> Iterator[list[dict[str, Any]]]:
-    """Every matching event, in batches, for streamed exports.
-
-    Runs in its own session because a streamed body outlives the request's session; memory
-    stays flat whatever the size of the export, since each batch is dropped once written.
-    """
-    with session_factory() as session:
-        if query.as_known_at is not None:
-            yield _historical_page(
-                session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
-            ).items
+def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, Any]]]:
+    """Every matching event, in batches, for streamed exports: memory stays flat whatever the
+    size of the export, since each batch is dropped once written."""
+    if query.as_known_at is not None:
+        yield _historical_page(
+            session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
+        ).items
+        return
+    base = filtered(session, query)
+    after: tuple[dt.date, str] | None = None
+    while True:
+        stmt = _ordered_after(base, query.order == "desc", after).limit(EXPORT_BATCH)
+        rows = session.execute(stmt).all()
+        if not rows:
             return
-        base = filtered(session, query)
-        after: tuple[dt.date, str] | None = None
-        while True:
-            stmt = _ordered_after(base, query.order == "desc", after).limit(EXPORT_BATCH)
-            rows = session.execute(stmt).all()
-            if not rows:
-                return
-            yield event_service.documents(session, [r.id for r in rows])
-            after = (rows[-1].date, rows[-1].public_id)
-            # Each batch is a short read; ending the transaction between batches releases
-            # snapshots and locks during a long download.
-            session.rollback()
+        yield event_service.documents(session, [r.id for r in rows])
+        after = (rows[-1].date, rows[-1].public_id)
 
 
 def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:

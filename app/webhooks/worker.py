@@ -1,0 +1,591 @@
+"""The delivery worker: claim due deliveries under a lease, POST them, record each attempt.
+
+Runs embedded in the API process (a thread; the default for `make run` on SQLite) or as its own
+process, `python -m app.webhooks.worker`; on PostgreSQL start as many as you like. No database
+transaction is ever open while a request is in flight.
+"""
+
+import argparse
+import datetime as dt
+import email.utils
+import logging
+import os
+import random
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import httpx
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings, get_settings
+from app.db import begin_write, create_db_engine, create_session_factory, utcnow
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from app.webhooks import service, signing, ssrf
+
+logger = logging.getLogger("app.webhooks")
+
+USER_AGENT = "DiplomaticTimeline-Webhooks/1.0"
+OVERLOADED = frozenset({429, 502, 504})
+RETENTION_EVERY = dt.timedelta(hours=1)
+D = WebhookDelivery
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The retry and HTTP rules, from Settings; tests pass tiny values."""
+
+    schedule: tuple[float, ...]
+    jitter: float
+    overload_min_delay: float
+    timeout: float
+    max_response_bytes: int
+    stored_response_bytes: int
+    lease: dt.timedelta
+    warn_after_failures: int
+    disable_after: dt.timedelta
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> "Policy":
+        return cls(
+            schedule=tuple(s.webhook_retry_schedule),
+            jitter=s.webhook_retry_jitter,
+            overload_min_delay=s.webhook_overload_min_delay,
+            timeout=s.webhook_timeout,
+            max_response_bytes=s.webhook_max_response_bytes,
+            stored_response_bytes=s.webhook_stored_response_bytes,
+            lease=dt.timedelta(seconds=s.webhook_lease_seconds),
+            warn_after_failures=s.webhook_warn_after_failures,
+            disable_after=dt.timedelta(days=s.webhook_disable_after_days),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    delivery_id: int
+    attempt_count: int
+    round_attempts: int
+    trigger: str
+    webhook_id: str
+    event_type: str
+    payload: str | None
+    endpoint: WebhookEndpoint
+
+
+@dataclass(slots=True)
+class Result:
+    started_at: dt.datetime
+    timestamp: int
+    duration_ms: int = 0
+    status: int | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(slots=True)
+class Stats:
+    attempts: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    lost_leases: int = 0
+    reaped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def summary(self) -> str:
+        return (
+            f"{self.attempts} attempts, {self.succeeded} succeeded, {self.failed} failed,"
+            f" {self.lost_leases} lost leases, {self.reaped} expired leases reclaimed"
+        )
+
+
+def retry_after_seconds(value: str | None, now: dt.datetime) -> float | None:
+    """`Retry-After` as seconds (a number or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+class Worker:
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        client: httpx.Client,
+        policy: Policy,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        worker_id: str | None = None,
+        concurrency: int = 8,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.client = client
+        self.policy = policy
+        self.clock = clock
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.concurrency = concurrency
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.stats = Stats()
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    # --- the queue ---------------------------------------------------------------------
+
+    def reap(self) -> int:
+        """Return deliveries whose worker died (lease expired) to the queue, same webhook-id."""
+        with self.session_factory() as session, session.begin():
+            begin_write(session)
+            now = self.clock()
+            result = session.execute(
+                update(D)
+                .where(D.status == "in_flight", D.lease_expires_at < now)
+                .values(status="pending", lease_owner=None, lease_expires_at=None)
+                .execution_options(synchronize_session=False)
+            )
+            reaped = int(result.rowcount)  # type: ignore[attr-defined]
+        if reaped:
+            logger.warning("webhook_leases_expired count=%s", reaped)
+            self.stats.reaped += reaped
+        return reaped
+
+    def claim(self, limit: int) -> list[Job]:
+        """Take up to `limit` due deliveries in one statement. On PostgreSQL SKIP LOCKED hands
+        each row to exactly one worker; SQLite has a single writer, so the statement is atomic."""
+        with self.session_factory() as session, session.begin():
+            begin_write(session)
+            now = self.clock()
+            due = (
+                select(D.id)
+                .where(D.status == "pending", D.next_attempt_at <= now)
+                .order_by(D.next_attempt_at, D.id)
+                .limit(limit)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            claimed = session.execute(
+                update(D)
+                .where(D.id.in_(due))
+                .values(
+                    status="in_flight",
+                    lease_owner=self.id,
+                    lease_expires_at=now + self.policy.lease,
+                    attempt_count=D.attempt_count + 1,
+                )
+                .returning(D.id)
+                .execution_options(synchronize_session=False)
+            ).scalars()
+            ids = list(claimed)
+            if not ids:
+                return []
+            rows = session.execute(
+                select(
+                    D.id,
+                    D.attempt_count,
+                    D.round_attempts,
+                    D.trigger,
+                    WebhookMessage.id,
+                    WebhookMessage.type,
+                    WebhookMessage.payload,
+                    WebhookEndpoint,
+                )
+                .join(WebhookMessage, WebhookMessage.id == D.message_id)
+                .join(WebhookEndpoint, WebhookEndpoint.id == D.endpoint_id)
+                .where(D.id.in_(ids))
+                .order_by(D.next_attempt_at, D.id)
+            ).all()
+            return [Job(*row) for row in rows]
+
+    # --- one attempt -------------------------------------------------------------------
+
+    def send(self, job: Job) -> Result:
+        now = self.clock()
+        result = Result(started_at=now, timestamp=int(now.timestamp()))
+        if job.payload is None:
+            result.error_kind, result.error_message = "expired", "payload archived"
+            return result
+        body = job.payload.encode()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": job.webhook_id,
+            "webhook-timestamp": str(result.timestamp),
+            "webhook-signature": signing.signature_header(
+                service.signing_secrets(job.endpoint, now), job.webhook_id, result.timestamp, body
+            ),
+            "x-timeline-event-type": job.event_type,
+        }
+        start = time.monotonic()
+        try:
+            with self.client.stream("POST", job.endpoint.url, content=body, headers=headers) as r:
+                received = bytearray()
+                # Raw bytes, capped: a receiver cannot make us buffer or decompress a bomb.
+                for chunk in r.iter_raw():
+                    received += chunk
+                    if len(received) >= self.policy.max_response_bytes:
+                        break
+                    if time.monotonic() - start > self.policy.timeout:
+                        raise httpx.ReadTimeout("total timeout exceeded")
+                result.status = r.status_code
+                result.headers = {
+                    k: r.headers[k]
+                    for k in ("content-type", "retry-after", "location")
+                    if k in r.headers
+                }
+                stored = bytes(received[: self.policy.stored_response_bytes])
+                result.body = stored.decode("utf-8", errors="replace").replace("\x00", "")
+                result.retry_after = retry_after_seconds(r.headers.get("retry-after"), now)
+                if not result.ok:
+                    result.error_kind = "redirect" if 300 <= r.status_code < 400 else "http_status"
+        except httpx.TimeoutException as exc:
+            result.error_kind, result.error_message = "timeout", str(exc) or "timed out"
+        except httpx.ConnectError as exc:
+            blocked = isinstance(exc.__cause__, ssrf.SSRFBlocked)
+            result.error_kind = "ssrf_blocked" if blocked else "connect"
+            # Never echo resolved internal addresses back to the subscriber.
+            result.error_message = "address not allowed" if blocked else str(exc)[:500]
+        except httpx.HTTPError as exc:
+            result.error_kind, result.error_message = "network", str(exc)[:500]
+        result.duration_ms = int((time.monotonic() - start) * 1000)
+        return result
+
+    def _delay(self, round_attempts: int, result: Result) -> float:
+        scheduled = self.policy.schedule[round_attempts]
+        delay = scheduled * (1 + self.rng.uniform(-self.policy.jitter, self.policy.jitter))
+        if result.retry_after is not None:
+            # Honoured, but clamped: a receiver may slow us down, not park a message forever.
+            delay = min(max(result.retry_after, delay), 2 * delay)
+        if result.status in OVERLOADED or result.error_kind == "timeout":
+            delay = max(delay, self.policy.overload_min_delay)
+        return delay
+
+    def record(self, job: Job, result: Result) -> None:
+        """Write the attempt and the delivery's new state, fenced on our lease: if the lease
+        was lost (we were too slow and another worker took over) only the log row is kept."""
+        with self.session_factory() as session, session.begin():
+            begin_write(session)
+            now = self.clock()
+            done = job.round_attempts + 1
+            gone = result.status == 410
+            next_at: dt.datetime | None = None
+            if result.ok:
+                status = "succeeded"
+            elif (
+                gone
+                or job.trigger == "manual"  # a manual redelivery is one attempt, never retried
+                or job.payload is None
+                or done >= len(self.policy.schedule)
+            ):
+                status = "failed"
+            else:
+                status = "pending"
+                next_at = now + dt.timedelta(seconds=self._delay(done, result))
+            fenced = session.execute(
+                update(D)
+                .where(
+                    D.id == job.delivery_id,
+                    D.status == "in_flight",
+                    D.lease_owner == self.id,
+                    D.attempt_count == job.attempt_count,
+                )
+                .values(
+                    status=status,
+                    round_attempts=done,
+                    next_attempt_at=next_at,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    last_status_code=result.status,
+                    last_error_kind=result.error_kind,
+                    completed_at=None if status == "pending" else now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            session.add(
+                WebhookAttempt(
+                    delivery_id=job.delivery_id,
+                    number=job.attempt_count,
+                    trigger=job.trigger,
+                    worker=self.id,
+                    started_at=result.started_at,
+                    duration_ms=result.duration_ms,
+                    webhook_timestamp=result.timestamp,
+                    response_status=result.status,
+                    response_headers=result.headers,
+                    response_body=result.body,
+                    error_kind=result.error_kind,
+                    error_message=result.error_message,
+                    next_attempt_at=next_at,
+                )
+            )
+            with self.stats.lock:
+                self.stats.attempts += 1
+                if result.ok:
+                    self.stats.succeeded += 1
+                else:
+                    self.stats.failed += 1
+                if fenced.rowcount != 1:  # type: ignore[attr-defined]
+                    self.stats.lost_leases += 1
+                    return
+            endpoint = session.get(WebhookEndpoint, job.endpoint.id, with_for_update=True)
+            if endpoint is not None:
+                self._health(session, endpoint, result, now)
+
+    def _health(
+        self, session: Session, endpoint: WebhookEndpoint, result: Result, now: dt.datetime
+    ) -> None:
+        if result.ok:
+            endpoint.consecutive_failures = 0
+            endpoint.failing_since = None
+            endpoint.warned_at = None
+            endpoint.last_success_at = now
+            return
+        endpoint.consecutive_failures += 1
+        endpoint.failing_since = endpoint.failing_since or now
+        endpoint.last_failure_at = now
+        if (
+            endpoint.consecutive_failures >= self.policy.warn_after_failures
+            and endpoint.warned_at is None
+        ):
+            endpoint.warned_at = now
+            logger.warning(
+                "webhook_endpoint_failing endpoint=%s owner_key=%s failures=%s",
+                endpoint.id,
+                endpoint.owner_key_id,
+                endpoint.consecutive_failures,
+            )
+        if not endpoint.enabled:
+            return
+        if result.status == 410:
+            service.disable(session, endpoint, "gone", now)
+        elif now - endpoint.failing_since >= self.policy.disable_after:
+            service.disable(session, endpoint, "failing", now)
+
+    def process(self, job: Job) -> None:
+        self.record(job, self.send(job))
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def has_work(self) -> bool:
+        """A read-only look, so an idle worker never takes SQLite's write lock."""
+        now = self.clock()
+        with self.session_factory() as session:
+            due = select(D.id).where(
+                or_(
+                    and_(D.status == "pending", D.next_attempt_at <= now),
+                    and_(D.status == "in_flight", D.lease_expires_at < now),
+                )
+            )
+            return session.scalar(due.limit(1)) is not None
+
+    def run_once(self) -> int:
+        """Reap, claim one batch, deliver it concurrently. Returns how many were claimed."""
+        if not self.has_work():
+            return 0
+        self.reap()
+        jobs = self.claim(self.concurrency)
+        for outcome in self._pool.map(self.process, jobs):
+            del outcome
+        return len(jobs)
+
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        wake: threading.Event | None = None,
+        poll_interval: float = 0.5,
+        retention: Callable[[], None] | None = None,
+        progress: Callable[["Worker"], None] | None = None,
+    ) -> None:
+        last_retention = dt.datetime.min.replace(tzinfo=dt.UTC)
+        while not stop.is_set():
+            try:
+                if retention and self.clock() - last_retention >= RETENTION_EVERY:
+                    last_retention = self.clock()
+                    retention()
+                claimed = self.run_once()
+            except Exception:
+                # A database hiccup must not kill the worker; the next turn retries.
+                logger.exception("webhook worker %s: turn failed", self.id)
+                claimed = 0
+            if claimed and progress:
+                progress(self)
+            if claimed:
+                continue
+            if wake is None:
+                stop.wait(poll_interval)
+            else:
+                wake.wait(poll_interval)
+                wake.clear()
+
+
+def make_worker(
+    settings: Settings, session_factory: sessionmaker[Session], **kwargs: object
+) -> Worker:
+    client = ssrf.guarded_client(settings.webhook_allowed_subnets, timeout=settings.webhook_timeout)
+    return Worker(
+        session_factory,
+        client,
+        Policy.from_settings(settings),
+        concurrency=settings.webhook_concurrency,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _retention_job(settings: Settings, worker: Worker) -> Callable[[], None]:
+    def run() -> None:
+        with worker.session_factory() as session, session.begin():
+            begin_write(session)
+            removed = service.enforce_retention(
+                session,
+                worker.clock(),
+                message_days=settings.webhook_retention_days,
+                attempt_days=settings.webhook_attempt_retention_days,
+            )
+        if any(removed.values()):
+            logger.info("webhook_retention %s", removed)
+
+    return run
+
+
+class EmbeddedWorker:
+    """The worker as a daemon thread of the API process, woken by commits that queue work."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_db_engine(settings.database_url, pool_size=2)
+        self.worker = make_worker(settings, create_session_factory(self.engine))
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.worker.run,
+            args=(self.stop_event,),
+            kwargs={
+                "wake": service.wakeup,
+                "poll_interval": settings.webhook_poll_interval,
+                "retention": _retention_job(settings, self.worker),
+            },
+            name="webhook-worker",
+            daemon=True,
+        )
+
+    def start(self) -> "EmbeddedWorker":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        service.wakeup.set()
+        self.thread.join(timeout=self.worker.policy.timeout + 5)
+        self.worker.close()
+        self.worker.client.close()
+        self.engine.dispose()
+
+
+def say(line: str) -> None:
+    """Progress for the person running the command; stderr, so stdout stays clean."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m app.webhooks.worker",
+        description="Deliver queued webhooks until stopped (Ctrl-C or SIGTERM). Configuration"
+        " comes from the environment (DATABASE_URL, WEBHOOK_*); flags override it. Safe to run"
+        " several at once on PostgreSQL; on SQLite run one.",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, help="requests in flight at once (WEBHOOK_CONCURRENCY, 8)"
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        help="seconds between queue checks when idle (WEBHOOK_POLL_INTERVAL, 0.5)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=float,
+        help="seconds a claimed delivery stays ours; after that another worker resends it"
+        " (WEBHOOK_LEASE_SECONDS, 60)",
+    )
+    parser.add_argument("--id", help="worker name in the delivery log (host-pid-random)")
+    parser.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    parser.add_argument(
+        "--retention-only",
+        action="store_true",
+        help="only delete messages, deliveries and attempts past retention, then exit",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    overrides: dict[str, object] = {}
+    if args.concurrency:
+        overrides["webhook_concurrency"] = args.concurrency
+    if args.poll_interval is not None:
+        overrides["webhook_poll_interval"] = args.poll_interval
+    if args.lease is not None:
+        overrides["webhook_lease_seconds"] = args.lease
+    settings = get_settings().model_copy(update=overrides)
+    engine = create_db_engine(settings.database_url, pool_size=2)
+    worker = make_worker(
+        settings, create_session_factory(engine), **({"worker_id": args.id} if args.id else {})
+    )
+    retention = _retention_job(settings, worker)
+    started = time.monotonic()
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+    def progress(w: Worker) -> None:
+        if not args.quiet:
+            say(f"[{w.id}] {w.stats.summary()}")
+
+    say(f"webhook worker {worker.id} started")
+    try:
+        if args.retention_only:
+            retention()
+        elif args.once:
+            while worker.run_once():
+                progress(worker)
+        else:
+            worker.run(
+                stop,
+                poll_interval=settings.webhook_poll_interval,
+                retention=retention,
+                progress=progress,
+            )
+    finally:
+        worker.close()
+        worker.client.close()
+        engine.dispose()
+        elapsed = time.monotonic() - started
+        say(f"webhook worker {worker.id} stopped after {elapsed:.1f} s: {worker.stats.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Worker processes: a kill -9 mid-delivery loses nothing; many workers never double-send;
+the embedded worker is woken by commits."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.db import utcnow
+from app.main import create_app
+from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from app.webhooks import service
+from tests.conftest import ON_POSTGRES
+from tests.webhooks.conftest import Hooks, Receiver, Reply, create_event, hook_settings
+
+
+def start_worker(hooks: Hooks, *args: str, **env: str) -> subprocess.Popen[str]:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": hooks.url,
+        "WEBHOOK_ALLOWED_SUBNETS": "127.0.0.0/8",
+        "WEBHOOK_RETRY_SCHEDULE": "0,0.05,0.05,0.05,0.05",
+        "WEBHOOK_OVERLOAD_MIN_DELAY": "0",
+        "WEBHOOK_POLL_INTERVAL": "0.1",
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "app.webhooks.worker", "--quiet", *args],
+        env=environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def stop_worker(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=20)
+    assert process.returncode == 0, err
+    return err
+
+
+def wait_for(check: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def statuses(hooks: Hooks, endpoint_id: str) -> Counter[str]:
+    return Counter(d.status for d in hooks.deliveries(endpoint_id))
+
+
+def test_kill_9_mid_delivery_loses_nothing(hooks: Hooks, receiver: Receiver) -> None:
+    hold = threading.Event()
+    first: list[str] = []
+
+    def reply(r: Any) -> Reply:
+        if not first:
+            first.append(r.headers["webhook-id"])
+            return Reply(hold=hold)  # hangs until the worker is dead
+        return Reply()
+
+    receiver.reply = reply
+    endpoint = hooks.endpoint(receiver.url("/crash"), event_types=["event.created"])
+    for n in range(20):
+        create_event(hooks, f"2025-04-06-test-crash-{n:02d}", ["MLI", "DZA"])
+    # Lease 2 s: long enough for the timeout (1 s), short enough for the test.
+    env = {"WEBHOOK_LEASE_SECONDS": "2", "WEBHOOK_TIMEOUT": "1", "WEBHOOK_CONCURRENCY": "4"}
+    doomed = start_worker(hooks, **env)
+    wait_for(lambda: first, 20, "the first worker never sent anything")
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(10)
+    doomed.stderr.close()  # type: ignore[union-attr]
+    with receiver.lock:
+        seen_before_kill = {r.headers["webhook-id"] for r in receiver.requests}
+    hold.set()
+
+    survivor = start_worker(hooks, **env)
+    try:
+        wait_for(
+            lambda: statuses(hooks, endpoint["id"]) == Counter(succeeded=21),
+            30,
+            "not every delivery succeeded after the crash",
+        )
+    finally:
+        summary = stop_worker(survivor)
+    assert "stopped after" in summary
+    received = Counter(r.headers["webhook-id"] for r in receiver.at("/crash"))
+    with hooks.session() as s:
+        expected = set(
+            s.scalars(
+                select(WebhookDelivery.message_id).where(
+                    WebhookDelivery.endpoint_id == endpoint["id"]
+                )
+            )
+        )
+    assert set(received) == expected  # none lost
+    assert first[0] in expected and received[first[0]] >= 2  # the killed one, resent
+    assert {i for i, n in received.items() if n > 1} <= seen_before_kill
+
+
+@pytest.mark.skipif(
+    not ON_POSTGRES, reason="many concurrent workers need PostgreSQL (SKIP LOCKED); SQLite runs one"
+)
+def test_four_workers_send_each_message_exactly_once(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint = hooks.endpoint(receiver.url("/many"), event_types=["webhook.ping"])
+    with hooks.session() as s, s.begin():
+        row = s.get(WebhookEndpoint, endpoint["id"])
+        assert row is not None
+        now = utcnow()
+        for n in range(499):
+            message = WebhookMessage(
+                id=service.new_id("msg_"),
+                type="webhook.ping",
+                payload=service.serialise(
+                    {"type": "webhook.ping", "timestamp": now.isoformat(), "data": {"n": n}}
+                ),
+                created_at=now,
+            )
+            service._enqueue(s, [row], message, trigger="test")
+    workers = [start_worker(hooks, "--concurrency", "8") for _ in range(4)]
+    try:
+        wait_for(
+            lambda: statuses(hooks, endpoint["id"]) == Counter(succeeded=500),
+            60,
+            "500 deliveries were not all made",
+        )
+    finally:
+        for w in workers:
+            stop_worker(w)
+    received = Counter(r.headers["webhook-id"] for r in receiver.at("/many"))
+    assert len(received) == 500
+    assert set(received.values()) == {1}
+
+
+def test_embedded_worker_is_woken_by_the_commit(hooks: Hooks, receiver: Receiver) -> None:
+    app = create_app(hook_settings(hooks.url, webhook_worker="embedded", webhook_poll_interval=5))
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/webhook-endpoints",
+            json={"url": receiver.url("/embedded")},
+            headers=hooks.auth("hooks"),
+        )
+        assert response.status_code == 201
+        started = time.monotonic()
+        wait_for(lambda: receiver.at("/embedded"), 4, "the embedded worker did not deliver")
+        # Well before the 5 s poll: the commit woke it.
+        assert time.monotonic() - started < 4
