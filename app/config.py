@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     # Bounding DB concurrency near the core count beats a deep thread pool on 2 cores
     # (research/performance-baseline.md).
     db_pool_size: int = 4
+    # Threads that run sync endpoints (AnyIO's default is 40). Requests beyond this wait in the
+    # event loop instead of contending for the database: on 2 cores that doubled throughput in
+    # research/performance-baseline.md. A streamed export holds one thread while it streams.
+    threadpool_size: int = Field(default=4, ge=1)
     # Rendered timeline pages kept in memory per process, keyed by request and data version.
     response_cache_size: int = 512
     public_base_url: str | None = None

@@ -71,10 +71,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
 def create_db_engine(url: str, *, pool_size: int = 4) -> Engine:
     if url.startswith("sqlite"):
         database = make_url(url).database
+        pool: dict[str, Any] = {}
         if database and database != ":memory:":
             # The embedded default lives in a git-ignored folder that a fresh clone lacks.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+            pool = {"pool_size": pool_size, "max_overflow": pool_size}
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_on_connect)
 
         @event.listens_for(engine, "begin")

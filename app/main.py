@@ -1,6 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
         # One process only: with several uvicorn workers, set WEBHOOK_WORKER=off and run
         # `python -m app.webhooks.worker` instead.
         worker = EmbeddedWorker(settings).start() if settings.webhook_worker == "embedded" else None

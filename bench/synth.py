@@ -502,8 +502,10 @@ COLUMNS = {
     "organisation_source": "organisation_id source_id",
     "membership_source": "membership_id source_id",
     "event": " ".join(EVENT_COLS),
-    "event_participant": "id event_id position state_id organisation_id group_name role date",
-    "event_tag": "event_id tag date",
+    "event_participant": (
+        "id event_id position state_id organisation_id group_name role date public_id"
+    ),
+    "event_tag": "event_id tag date public_id",
     "event_source": "event_id source_id position",
     "claim": "id event_id position topic claimant_state_id claimant_organisation_id "
     "claimant_group statement value unit made_on",
@@ -558,6 +560,10 @@ def events(
 
         initiator = pick(rng, w.states, w.state_cum)
         target = pick(rng, w.states, w.state_cum)
+        public_id = (
+            f"{date}-{slug.replace('_', '-')}-{initiator[1].lower()}-{target[1].lower()}"
+            f"-{base36(eid)}"
+        )
         while target[0] == initiator[0]:
             target = pick(rng, w.states, w.state_cum)
         plist: list[tuple[int | None, int | None, str | None, str]] = [
@@ -578,7 +584,7 @@ def events(
             plist.append((None, None, group, "affected"))
         for pos, (sid, oid, grp, role) in enumerate(plist):
             c.participant += 1
-            parts.append((c.participant, eid, pos, sid, oid, grp, role, date))
+            parts.append((c.participant, eid, pos, sid, oid, grp, role, date, public_id))
 
         summary = " ".join(w.phrases[int(rng.random() * n_phr)] for _ in range(9))
         words = summary[:310].rsplit(" ", 1)[0].split(" ")
@@ -621,7 +627,7 @@ def events(
             {w.tags[bisect.bisect(w.tag_cum, rng.random() * w.tag_cum[-1])] for _ in range(ntags)}
         )
         for tag in tags:
-            tags_out.append((eid, tag, date))
+            tags_out.append((eid, tag, date, public_id))
         chosen = sorted({1 + int(rng.random() * w.n_sources) for _ in range(rng.randint(1, 3))})
         for pos, sid in enumerate(chosen):
             srcs.append((eid, sid, pos))
@@ -680,10 +686,6 @@ def events(
 
         created = stamp(eid)
         deleted = stamp(eid + 10_000_000) if rng.random() < 0.002 else None
-        public_id = (
-            f"{date}-{slug.replace('_', '-')}-{initiator[1].lower()}-{target[1].lower()}"
-            f"-{base36(eid)}"
-        )
         ev.append(
             (
                 eid,

@@ -153,18 +153,9 @@ def test_cursor_pages_read_in_index_order(
     assert_sorted_by_index(page_plan(engine, session, {**params, "cursor": cursor}))
 
 
-# Known gap, measured by bench/ (see bench/README.md): the participant and tag filters are
-# `event.id IN (SELECT event_id ... WHERE state_id = ?)` without the date bounds, so the database
-# reads every event of the state and sorts them before taking 50 (SQLite: "USE TEMP B-TREE FOR
-# ORDER BY"). At 1M events a busy state costs hundreds of ms per page. Not strict: the day the
-# query drives from (state_id, date, event_id) in timeline order, these start passing; then drop
-# the marker.
-@pytest.mark.skipif(
-    ON_POSTGRES, reason="PostgreSQL avoids the sort by filtering an ordered date-index scan"
-)
-@pytest.mark.xfail(
-    strict=False, reason="participant/tag filters sort every matching event (see bench/README)"
-)
+# A filter on one state, organisation or tag reads its page off (…, date, public_id, event_id)
+# in timeline order and stops: no sort of every matching event (bench/README.md measured the
+# sort at hundreds of ms per page for a busy state at 1M events).
 @pytest.mark.parametrize(
     "params",
     [

@@ -5,7 +5,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BindParameter, bindparam, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import reconcile, utcnow
@@ -252,6 +252,7 @@ def _apply(
         )
         for tag in event.tags:
             tag.date = data.date
+            tag.public_id = data.id
         by_id = {s.id: s for s in sources}
         event.source_links = reconcile(
             event.source_links,
@@ -278,6 +279,7 @@ def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Par
         group_name=p.group,
         role=p.role.value,
         date=data.date,
+        public_id=data.id,
     )
 
 
@@ -399,43 +401,110 @@ def upsert_links(session: Session, data: EventCreate, refs: Refs) -> Outcome:
 # building ORM entities and re-validating them per item costs more than the query itself.
 
 
+# The statements are built once: a statement object made per call pays for its SQLAlchemy cache
+# key every time, which at 50 events a page cost more than the queries (bench/README.md).
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_e = Event.__table__.c
+_EVENT_ROWS = (
+    select(
+        _e.id,
+        _e.public_id,
+        _e.kind,
+        _e.category,
+        _e.date,
+        _e.date_precision,
+        _e.end_date,
+        _e.title,
+        _e.summary,
+        _e.place_name,
+        _e.lat,
+        _e.lon,
+        _e.location_precision,
+        _e.cameo_code,
+        _e.goldstein,
+        _e.casualties_killed,
+        _e.casualties_wounded,
+        _e.casualties_note,
+        _e.confidence,
+        _e.fact_ref,
+        _e.created_at,
+        _e.updated_at,
+        Place.code.label("place_code"),
+        State.code.label("country_code"),
+    )
+    .outerjoin(Place, Place.id == _e.place_id)
+    .outerjoin(State, State.id == _e.location_state_id)
+    .where(_e.id.in_(_IDS))
+)
+_p = Participant.__table__.c
+_PARTICIPANT_ROWS = (
+    select(
+        _p.event_id,
+        _p.role,
+        _p.group_name,
+        State.code.label("state"),
+        Organisation.code.label("organisation"),
+    )
+    .outerjoin(State, State.id == _p.state_id)
+    .outerjoin(Organisation, Organisation.id == _p.organisation_id)
+    .where(_p.event_id.in_(_IDS))
+    .order_by(_p.event_id, _p.position)
+)
+_TAG_ROWS = select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(_IDS))
+_SOURCE_ROWS = (
+    select(
+        EventSource.event_id,
+        Source.url,
+        Source.publisher,
+        Source.title,
+        Source.published_on,
+        Source.language,
+    )
+    .join(Source, Source.id == EventSource.source_id)
+    .where(EventSource.event_id.in_(_IDS))
+    .order_by(EventSource.event_id, EventSource.position)
+)
+_c = Claim.__table__.c
+_CLAIM_ROWS = (
+    select(
+        _c.id,
+        _c.event_id,
+        _c.topic,
+        _c.claimant_group,
+        _c.statement,
+        _c.value,
+        _c.unit,
+        _c.made_on,
+        State.code.label("state"),
+        Organisation.code.label("organisation"),
+    )
+    .outerjoin(State, State.id == _c.claimant_state_id)
+    .outerjoin(Organisation, Organisation.id == _c.claimant_organisation_id)
+    .where(_c.event_id.in_(_IDS))
+    .order_by(_c.event_id, _c.position)
+)
+_CLAIM_SOURCE_ROWS = (
+    select(
+        claim_source.c.claim_id,
+        Source.url,
+        Source.publisher,
+        Source.title,
+        Source.published_on,
+        Source.language,
+    )
+    .join(Source, Source.id == claim_source.c.source_id)
+    .where(claim_source.c.claim_id.in_(_IDS))
+    .order_by(claim_source.c.claim_id, Source.id)
+)
+
+
 def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:
     """Event documents for these row ids, in the given order."""
     if not event_ids:
         return []
     ids = list(event_ids)
-    e = Event.__table__.c
-    rows = session.execute(
-        select(
-            e.id,
-            e.public_id,
-            e.kind,
-            e.category,
-            e.date,
-            e.date_precision,
-            e.end_date,
-            e.title,
-            e.summary,
-            e.place_name,
-            e.lat,
-            e.lon,
-            e.location_precision,
-            e.cameo_code,
-            e.goldstein,
-            e.casualties_killed,
-            e.casualties_wounded,
-            e.casualties_note,
-            e.confidence,
-            e.fact_ref,
-            e.created_at,
-            e.updated_at,
-            Place.code.label("place_code"),
-            State.code.label("country_code"),
-        )
-        .outerjoin(Place, Place.id == e.place_id)
-        .outerjoin(State, State.id == e.location_state_id)
-        .where(e.id.in_(ids))
-    ).all()
+    conn = session.connection()
+    rows = conn.execute(_EVENT_ROWS, {"ids": ids}).all()
     participants = _participants(session, ids)
     tags = _tags(session, ids)
     sources = _event_sources(session, ids)
@@ -505,20 +574,7 @@ def _source_dict(s: Any) -> dict[str, Any]:
 
 
 def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    p = Participant.__table__.c
-    rows = session.execute(
-        select(
-            p.event_id,
-            p.role,
-            p.group_name,
-            State.code.label("state"),
-            Organisation.code.label("organisation"),
-        )
-        .outerjoin(State, State.id == p.state_id)
-        .outerjoin(Organisation, Organisation.id == p.organisation_id)
-        .where(p.event_id.in_(ids))
-        .order_by(p.event_id, p.position)
-    ).all()
+    rows = session.connection().execute(_PARTICIPANT_ROWS, {"ids": ids}).all()
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         item: dict[str, Any]
@@ -535,28 +591,14 @@ def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, 
 
 def _tags(session: Session, ids: list[int]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = defaultdict(list)
-    for event_id, tag in session.execute(
-        select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(ids))
-    ):
+    for event_id, tag in session.connection().execute(_TAG_ROWS, {"ids": ids}):
         out[event_id].append(tag)
     # Sorted here, not in SQL, so the order never depends on the database's collation.
     return {event_id: sorted(tags) for event_id, tags in out.items()}
 
 
 def _event_sources(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = session.execute(
-        select(
-            EventSource.event_id,
-            Source.url,
-            Source.publisher,
-            Source.title,
-            Source.published_on,
-            Source.language,
-        )
-        .join(Source, Source.id == EventSource.source_id)
-        .where(EventSource.event_id.in_(ids))
-        .order_by(EventSource.event_id, EventSource.position)
-    ).all()
+    rows = session.connection().execute(_SOURCE_ROWS, {"ids": ids}).all()
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         out[r.event_id].append(_source_dict(r))
@@ -564,41 +606,12 @@ def _event_sources(session: Session, ids: list[int]) -> dict[int, list[dict[str,
 
 
 def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    c = Claim.__table__.c
-    rows = session.execute(
-        select(
-            c.id,
-            c.event_id,
-            c.topic,
-            c.claimant_group,
-            c.statement,
-            c.value,
-            c.unit,
-            c.made_on,
-            State.code.label("state"),
-            Organisation.code.label("organisation"),
-        )
-        .outerjoin(State, State.id == c.claimant_state_id)
-        .outerjoin(Organisation, Organisation.id == c.claimant_organisation_id)
-        .where(c.event_id.in_(ids))
-        .order_by(c.event_id, c.position)
-    ).all()
+    rows = session.connection().execute(_CLAIM_ROWS, {"ids": ids}).all()
     if not rows:
         return {}
     claim_sources: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in session.execute(
-        select(
-            claim_source.c.claim_id,
-            Source.url,
-            Source.publisher,
-            Source.title,
-            Source.published_on,
-            Source.language,
-        )
-        .join(Source, Source.id == claim_source.c.source_id)
-        .where(claim_source.c.claim_id.in_([row.id for row in rows]))
-        .order_by(claim_source.c.claim_id, Source.id)
-    ):
+    claim_ids = [row.id for row in rows]
+    for r in session.connection().execute(_CLAIM_SOURCE_ROWS, {"ids": claim_ids}):
         claim_sources[r.claim_id].append(_source_dict(r))
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:

@@ -142,8 +142,13 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.date, str]]:
-    """The matching events, unordered and unpaged. Raises InvalidParameter for bad values."""
+def filtered(
+    session: Session, query: TimelineQuery, *, driver: "Driver | None" = None
+) -> Select[tuple[int, dt.date, str]]:
+    """The matching events, unordered and unpaged. Raises InvalidParameter for bad values.
+
+    With a `driver`, its own condition is left out: the caller reads that table directly.
+    """
     stmt = select(Event.id, Event.date, Event.public_id).where(Event.deleted_at.is_(None))
     start = parse_partial_date(query.from_) if query.from_ else None
     end = parse_partial_date(query.to, end=True) if query.to else None
@@ -154,18 +159,24 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
     if end:
         stmt = stmt.where(Event.date <= end)
 
+    skip = driver.skip if driver else None
     if query.state:
         ids = _lookup(session, State, query.state, "state", "state")
-        stmt = stmt.where(
-            Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
-        )
+        if skip != "state":
+            stmt = stmt.where(
+                Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
+            )
     if query.between:
         codes = list(dict.fromkeys(query.between.split(",")))
         if len(codes) < 2:
             raise InvalidParameter(["query", "between"], "give at least two different state codes")
-        for state_id in _lookup(session, State, codes, "state", "between"):
+        for i, state_id in enumerate(_lookup(session, State, codes, "state", "between")):
+            if skip == "between" and i == 0:
+                continue
+            # Correlated: the page is read off the first state's index, each row checked here.
+            other = Participant.__table__.alias("other_state")
             stmt = stmt.where(
-                Event.id.in_(select(Participant.event_id).where(Participant.state_id == state_id))
+                exists().where(other.c.event_id == Event.id, other.c.state_id == state_id)
             )
     if query.actor:
         stmt = stmt.where(
@@ -184,14 +195,15 @@ def filtered(session: Session, query: TimelineQuery) -> Select[tuple[int, dt.dat
         ]
         if query.include_members:
             conditions.extend(_member_on_event_date(org_id) for org_id in org_ids)
-        stmt = stmt.where(or_(*conditions))
+        if skip != "organisation":
+            stmt = stmt.where(or_(*conditions))
     elif query.include_members:
         raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
     if query.kind:
         stmt = stmt.where(Event.kind.in_([k.value for k in query.kind]))
     if query.category:
         stmt = stmt.where(Event.category.in_(query.category))
-    if query.tag:
+    if query.tag and skip != "tag":
         stmt = stmt.where(
             Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag)))
         )
@@ -261,43 +273,97 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     return {"total": sum(f["count"] for f in out["kind"]), **out}
 
 
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """The table a page is read from, when one filter names a single state, organisation or tag.
+
+    Reading (state_id, date, public_id) in index order and joining each row to its event stops
+    after one page; reading events and testing `id IN (events of the state)` reads and sorts
+    every event of the state first (bench/README.md).
+    """
+
+    skip: str
+    table: Any
+    match: Any
+
+
+def _driver(session: Session, query: TimelineQuery) -> Driver | None:
+    p, t = Participant.__table__.c, EventTag.__table__.c
+    if len(query.state) == 1:
+        (state_id,) = _lookup(session, State, query.state, "state", "state")
+        return Driver("state", p, p.state_id == state_id)
+    if query.between:
+        first = query.between.split(",")[0]
+        (state_id,) = _lookup(session, State, [first], "state", "between")
+        return Driver("between", p, p.state_id == state_id)
+    if len(query.organisation) == 1 and not query.include_members:
+        (org_id,) = _lookup(
+            session, Organisation, query.organisation, "organisation", "organisation"
+        )
+        return Driver("organisation", p, p.organisation_id == org_id)
+    if len(query.tag) == 1:
+        return Driver("tag", t, t.tag == query.tag[0])
+    return None
+
+
+def _plan(session: Session, query: TimelineQuery) -> tuple[Select[Any], Any, Any]:
+    """The matching events as (id, date, public_id), and the columns to order and page on."""
+    driver = _driver(session, query)
+    if driver is None:
+        return filtered(session, query), Event.date, Event.public_id
+    conditions = filtered(session, query, driver=driver).whereclause
+    d = driver.table
+    stmt = (
+        select(d.event_id.label("id"), d.date.label("date"), d.public_id.label("public_id"))
+        .join(Event, Event.id == d.event_id)
+        .where(driver.match)
+        # A state taking part twice (two roles) would list the event twice.
+        .distinct()
+    )
+    if conditions is not None:
+        stmt = stmt.where(conditions)
+    if query.from_:
+        stmt = stmt.where(d.date >= parse_partial_date(query.from_))
+    if query.to:
+        stmt = stmt.where(d.date <= parse_partial_date(query.to, end=True))
+    return stmt, d.date, d.public_id
+
+
 def check(session: Session, query: TimelineQuery) -> None:
     """Raise InvalidParameter for bad values (unknown codes, from after to, …) without paging."""
     filtered(session, query)
 
 
 def _ordered_after(
-    stmt: Select[tuple[int, dt.date, str]], desc: bool, after: tuple[dt.date, str] | None
-) -> Select[tuple[int, dt.date, str]]:
-    """Keyset continuation in (date, id) order."""
+    stmt: Select[Any],
+    desc: bool,
+    after: tuple[dt.date, str] | None,
+    date: Any = Event.date,
+    key: Any = Event.public_id,
+) -> Select[Any]:
+    """Keyset continuation in (date, id) order, on the columns the plan reads."""
     if after is not None:
         after_date, after_id = after
         # The cursor's date bounds the index range itself; a bare row-value comparison combined
         # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
         if desc:
-            stmt = stmt.where(
-                Event.date <= after_date,
-                or_(Event.date < after_date, Event.public_id < after_id),
-            )
+            stmt = stmt.where(date <= after_date, or_(date < after_date, key < after_id))
         else:
-            stmt = stmt.where(
-                Event.date >= after_date,
-                or_(Event.date > after_date, Event.public_id > after_id),
-            )
+            stmt = stmt.where(date >= after_date, or_(date > after_date, key > after_id))
     if desc:
-        return stmt.order_by(Event.date.desc(), Event.public_id.desc())
-    return stmt.order_by(Event.date, Event.public_id)
+        return stmt.order_by(date.desc(), key.desc())
+    return stmt.order_by(date, key)
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.as_known_at is not None:
         return _historical_page(session, query, cursor_secret)
-    stmt = filtered(session, query)
+    stmt, date, key = _plan(session, query)
     total = None
     if query.count:
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
-    stmt = _ordered_after(stmt, query.order == "desc", after)
+    stmt = _ordered_after(stmt, query.order == "desc", after, date, key)
     rows = session.execute(stmt.limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
@@ -320,10 +386,10 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
             session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
         ).items
         return
-    base = filtered(session, query)
+    base, date, key = _plan(session, query)
     after: tuple[dt.date, str] | None = None
     while True:
-        stmt = _ordered_after(base, query.order == "desc", after).limit(EXPORT_BATCH)
+        stmt = _ordered_after(base, query.order == "desc", after, date, key).limit(EXPORT_BATCH)
         rows = session.execute(stmt).all()
         if not rows:
             return
