@@ -14,6 +14,16 @@ def _url() -> str:
     return config.attributes.get("database_url") or get_settings().database_url
 
 
+# Dialect-specific search objects made by the full-text migration; not in the metadata.
+SEARCH_OBJECTS = ("event_fts", "ix_event_search")
+
+
+def _include(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    return not (name and name.startswith(SEARCH_OBJECTS))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -21,6 +31,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=_include,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -207,6 +207,50 @@ class TestSearch:
     def test_all_words_must_match(self, client: TestClient) -> None:
         assert all_ids(client, q="drone zzzzunmatched") == []
 
+    @pytest.mark.parametrize(
+        ("q", "expected"), [("Tinzaouatene", "tinzaouaten"), ("Goita", "goïta")]
+    )
+    def test_accent_insensitive_full_text(self, client: TestClient, q: str, expected: str) -> None:
+        found = all_ids(client, q=q)
+        assert found
+        events = {e["id"]: e for e in oracle.events()}
+        assert any(expected in (events[i]["title"] + events[i]["summary"]).lower() for i in found)
+
+    def test_word_prefixes_match(self, client: TestClient) -> None:
+        assert SHOOT_DOWN in all_ids(client, q="tinzaouat")
+
+    def test_relevance_ranks_and_highlights(self, client: TestClient) -> None:
+        body = client.get(
+            "/v1/timeline", params={"q": "drone tinzaouaten", "order": "relevance", "limit": 3}
+        ).json()
+        assert body["items"], body
+        assert all("<mark>" in item["snippet"] for item in body["items"])
+        walked = [i["id"] for i in body["items"]]
+        cursor = body["next_cursor"]
+        while cursor:
+            page = client.get(
+                "/v1/timeline",
+                params={
+                    "q": "drone tinzaouaten",
+                    "order": "relevance",
+                    "limit": 3,
+                    "cursor": cursor,
+                },
+            ).json()
+            walked.extend(i["id"] for i in page["items"])
+            cursor = page["next_cursor"]
+        assert sorted(walked) == sorted(all_ids(client, q="drone tinzaouaten"))
+        assert len(walked) == len(set(walked))
+
+    def test_relevance_needs_words(self, client: TestClient) -> None:
+        assert_problem(client.get("/v1/timeline", params={"order": "relevance"}), 422, "order")
+
+    @pytest.mark.parametrize(
+        "q", ["NEAR(drone attack)", "drone AND", "dr*", "title:drone", "^drone", "-drone"]
+    )
+    def test_search_engine_syntax_is_plain_text(self, client: TestClient, q: str) -> None:
+        assert client.get("/v1/timeline", params={"q": q}).status_code == 200
+
     @pytest.mark.parametrize("q", ["100%", "a_b", "' OR 1=1 --", '"drone"'])
     def test_sql_like_characters_are_literal(self, client: TestClient, q: str) -> None:
         response = client.get("/v1/timeline", params={"q": q})
@@ -280,6 +324,7 @@ class TestErrors:
             ({"order": "sideways"}, "order"),
             ({"count": "maybe"}, "count"),
             ({"q": ""}, "q"),
+            ({"q": "--- ..."}, "q"),
             ({"q": "x" * 201}, "q"),
             ({"cursor": "not-a-cursor"}, "cursor"),
             ({"stat": "MLI"}, "stat"),

@@ -270,6 +270,10 @@ class EventRead(ReadModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     url: str = Field(examples=["/v1/events/2025-04-01-algeria-shoots-down-malian-drone"])
+    snippet: str | None = Field(
+        default=None,
+        description="With `order=relevance`: the text around the matching words, in <mark>.",
+    )
 
 
 class LinkedEvent(ReadModel):

@@ -21,8 +21,16 @@ MEDIA_TYPES = {
     "geojson": "application/geo+json",
     "ics": "text/calendar; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
+    "timelinejs": "application/json",
 }
-EXTENSIONS = {"csv": "csv", "ndjson": "ndjson", "geojson": "geojson", "ics": "ics", "atom": "xml"}
+EXTENSIONS = {
+    "csv": "csv",
+    "ndjson": "ndjson",
+    "geojson": "geojson",
+    "ics": "ics",
+    "atom": "xml",
+    "timelinejs": "json",
+}
 ACCEPT = {
     "text/csv": "csv",
     "application/x-ndjson": "ndjson",

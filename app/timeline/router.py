@@ -11,7 +11,7 @@ from app.json import JSONBytes
 from app.responsecache import ResponseCache
 from app.revisions import service as revision_service
 from app.schemas import problem_responses
-from app.timeline import formats, service
+from app.timeline import formats, service, timelinejs
 from app.timeline.schemas import Facets, FacetsQuery, TimelinePage, TimelineQuery
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
@@ -20,9 +20,11 @@ router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
 FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The page as JSON, or the whole query in the format asked for.",
+        # application/json keeps the page's schema (TimelineJS output shares the media type).
         "content": {
             media.split(";")[0]: {"schema": {"type": "string"}}
             for media in formats.MEDIA_TYPES.values()
+            if not media.startswith("application/json")
         },
     },
     **problem_responses(422),
@@ -104,6 +106,12 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         "Content-Disposition": f'inline; filename="timeline.{formats.EXTENSIONS[fmt]}"',
     }
     media = formats.MEDIA_TYPES[fmt]
+    if fmt == "timelinejs":
+        # Built whole (capped at timelinejs.MAX_EVENTS, else a 422 problem), not streamed.
+        document = timelinejs.build(
+            session, query, licence=licence, base_url=base, query_string=request.url.query
+        )
+        return Response(orjson.dumps(document), media_type=media, headers=headers)
     if fmt == "atom":
         docs = next(_json_safe([service.newest_changes(session, query)]))
         body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)

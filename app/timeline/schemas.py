@@ -12,6 +12,9 @@ PartialDate = Annotated[
     StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"),
 ]
 ActorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$")]
+GroupBy = Literal["kind", "category"]
+# The TimelineJS export's cap (app/timeline/timelinejs.py reads it from here).
+TIMELINEJS_MAX_EVENTS = 500
 
 
 class TimelineQuery(InputModel):
@@ -80,18 +83,32 @@ class TimelineQuery(InputModel):
         " spelling of the place (case and accents ignored).",
         examples=["tinzaouatene drone"],
     )
-    order: Literal["asc", "desc"] = Field(default="asc", description="By date, then id.")
+    order: Literal["asc", "desc", "relevance"] = Field(
+        default="asc",
+        description="By date then id (`asc`, `desc`), or best matches first (`relevance`, with"
+        " `q`; each item then carries a `snippet` with the matching words in <mark>).",
+    )
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1 to 500.")
     cursor: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
         default=None, description="Opaque cursor from `next_cursor`; keep the other parameters."
     )
     count: bool = Field(default=False, description="Add `total`, the number of matching events.")
-    format: Literal["json", "csv", "ndjson", "geojson", "ics", "atom"] | None = Field(
+    format: Literal["json", "csv", "ndjson", "geojson", "ics", "atom", "timelinejs"] | None = Field(
         default=None,
         description="Response format; overrides `Accept`. `csv`, `ndjson`, `geojson` and `ics`"
         " stream every matching event (paging parameters are ignored); `atom` is a feed of the"
-        " `limit` most recently changed events. Each carries the sources and the data licence.",
+        " `limit` most recently changed events; `timelinejs` is Knight Lab TimelineJS JSON"
+        " (slides, a title slide, eras from the membership periods of the one `organisation`"
+        " asked for or else from named crises) of every matching event, capped at"
+        f" {TIMELINEJS_MAX_EVENTS} events: a query matching more is refused with a 422 problem"
+        " (narrow the filters or use `csv` or `ndjson`). Each carries the sources and the data"
+        " licence.",
         examples=["csv"],
+    )
+    group_by: GroupBy = Field(
+        default="kind",
+        description="With `format=timelinejs`: the row (TimelineJS `group`) each event is drawn"
+        " in, by its `kind` or its `category`.",
     )
     as_known_at: dt.datetime | None = Field(
         default=None,

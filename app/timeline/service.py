@@ -5,12 +5,27 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import html
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, and_, exists, func, literal, or_, select, union_all
+from sqlalchemy import (
+    Select,
+    and_,
+    column,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidParameter
@@ -32,7 +47,7 @@ from app.timeline.schemas import FacetsQuery, TimelineQuery
 from app.vocabulary import MembershipEnd, ParticipantRole
 
 CURSOR_VERSION = 1
-PAGE_FIELDS = {"cursor", "limit", "count", "format"}
+PAGE_FIELDS = {"cursor", "limit", "count", "format", "group_by"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,13 @@ def encode_cursor(secret: str, query: TimelineQuery, date: dt.date, public_id: s
 
 
 def decode_cursor(secret: str, query: TimelineQuery, cursor: str) -> tuple[dt.date, str]:
+    data = _verified(secret, query, cursor)
+    if "d" not in data:
+        raise InvalidParameter(["query", "cursor"], "this cursor belongs to another order")
+    return dt.date.fromisoformat(data["d"]), str(data["i"])
+
+
+def _verified(secret: str, query: TimelineQuery, cursor: str) -> dict[str, Any]:
     def bad(msg: str) -> InvalidParameter:
         return InvalidParameter(["query", "cursor"], msg)
 
@@ -73,7 +95,20 @@ def decode_cursor(secret: str, query: TimelineQuery, cursor: str) -> tuple[dt.da
         raise bad("this cursor comes from an older version of the API; start again without it")
     if data.get("f") != _fingerprint(query):
         raise bad("this cursor belongs to a query with other filters or order; keep them unchanged")
-    return dt.date.fromisoformat(data["d"]), str(data["i"])
+    return dict(data)
+
+
+def encode_offset(secret: str, query: TimelineQuery, offset: int) -> str:
+    payload = orjson.dumps({"v": CURSOR_VERSION, "o": offset, "f": _fingerprint(query)})
+    sig = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
+    return base64.urlsafe_b64encode(payload + sig).decode().rstrip("=")
+
+
+def decode_offset(secret: str, query: TimelineQuery, cursor: str) -> int:
+    data = _verified(secret, query, cursor)
+    if not isinstance(data.get("o"), int):
+        raise InvalidParameter(["query", "cursor"], "this cursor belongs to another order")
+    return int(data["o"])
 
 
 def _lookup(session: Session, model: Any, codes: list[str], what: str, param: str) -> list[int]:
@@ -136,10 +171,6 @@ def _member_on_event_date(org_id: int) -> Any:
             ),
         )
     )
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def filtered(
@@ -208,12 +239,62 @@ def filtered(
             Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag)))
         )
     if query.q:
-        terms = fold(query.q).split()
-        if not terms:
-            raise InvalidParameter(["query", "q"], "give at least one word to search for")
-        for term in terms:
-            stmt = stmt.where(Event.search_text.like(f"%{_escape_like(term)}%", escape="\\"))
+        stmt = stmt.where(Event.id.in_(_matching_ids(session, search_terms(query.q))))
+    elif query.order == "relevance":
+        raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
     return stmt
+
+
+# SQLite's FTS5 table (made by a migration, not in the metadata: it is SQLite-only).
+EVENT_FTS = table("event_fts", column("rowid"))
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a query, folded like the indexed text. Only letters and digits survive, so
+    nothing in `q` can reach either engine's query syntax."""
+    terms = re.findall(r"\w+", fold(q))
+    if not terms:
+        raise InvalidParameter(["query", "q"], "give at least one word to search for")
+    return terms
+
+
+def _matching_ids(session: Session, terms: list[str]) -> Any:
+    """Events whose text has every word, each as a word prefix ("tinzaouat" finds
+    "tinzaouaten"): FTS5 on SQLite, a GIN-indexed tsvector on PostgreSQL."""
+    if session.get_bind().dialect.name == "postgresql":
+        tsquery = " & ".join(f"{term}:*" for term in terms)
+        return select(Event.id).where(
+            func.to_tsvector(literal_column("'simple'"), Event.search_text).op("@@")(
+                func.to_tsquery(literal_column("'simple'"), tsquery)
+            )
+        )
+    match = " ".join(f'"{term}"*' for term in terms)
+    return (
+        select(literal_column("rowid"))
+        .select_from(text("event_fts"))
+        .where(text("event_fts MATCH :fts_query").bindparams(fts_query=match))
+    )
+
+
+def _relevance(session: Session, terms: list[str]) -> Any:
+    """A score per matching event, higher is better (bm25 on SQLite, ts_rank on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        tsquery = " & ".join(f"{term}:*" for term in terms)
+        return func.ts_rank(
+            func.to_tsvector(literal_column("'simple'"), Event.search_text),
+            func.to_tsquery(literal_column("'simple'"), tsquery),
+        )
+    match = " ".join(f'"{term}"*' for term in terms)
+    # bm25 is lower for better matches; negated so that both engines sort descending.
+    return (
+        select(-func.bm25(literal_column("event_fts")))
+        .select_from(EVENT_FTS)
+        .where(
+            text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=match),
+            EVENT_FTS.c.rowid == Event.id,
+        )
+        .scalar_subquery()
+    )
 
 
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
@@ -358,6 +439,8 @@ def _ordered_after(
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.as_known_at is not None:
         return _historical_page(session, query, cursor_secret)
+    if query.order == "relevance":
+        return _relevance_page(session, query, cursor_secret)
     stmt, date, key = _plan(session, query)
     total = None
     if query.count:
@@ -373,6 +456,43 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
     items = event_service.documents(session, [r.id for r in rows])
     return Page(items=items, next_cursor=next_cursor, total=total)
+
+
+def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
+    """Best matches first; ties in date order. Paged by position: a ranking has no stable key."""
+    stmt = filtered(session, query)
+    assert query.q is not None  # noqa: S101 - filtered() refused relevance without q
+    terms = search_terms(query.q)
+    total = None
+    if query.count:
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    offset = decode_offset(cursor_secret, query, query.cursor) if query.cursor else 0
+    score = _relevance(session, terms).label("score")
+    ranked = stmt.add_columns(score).order_by(score.desc(), Event.date, Event.public_id)
+    rows = session.execute(ranked.offset(offset).limit(query.limit + 1)).all()
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    items = event_service.documents(session, [r.id for r in rows])
+    for item in items:
+        item["snippet"] = snippet(item, terms)
+    next_cursor = encode_offset(cursor_secret, query, offset + len(rows)) if more else None
+    return Page(items=items, next_cursor=next_cursor, total=total)
+
+
+def snippet(doc: dict[str, Any], terms: list[str], width: int = 30) -> str:
+    """The summary around the first matching word, matches wrapped in <mark> (HTML-escaped)."""
+    words = f"{doc['title']} — {doc['summary']}".split()
+    marked = []
+    first = None
+    for i, word in enumerate(words):
+        hit = any(fold(word).strip(".,;:!?()'\"«»“”").startswith(t) for t in terms)
+        escaped = html.escape(word)
+        marked.append(f"<mark>{escaped}</mark>" if hit else escaped)
+        if hit and first is None:
+            first = i
+    start = max(0, (first or 0) - width // 3)
+    text_ = " ".join(marked[start : start + width])
+    return ("… " if start else "") + text_ + (" …" if start + width < len(marked) else "")
 
 
 EXPORT_BATCH = 500

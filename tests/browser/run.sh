@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Browser test of the timeline page: installs what is missing (Chromium from apt, playwright-core
-# from npm, the project's virtualenv), then runs test.mjs against a seeded throwaway server.
+# Browser test of the timeline page and of the TimelineJS export (timelinejs.mjs, in the real
+# @knight-lab/timelinejs): installs what is missing (Chromium from apt, playwright-core and
+# TimelineJS from npm, the project's virtualenv), then runs test.mjs against a seeded throwaway
+# server.
 # Screenshots land in var/artifacts/browser/ (git-ignored). Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -1,7 +1,8 @@
 // Browser test of the timeline page (GET /), in headless Chromium from apt driven by
 // playwright-core. It migrates and seeds a throwaway SQLite database, serves it on a free
 // localhost port, and checks what a reader does: filter, open an event, read its claims and
-// sources, follow the thread, share the URL, read it on a phone.
+// sources, follow the thread, share the URL, read it on a phone. It also loads the TimelineJS
+// export in the real Knight Lab library (timelinejs.mjs).
 //
 // Screenshots go to var/artifacts/browser/ (git-ignored). Exits non-zero on any failure.
 // Environment: CHROMIUM (default /usr/bin/chromium), VENV (default <repo>/.venv).
@@ -14,6 +15,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
+
+import { checkTimelineJS } from "./timelinejs.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const VENV = process.env.VENV || path.join(ROOT, ".venv");
@@ -210,6 +213,10 @@ async function main() {
       await small.evaluate(() => window.scrollTo(0, 0));
       await small.screenshot({ path: path.join(ARTIFACTS, "timeline-phone.png") });
       await phone.close();
+    });
+
+    await check("the TimelineJS export renders in the real TimelineJS library", async () => {
+      await checkTimelineJS({ browser, base, artifacts: ARTIFACTS, assert });
     });
 
     await check("unknown paths still answer problem+json, and nothing left the API", async () => {
