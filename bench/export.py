@@ -1,0 +1,92 @@
+"""Streamed CSV export: rows per second and the server's peak memory, at two data sizes.
+
+`python -m bench.export [--events 10000 100000] [--seed S] [--help]`
+
+The export streams in batches, so the server's peak RSS should stay flat as the data grows;
+this measures it on the running server as deployed (uvicorn, one worker, SQLite), reading the
+whole response as a client would.
+"""
+
+import argparse
+import json
+import threading
+import time
+from typing import Any
+
+import httpx
+
+from bench.runner import DATA, OUT, api_server, ensure_data, say, sqlite_file, tree_rss_mb
+
+
+def measure(n: int, seed: int) -> dict[str, Any]:
+    db = sqlite_file(n, seed)
+    ensure_data(f"sqlite:///{db}", DATA / f"{db.name}.done", n, seed)
+    server = api_server(f"export-{n}", f"sqlite:///{db}", workers=1)
+    with server.running():
+        if server.proc is None:
+            raise RuntimeError("the server did not start")
+        pid = server.proc.pid
+        idle = tree_rss_mb(pid)
+        peak = idle
+        done = threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, tree_rss_mb(pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        rows = size = 0
+        started = time.perf_counter()
+        with httpx.stream("GET", server.url("/v1/timeline?format=csv"), timeout=600) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                rows += 1
+                size += len(line)
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+    rows -= 1  # the header
+    return {
+        "events": n,
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(rows / seconds),
+        "mb": round(size / 1e6, 1),
+        "server_idle_rss_mb": round(idle, 1),
+        "server_peak_rss_mb": round(peak, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
+    parser.add_argument(
+        "--events",
+        type=int,
+        nargs="+",
+        default=[10_000, 100_000],
+        help="data sizes to export, smallest first (default: 10000 100000)",
+    )
+    parser.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
+    args = parser.parse_args()
+    results = []
+    for n in args.events:
+        say(f"export: {n:,} events")
+        result = measure(n, args.seed)
+        say(f"export: {json.dumps(result)}")
+        results.append(result)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"export-{int(time.time())}.json").write_text(json.dumps(results, indent=2))
+    first, last = results[0], results[-1]
+    growth = last["server_peak_rss_mb"] / first["server_peak_rss_mb"]
+    print(
+        f"export: {last['rows']:,} rows at {last['rows_per_s']:,} rows/s; server peak RSS "
+        f"{first['server_peak_rss_mb']} MB at {first['events']:,} events and "
+        f"{last['server_peak_rss_mb']} MB at {last['events']:,} ({growth:.2f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
