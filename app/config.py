@@ -58,7 +58,9 @@ class Settings(BaseSettings):
     webhook_stored_response_bytes: int = 4 * 1024
     # Must exceed the timeout comfortably: an expired lease means "that worker died".
     webhook_lease_seconds: float = 60.0
-    webhook_poll_interval: float = 0.5
+    # A separate worker looks for due work this often (a cheap read): commit -> receipt stays
+    # near 50 ms without LISTEN/NOTIFY. The embedded worker is also woken on commit.
+    webhook_poll_interval: float = 0.05
     webhook_concurrency: int = Field(default=8, ge=1)
     webhook_warn_after_failures: int = 4
     webhook_disable_after_days: float = 5.0

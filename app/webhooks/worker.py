@@ -30,6 +30,8 @@ from app.db import begin_write, create_db_engine, create_session_factory, utcnow
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, signing, ssrf
 
+# httpx logs every request at INFO: one line per delivery is noise at volume, and costs time.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 logger = logging.getLogger("app.webhooks")
 
 USER_AGENT = "DiplomaticTimeline-Webhooks/1.0"
@@ -347,6 +349,21 @@ class Worker:
                 if fenced.rowcount != 1:  # type: ignore[attr-defined]
                     self.stats.lost_leases += 1
                     return
+            if result.ok:
+                # The common case needs no read: one UPDATE, and no row lock held beyond it
+                # while the rest of the batch records (bench/README.md, webhook section).
+                session.execute(
+                    update(WebhookEndpoint)
+                    .where(WebhookEndpoint.id == job.endpoint.id)
+                    .values(
+                        consecutive_failures=0,
+                        failing_since=None,
+                        warned_at=None,
+                        last_success_at=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                return
             endpoint = session.get(WebhookEndpoint, job.endpoint.id, with_for_update=True)
             if endpoint is not None:
                 self._health(session, endpoint, result, now)
