@@ -792,18 +792,8 @@ def delete(session: Session, public_id: str, expected: int | None, actor: str) -
     """Soft delete: the event leaves the timeline, answers 410, and stays in its revisions."""
     event = _for_update(session, public_id, expected)
     before = representation(session, event.id)
-    event.deleted_at = utcnow()
-    event.updated_at = event.deleted_at
-    session.flush()
-    revision_service.record(
-        session,
-        resource="event",
-        key=public_id,
-        version=event.version,
-        operation="delete",
-        actor=actor,
-        before=before,
-        after=None,
+    revision_service.soft_delete(
+        session, event, resource="event", key=public_id, before=before, actor=actor
     )
 
 

@@ -286,18 +286,8 @@ def delete_organisation(session: Session, code: str, expected: int | None, actor
             " or change those first."
         )
     before = _org_read(org)
-    org.deleted_at = utcnow()
-    org.updated_at = org.deleted_at
-    session.flush()
-    revision_service.record(
-        session,
-        resource="organisation",
-        key=code,
-        version=org.version,
-        operation="delete",
-        actor=actor,
-        before=before,
-        after=None,
+    revision_service.soft_delete(
+        session, org, resource="organisation", key=code, before=before, actor=actor
     )
 
 
@@ -608,18 +598,8 @@ def delete_membership(
         expected=expected,
     )
     before = membership_read(m)
-    m.deleted_at = utcnow()
-    m.updated_at = m.deleted_at
-    session.flush()
-    revision_service.record(
-        session,
-        resource="membership",
-        key=str(membership_id),
-        version=m.version,
-        operation="delete",
-        actor=actor,
-        before=before,
-        after=None,
+    revision_service.soft_delete(
+        session, m, resource="membership", key=str(membership_id), before=before, actor=actor
     )
 
 

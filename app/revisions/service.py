@@ -8,7 +8,7 @@ delete: a tombstone) and before it.
 import base64
 import binascii
 import datetime as dt
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import func, select, text
@@ -180,3 +180,34 @@ def data_version(session: Session) -> tuple[int, dt.datetime | None]:
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
     return row[0] or 0, at
+
+
+class SoftDeletable(Protocol):
+    deleted_at: dt.datetime | None
+    updated_at: dt.datetime
+    version: int
+
+
+def soft_delete(
+    session: Session,
+    row: SoftDeletable,
+    *,
+    resource: str,
+    key: str,
+    before: Any,
+    actor: str,
+) -> None:
+    """Mark the row deleted (one version step) and record the delete, with a tombstone."""
+    row.deleted_at = utcnow()
+    row.updated_at = row.deleted_at
+    session.flush()
+    record(
+        session,
+        resource=resource,
+        key=key,
+        version=row.version,
+        operation="delete",
+        actor=actor,
+        before=before,
+        after=None,
+    )

@@ -164,18 +164,8 @@ def delete(session: Session, source_id: int, expected: int | None, actor: str) -
             " remove the citations first."
         )
     before = read(source)
-    source.deleted_at = utcnow()
-    source.updated_at = source.deleted_at
-    session.flush()
-    revision_service.record(
-        session,
-        resource="source",
-        key=str(source_id),
-        version=source.version,
-        operation="delete",
-        actor=actor,
-        before=before,
-        after=None,
+    revision_service.soft_delete(
+        session, source, resource="source", key=str(source_id), before=before, actor=actor
     )
 
 

@@ -180,18 +180,8 @@ def delete(session: Session, code: str, expected: int | None, actor: str) -> Non
             " change those first."
         )
     before = _read(state)
-    state.deleted_at = utcnow()
-    state.updated_at = state.deleted_at
-    session.flush()
-    revision_service.record(
-        session,
-        resource="state",
-        key=code,
-        version=state.version,
-        operation="delete",
-        actor=actor,
-        before=before,
-        after=None,
+    revision_service.soft_delete(
+        session, state, resource="state", key=code, before=before, actor=actor
     )
 
 
