@@ -97,3 +97,22 @@ def idempotent(
         stored=idempotency.Stored(response.status_code, headers, bytes(response.body)),
     )
     return response
+
+
+def created(
+    request: Request,
+    caller: Caller,
+    key: str | None,
+    data: InputModel,
+    session: Session,
+    make: Callable[[], tuple[dict[str, Any], int]],
+    location: Callable[[dict[str, Any]], str] = lambda doc: str(doc["url"]),
+) -> JSONBytes:
+    """The 201 answer to a POST that creates a resource, with ETag and Location, made once per
+    Idempotency-Key."""
+
+    def create() -> JSONBytes:
+        doc, version = make()
+        return resource_response(doc, version=version, status=201, location=location(doc))
+
+    return idempotent(request, caller, key, data, session, create)

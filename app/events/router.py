@@ -10,7 +10,7 @@ from app.events.schemas import EventCreate, EventDetail
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
-from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/events", tags=["Timeline"])
@@ -93,12 +93,14 @@ def create_event(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Add an event with its participants, sources, claims and links. Needs the `editor` scope."""
-
-    def create() -> JSONBytes:
-        doc, version = service.create(session, data, who.name)
-        return respond(doc, version=version, status=201, location=doc["url"])
-
-    return idempotent(request, who, idempotency_key, data, session, create)
+    return created(
+        request,
+        who,
+        idempotency_key,
+        data,
+        session,
+        lambda: service.create(session, data, who.name),
+    )
 
 
 @router.patch("/{id}", response_model=EventDetail, response_class=JSONBytes, responses=WRITE_ERRORS)

@@ -17,7 +17,7 @@ from app.organisations.schemas import (
 )
 from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
-from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/organisations", tags=["States and organisations"])
@@ -100,12 +100,14 @@ def create_organisation(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Add an organisation. Needs the `editor` scope."""
-
-    def create() -> JSONBytes:
-        doc, version = service.create_organisation(session, data, who.name)
-        return respond(doc, version=version, status=201, location=doc["url"])
-
-    return idempotent(request, who, idempotency_key, data, session, create)
+    return created(
+        request,
+        who,
+        idempotency_key,
+        data,
+        session,
+        lambda: service.create_organisation(session, data, who.name),
+    )
 
 
 @router.patch(
@@ -167,12 +169,15 @@ def create_membership(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Record a membership period (a suspension is a period too). Needs the `editor` scope."""
-
-    def create() -> JSONBytes:
-        doc, version = service.create_membership(session, data, who.name)
-        return respond(doc, version=version, status=201, location=f"/v1/memberships/{doc['id']}")
-
-    return idempotent(request, who, idempotency_key, data, session, create)
+    return created(
+        request,
+        who,
+        idempotency_key,
+        data,
+        session,
+        lambda: service.create_membership(session, data, who.name),
+        location=lambda doc: f"/v1/memberships/{doc['id']}",
+    )
 
 
 @memberships.patch(

@@ -9,7 +9,7 @@ from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
 from app.sources import service
 from app.sources.schemas import SourceDetail, SourceIn, SourceList
-from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/sources", tags=["Sources"])
@@ -67,12 +67,15 @@ def create_source(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Add a source. Events can also cite new sources inline. Needs the `editor` scope."""
-
-    def create() -> JSONBytes:
-        doc, version = service.create(session, data, who.name)
-        return respond(doc, version=version, status=201, location=f"/v1/sources/{doc['id']}")
-
-    return idempotent(request, who, idempotency_key, data, session, create)
+    return created(
+        request,
+        who,
+        idempotency_key,
+        data,
+        session,
+        lambda: service.create(session, data, who.name),
+        location=lambda doc: f"/v1/sources/{doc['id']}",
+    )
 
 
 @router.patch(

@@ -9,7 +9,7 @@ from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
 from app.states import service
 from app.states.schemas import StateCreate, StateDetail, StateList
-from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, expected_version, idempotent
+from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
 router = APIRouter(prefix="/v1/states", tags=["States and organisations"])
@@ -76,12 +76,14 @@ def create_state(
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Add a state. Needs the `editor` scope."""
-
-    def create() -> JSONBytes:
-        doc, version = service.create(session, data, who.name)
-        return respond(doc, version=version, status=201, location=doc["url"])
-
-    return idempotent(request, who, idempotency_key, data, session, create)
+    return created(
+        request,
+        who,
+        idempotency_key,
+        data,
+        session,
+        lambda: service.create(session, data, who.name),
+    )
 
 
 @router.patch(
