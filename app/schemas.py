@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from app.errors import InvalidParameter
 from app.vocabulary import DatePrecision
 
 
@@ -66,6 +67,19 @@ def merge_patch(target: Any, patch: Any) -> Any:
         else:
             result[key] = merge_patch(result.get(key), value)
     return result
+
+
+def patched(current: BaseModel, patch: Any, *, fixed: tuple[str, ...], what: str) -> dict[str, Any]:
+    """The input form of a resource with a merge patch applied, refusing changes to the fields
+    that identify it (they name a different resource, not a new value)."""
+    base = current.model_dump(mode="json")
+    merged = merge_patch(base, patch)
+    if not isinstance(merged, dict):
+        raise InvalidParameter(["body"], "expected a JSON object")
+    for field in fixed:
+        if merged.get(field) != base[field]:
+            raise InvalidParameter(["body", field], f"{what}'s {field} cannot change")
+    return merged
 
 
 def check_precision(value: dt.date | None, precision: DatePrecision | None, field: str) -> None:

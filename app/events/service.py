@@ -35,7 +35,7 @@ from app.models import (
     claim_source,
 )
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, merge_patch
+from app.schemas import Outcome, fold, patched
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -780,10 +780,9 @@ def update(
 ) -> tuple[dict[str, Any], int]:
     """Apply a JSON merge patch to the event's input form, validate it whole, and write it."""
     event = _for_update(session, public_id, expected)
-    merged = merge_patch(as_input(event).model_dump(mode="json"), patch)
-    if not isinstance(merged, dict) or merged.get("id") != public_id:
-        raise InvalidParameter(["body", "id"], "an event's id cannot change")
-    data = EventCreate.model_validate(merged)
+    data = EventCreate.model_validate(
+        patched(as_input(event), patch, fixed=("id",), what="an event")
+    )
     upsert(session, data, Refs(session), actor)
     return get_detail(session, public_id)
 

@@ -18,7 +18,7 @@ from app.models import (
 )
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, merge_patch
+from app.schemas import Outcome, fold, patched
 from app.sources import service as source_service
 from app.sources.schemas import SourceIn
 from app.vocabulary import MembershipEnd, MembershipStatus
@@ -256,9 +256,7 @@ def update_organisation(
     revision_service.guard(
         "Organisation", code, deleted_at=org.deleted_at, version=org.version, expected=expected
     )
-    merged = merge_patch(as_input(org).model_dump(mode="json"), patch)
-    if not isinstance(merged, dict) or merged.get("code") != code:
-        raise InvalidParameter(["body", "code"], "an organisation's code cannot change")
+    merged = patched(as_input(org), patch, fixed=("code",), what="an organisation")
     upsert_organisation(session, OrganisationCreate.model_validate(merged), actor)
     return get_organisation(session, code)
 
@@ -571,15 +569,9 @@ def update_membership(
         version=m.version,
         expected=expected,
     )
-    current = membership_as_input(m).model_dump(mode="json")
-    merged = merge_patch(current, patch)
-    if not isinstance(merged, dict):
-        raise InvalidParameter(["body"], "expected a JSON object")
-    for field in ("organisation", "state"):
-        if merged.get(field) != current[field]:
-            raise InvalidParameter(
-                ["body", field], f"a membership's {field} cannot change; create a new one"
-            )
+    merged = patched(
+        membership_as_input(m), patch, fixed=("organisation", "state"), what="a membership"
+    )
     data = MembershipCreate.model_validate(merged)
     if not _same(m, data):
         _write_membership(session, m, data, Outcome.updated, actor)

@@ -4,7 +4,7 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import Conflict, Gone, InvalidParameter, NotFound
+from app.errors import Conflict, Gone, NotFound
 from app.models import (
     Claim,
     Event,
@@ -16,7 +16,7 @@ from app.models import (
     organisation_source,
 )
 from app.revisions import service as revision_service
-from app.schemas import fold, merge_patch
+from app.schemas import fold, patched
 from app.sources.schemas import SourceIn
 
 SOURCE_FIELDS = ("publisher", "title", "published_on", "language")
@@ -126,9 +126,7 @@ def update(
         version=source.version,
         expected=expected,
     )
-    merged = merge_patch(as_input(source).model_dump(mode="json"), patch)
-    if not isinstance(merged, dict) or merged.get("url") != source.url:
-        raise InvalidParameter(["body", "url"], "a source's URL is its identity and cannot change")
+    merged = patched(as_input(source), patch, fixed=("url",), what="a source")
     upsert(session, SourceIn.model_validate(merged), actor)
     return get_source(session, source_id)
 

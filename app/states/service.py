@@ -4,11 +4,11 @@ from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import reconcile, utcnow
-from app.errors import Conflict, Gone, InvalidParameter, NotFound
+from app.errors import Conflict, Gone, NotFound
 from app.models import Claim, Event, Membership, Participant, State, StateAlias
 from app.organisations import service as organisation_service
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, merge_patch
+from app.schemas import Outcome, fold, patched
 from app.states.schemas import StateCreate
 
 FIELDS = (
@@ -154,9 +154,7 @@ def update(
     revision_service.guard(
         "State", code, deleted_at=state.deleted_at, version=state.version, expected=expected
     )
-    merged = merge_patch(as_input(state).model_dump(mode="json"), patch)
-    if not isinstance(merged, dict) or merged.get("code") != code:
-        raise InvalidParameter(["body", "code"], "a state's code cannot change")
+    merged = patched(as_input(state), patch, fixed=("code",), what="a state")
     upsert(session, StateCreate.model_validate(merged), actor)
     return get_state(session, code)
 
