@@ -550,17 +550,11 @@ def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]
             "fact_ref": r.fact_ref,
             "sources": sources.get(r.id, []),
             "claims": claims.get(r.id, []),
-            "created_at": _utc(r.created_at),
-            "updated_at": _utc(r.updated_at),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
             "url": f"/v1/events/{r.public_id}",
         }
     return [docs[i] for i in ids if i in docs]
-
-
-def _utc(value: Any) -> Any:
-    # Core rows bypass nothing here: UTCDateTime already made them aware; kept as a seam so
-    # serialisation stays identical on both databases.
-    return value
 
 
 def _source_dict(s: Any) -> dict[str, Any]:
