@@ -73,6 +73,24 @@ class Settings(BaseSettings):
     webhook_retention_days: int = 90
     webhook_attempt_retention_days: int = 30
 
+    # --- request limits and rate limits (app/limits.py, app/ratelimit.py) ---
+    # Bodies larger than this are refused with 413 before they are read in full.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Off for `make run` and the tests; the Dockerfile turns it on (README, "Rate limits").
+    rate_limit_enabled: bool = False
+    # Requests per window: anonymous callers are counted per client IP, keyed callers per key.
+    rate_limit_anonymous: int = Field(default=300, ge=1)
+    rate_limit_keyed: int = Field(default=1200, ge=1)
+    rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # `memory` counts per process (one machine); `redis` shares counters between replicas.
+    rate_limit_store: Literal["memory", "redis"] = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # --- logs and audit (app/observability.py, app/audit) ---
+    log_level: str = "INFO"
+    # `json` writes one JSON object per line with the request id; `text` is for a terminal.
+    log_format: Literal["json", "text"] = "json"
+
     @field_validator("webhook_allowed_subnets", "webhook_retry_schedule", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
