@@ -1,0 +1,360 @@
+"""Rate limits: a fixed budget of requests per window, per API key or per client address.
+
+A pure ASGI middleware (the hot path pays a dictionary update, or one Redis round trip). Rules:
+
+* A request with a known, live API key (`Authorization: Bearer dtl_…`) spends the key's budget
+  (RATE_LIMIT_KEYED). Keys are recognised by the token's SHA-256, as stored, through a small
+  per-process cache, so the database is asked about a token at most once a minute.
+* Everything else spends the budget of the client address (RATE_LIMIT_ANONYMOUS): anonymous
+  callers, and callers whose token is unknown, revoked or malformed, so a stream of random
+  tokens cannot mint fresh budgets. Verifying a token the cache does not know spends a second
+  budget of the address, of the same size, which bounds the database lookups random tokens can
+  cause without locking real keys out of an address whose anonymous budget is spent.
+* The address is the ASGI client (uvicorn --proxy-headers rewrites it behind a trusted proxy;
+  X-Forwarded-For is never read here). IPv6 clients are counted per /64, the block one
+  subscriber usually holds, so rotating addresses inside it does not multiply the budget.
+* Windows are fixed and aligned on the epoch (every replica agrees on them). A client can spend
+  a whole budget at the end of one window and another at the start of the next; that burst is
+  the price of one atomic counter per request.
+* Health probes (/healthz, /readyz) are never limited: an orchestrator must not be refused.
+
+Stores: `memory` counts per process; `redis` shares the counters between processes and replicas
+(INCR and EXPIRE in one Lua script: atomic, one round trip). If Redis cannot be reached, the
+middleware counts in process memory for a few seconds before trying again and logs a warning:
+limits stay in force per process (looser by the number of processes) instead of failing open or
+refusing every request because a cache is down.
+"""
+
+import ipaddress
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import anyio.to_thread
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.auth.service import TOKEN_PREFIX, hash_token
+from app.config import Settings
+from app.errors import problem
+from app.models import ApiKey
+
+logger = logging.getLogger("app.ratelimit")
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz"})
+MAX_TOKEN_LENGTH = 200
+LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+_RAW = tuple(name.lower().encode() for name in LIMIT_HEADERS)
+# How long a verified (or refused) token is remembered per process. A revoked key keeps its
+# keyed budget this long; writes still check the key in the database on every request.
+KEY_CACHE_SECONDS = 60.0
+KEY_CACHE_SIZE = 10_000
+# Beyond this many clients in one window (a flood from many addresses) newcomers share one
+# budget, so memory stays bounded whatever the traffic.
+MAX_BUCKETS = 100_000
+OVERFLOW_BUCKET = "overflow"
+REDIS_RETRY_SECONDS = 5.0
+
+_HEADER_DOCS = {
+    "RateLimit-Limit": "Requests allowed per window for this caller.",
+    "RateLimit-Remaining": "Requests left in the current window.",
+    "RateLimit-Reset": "Seconds until the current window ends.",
+}
+RATE_LIMITED_RESPONSE: dict[str, Any] = {
+    "description": "Too many requests: the caller's budget for this window is spent. Anonymous"
+    " callers are counted per IP address, callers with an API key per key; wait `Retry-After`"
+    " seconds.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds to wait before the budget is renewed.",
+            "schema": {"type": "integer"},
+        },
+        **{
+            name: {"description": text, "schema": {"type": "integer"}}
+            for name, text in _HEADER_DOCS.items()
+        },
+    },
+}
+
+_INCREMENT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then
+    redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return count
+"""
+
+
+class MemoryStore:
+    """Counters for the current window only: a new window drops the previous one whole, so
+    eviction costs nothing per request. A lock keeps it correct for threaded callers too."""
+
+    def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
+        self.max_buckets = max_buckets
+        self._lock = threading.Lock()
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    def hit(self, bucket: str, window: int) -> int:
+        with self._lock:
+            if window > self._window:
+                self._window = window
+                self._counts = {}
+            # A request that read the clock just before a rollover lands in the new window:
+            # counting it there errs towards the limit, never past it.
+            counts = self._counts
+            if bucket not in counts and len(counts) >= self.max_buckets:
+                bucket = OVERFLOW_BUCKET
+            count = counts.get(bucket, 0) + 1
+            counts[bucket] = count
+            return count
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+
+class RedisStore:
+    """Counters shared by every process that uses the same Redis and key prefix."""
+
+    def __init__(self, url: str, prefix: str, timeout: float, window_seconds: int) -> None:
+        self.prefix = prefix
+        # Keys outlive their window a little, so replicas whose clocks differ slightly still
+        # find the same counter; the window number in the key keeps windows apart.
+        self.ttl = window_seconds * 2
+        # Short timeouts and no retries: a slow Redis must not slow every request down.
+        self.client = redis.asyncio.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._increment = self.client.register_script(_INCREMENT)
+
+    async def hit(self, bucket: str, window: int) -> int:
+        count = await self._increment(keys=[f"{self.prefix}{bucket}:{window}"], args=[self.ttl])
+        return int(count)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def key_lookup(session_factory: sessionmaker[Session]) -> Callable[[str], int | None]:
+    """token hash -> id of the live key holding it, from the database."""
+
+    def lookup(digest: str) -> int | None:
+        with session_factory() as session:
+            key_id: int | None = session.scalar(
+                select(ApiKey.id).where(ApiKey.token_hash == digest, ApiKey.revoked_at.is_(None))
+            )
+            return key_id
+
+    return lookup
+
+
+class KeyCache:
+    """Which token hashes belong to live keys, remembered for a while (bounded, LRU)."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], int | None],
+        ttl: float = KEY_CACHE_SECONDS,
+        size: int = KEY_CACHE_SIZE,
+    ) -> None:
+        self.lookup = lookup
+        self.ttl = ttl
+        self.size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[int | None, float]] = OrderedDict()
+
+    def cached(self, digest: str) -> tuple[bool, int | None]:
+        """(known, key id): a known digest with no key id was refused recently."""
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or entry[1] < time.monotonic():
+                return False, None
+            self._entries.move_to_end(digest)
+            return True, entry[0]
+
+    async def resolve(self, digest: str) -> int | None:
+        try:
+            key_id = await anyio.to_thread.run_sync(self.lookup, digest)
+        except SQLAlchemyError:
+            # The request itself will meet the same database; here the caller simply stays
+            # anonymous, and nothing is remembered.
+            logger.warning("rate limit: could not look up an API key", exc_info=True)
+            return None
+        with self._lock:
+            self._entries[digest] = (key_id, time.monotonic() + self.ttl)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return key_id
+
+
+def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, token = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                return token.strip().decode("latin-1")
+            return None
+    return None
+
+
+def client_bucket(scope: Scope) -> str:
+    client = scope.get("client")
+    host: str = client[0] if client else "unknown"
+    if ":" not in host:
+        return "ip:" + host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return "ip:" + host
+    if address.ipv4_mapped is not None:
+        return f"ip:{address.ipv4_mapped}"
+    return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+
+
+class RateLimit:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        session_factory: sessionmaker[Session] | None = None,
+        lookup: Callable[[str], int | None] | None = None,
+    ) -> None:
+        self.app = app
+        self.window_seconds = settings.rate_limit_window_seconds
+        self.anonymous = settings.rate_limit_anonymous
+        self.keyed = settings.rate_limit_keyed
+        if lookup is None:
+            if session_factory is None:
+                raise ValueError("RateLimit needs a session_factory or a lookup")
+            lookup = key_lookup(session_factory)
+        self.keys = KeyCache(lookup)
+        self.memory = MemoryStore()
+        self.redis: RedisStore | None = None
+        if settings.rate_limit_store == "redis":
+            self.redis = RedisStore(
+                settings.redis_url,
+                settings.rate_limit_redis_prefix,
+                settings.rate_limit_redis_timeout,
+                self.window_seconds,
+            )
+        self._redis_retry_at = 0.0
+        self._degraded = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, self._closing(receive), send)
+            return
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        now = time.time()
+        window = int(now // self.window_seconds)
+        reset = max(1, math.ceil((window + 1) * self.window_seconds - now))
+
+        token = bearer_token(scope["headers"])
+        key_id: int | None = None
+        if token is not None and token.startswith(TOKEN_PREFIX) and len(token) <= MAX_TOKEN_LENGTH:
+            digest = hash_token(token)
+            known, key_id = self.keys.cached(digest)
+            if not known:
+                # Verifying costs a database query, so the address pays for it from a budget
+                # of its own: made-up tokens cannot hammer the database, and a real key is
+                # still verified when its address has spent its anonymous budget (a NAT).
+                count = await self._count("verify:" + client_bucket(scope), window)
+                if count > self.anonymous:
+                    await self._refuse(scope, receive, send, self.anonymous, reset, keyed=False)
+                    return
+                key_id = await self.keys.resolve(digest)
+        if key_id is not None:
+            bucket, limit = f"key:{key_id}", self.keyed
+        else:
+            # No key, or a token that is unknown, revoked or malformed: the address pays.
+            bucket, limit = client_bucket(scope), self.anonymous
+        count = await self._count(bucket, window)
+        if count > limit:
+            await self._refuse(scope, receive, send, limit, reset, keyed=key_id is not None)
+            return
+
+        values = (limit, max(0, limit - count), reset)
+        added = [(name, str(value).encode()) for name, value in zip(_RAW, values, strict=True)]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *added]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    async def _count(self, bucket: str, window: int) -> int:
+        if self.redis is not None and time.monotonic() >= self._redis_retry_at:
+            try:
+                count = await self.redis.hit(bucket, window)
+            except Exception as exc:
+                # Usually RedisError or OSError; anything else from the store (a client used
+                # from another event loop) must not turn into a 500 either.
+                self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+                if not self._degraded:
+                    self._degraded = True
+                    logger.warning(
+                        "rate limit: Redis failed (%r); counting per process until it"
+                        " answers again",
+                        exc,
+                    )
+            else:
+                if self._degraded:
+                    self._degraded = False
+                    logger.warning("rate limit: Redis answers again; counters are shared")
+                return count
+        return self.memory.hit(bucket, window)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, limit: int, reset: int, *, keyed: bool
+    ) -> None:
+        per = f"{self.window_seconds} s"
+        if keyed:
+            detail = f"This API key may make {limit} requests per {per}; retry in {reset} s."
+        else:
+            detail = (
+                f"Callers without an API key may make {limit} requests per {per} from one"
+                f" address; retry in {reset} s, or send an API key for a higher limit."
+            )
+        response = problem(
+            Request(scope),
+            429,
+            "rate-limited",
+            "Too many requests",
+            detail,
+            headers={
+                "Retry-After": str(reset),
+                "RateLimit-Limit": str(limit),
+                "RateLimit-Remaining": "0",
+                "RateLimit-Reset": str(reset),
+                "Cache-Control": "no-store",
+            },
+        )
+        await response(scope, receive, send)
+
+    def _closing(self, receive: Receive) -> Receive:
+        """Close the Redis connections on shutdown, in the event loop that opened them."""
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown" and self.redis is not None:
+                await self.redis.aclose()
+            return message
+
+        return wrapped

@@ -1,0 +1,365 @@
+"""Rate limits per API key and per client address, in process memory and in the real Redis.
+
+Each app here is one "replica". The Redis tests use the server at 127.0.0.1:6379 with a key
+prefix of their own, deleted afterwards. Windows are long (an hour) unless a test is about the
+window ending, and `fresh_window` waits out a boundary that is about to pass, so no count is
+split by a window change.
+"""
+
+import logging
+import math
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from alembic import command
+from fastapi.testclient import TestClient
+
+from app.auth import service as auth_service
+from app.auth.service import Scope
+from app.config import Settings
+from app.db import create_db_engine, create_session_factory
+from app.main import create_app
+from app.ratelimit import MemoryStore, bearer_token, client_bucket
+from tests.conftest import ThrowawayDatabases, alembic_config
+from tests.helpers import assert_problem
+from tests.live import free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HOUR = 3600
+PATH = "/v1/categories"
+
+
+class Keys:
+    """A migrated database (the limits need no seed) holding two live keys and a revoked one."""
+
+    def __init__(self, url: str) -> None:
+        command.upgrade(alembic_config(url), "head")
+        self.url = url
+        self.tokens: dict[str, str] = {}
+        self.ids: dict[str, int] = {}
+        engine = create_db_engine(url)
+        with create_session_factory(engine).begin() as session:
+            for name in ("one", "two", "revoked"):
+                key, token = auth_service.create_key(session, f"rl-{name}", [Scope.editor])
+                self.tokens[name] = token
+                self.ids[name] = key.id
+                if name == "revoked":
+                    auth_service.revoke_key(session, key.id)
+        engine.dispose()
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[name]}"}
+
+
+@pytest.fixture(scope="module")
+def keys(databases: ThrowawayDatabases) -> Keys:
+    return Keys(databases.new())
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A Redis key prefix for one test; its keys are deleted afterwards."""
+    value = f"dtl-test:{uuid.uuid4().hex}:"
+    yield value
+    client = redis.Redis.from_url(REDIS_URL)
+    stale = list(client.scan_iter(match=value + "*"))
+    if stale:
+        client.delete(*stale)
+    client.close()
+
+
+class Replicas:
+    """Apps (replicas) over one database; each is served by its own TestClient."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.apps: list[Any] = []
+        self.clients: list[TestClient] = []
+
+    def start(self, address: str = "203.0.113.7", **overrides: Any) -> TestClient:
+        settings: dict[str, Any] = {
+            "database_url": self.keys.url,
+            "cursor_secret": "test-secret",
+            "webhook_worker": "off",
+            "rate_limit_enabled": True,
+            "rate_limit_anonymous": 3,
+            "rate_limit_keyed": 5,
+            "rate_limit_window_seconds": HOUR,
+            **overrides,
+        }
+        app = create_app(Settings(**settings))
+        client = TestClient(app, client=(address, 40000))
+        client.__enter__()
+        self.apps.append(app)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.__exit__(None, None, None)
+        for app in self.apps:
+            app.state.engine.dispose()
+
+
+@pytest.fixture
+def replicas(keys: Keys) -> Iterator[Replicas]:
+    started = Replicas(keys)
+    yield started
+    started.close()
+
+
+def fresh_window(seconds: int, needed: float = 10.0) -> None:
+    """Wait for the next window if the current one ends within `needed` seconds."""
+    left = seconds - time.time() % seconds
+    if left < needed:
+        time.sleep(left + 0.05)
+
+
+def limit_headers(response: Any) -> tuple[int, int, int]:
+    h = response.headers
+    return int(h["ratelimit-limit"]), int(h["ratelimit-remaining"]), int(h["ratelimit-reset"])
+
+
+def assert_limited(response: Any, limit: int) -> dict[str, Any]:
+    body = assert_problem(response, 429)
+    assert body["type"].endswith("/rate-limited")
+    assert body["instance"] == PATH
+    retry_after = int(response.headers["retry-after"])
+    assert 1 <= retry_after <= HOUR
+    assert limit_headers(response) == (limit, 0, retry_after)
+    assert response.headers["cache-control"] == "no-store"
+    return body
+
+
+def spend(client: TestClient, n: int, headers: dict[str, str] | None = None) -> list[int]:
+    """Make n requests; the RateLimit-Remaining of each."""
+    remaining = []
+    for _ in range(n):
+        response = client.get(PATH, headers=headers)
+        assert response.status_code == 200, response.text
+        remaining.append(limit_headers(response)[1])
+    return remaining
+
+
+class TestOffByDefault:
+    def test_the_default_settings_do_not_limit(self, client: TestClient) -> None:
+        settings = Settings(_env_file=None)
+        assert settings.rate_limit_enabled is False
+        assert settings.rate_limit_store == "memory"
+        response = client.get(PATH)
+        assert response.status_code == 200
+        assert "ratelimit-limit" not in response.headers
+
+
+class TestMemoryStore:
+    def test_an_address_gets_its_budget_then_429(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        client = replicas.start()
+        assert spend(client, 3) == [2, 1, 0]
+        limit, _, reset = limit_headers(client.get("/v1/states"))  # any route, one budget
+        body = assert_limited(client.get(PATH), 3)
+        assert "3 requests per 3600 s" in body["detail"]
+        assert "API key" in body["detail"]
+        assert limit == 3 and 1 <= reset <= HOUR
+
+    def test_each_process_counts_alone(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        first, second = replicas.start(), replicas.start()
+        spend(first, 3)
+        assert_limited(first.get(PATH), 3)
+        assert spend(second, 1) == [2]
+
+    def test_addresses_have_separate_budgets(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        here = replicas.start("198.51.100.1")
+        spend(here, 3)
+        assert_limited(here.get(PATH), 3)
+        # The same app seen from another address: a budget of its own.
+        there = TestClient(replicas.apps[0], client=("198.51.100.2", 40000))
+        assert limit_headers(there.get(PATH))[:2] == (3, 2)
+
+    def test_health_probes_are_never_limited(self, replicas: Replicas) -> None:
+        client = replicas.start(rate_limit_anonymous=1)
+        for _ in range(4):
+            for probe in ("/healthz", "/readyz"):
+                response = client.get(probe)
+                assert response.status_code == 200, response.text
+                assert "ratelimit-limit" not in response.headers
+
+    def test_a_browser_can_read_the_429(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        client = replicas.start(rate_limit_anonymous=1)
+        origin = {"Origin": "https://newsroom.example"}
+        exposed = client.get(PATH, headers=origin).headers["access-control-expose-headers"]
+        for name in ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"):
+            assert name.lower() in exposed.lower()
+        refused = client.get(PATH, headers=origin)
+        assert refused.status_code == 429
+        assert refused.headers["access-control-allow-origin"] == "*"
+
+
+class TestKeys:
+    def test_keys_and_addresses_have_separate_budgets(self, replicas: Replicas, keys: Keys) -> None:
+        fresh_window(HOUR)
+        client = replicas.start()
+        spend(client, 3)
+        assert_limited(client.get(PATH), 3)
+        # The address has spent its anonymous budget; its keys still have theirs.
+        assert spend(client, 5, keys.auth("one")) == [4, 3, 2, 1, 0]
+        refused = client.get(PATH, headers=keys.auth("one"))
+        assert "This API key may make 5 requests" in assert_limited(refused, 5)["detail"]
+        assert limit_headers(client.get(PATH, headers=keys.auth("two")))[:2] == (5, 4)
+        assert_limited(client.get(PATH), 3)
+
+    def test_a_key_has_one_budget_across_addresses(self, replicas: Replicas, keys: Keys) -> None:
+        fresh_window(HOUR)
+        here = replicas.start("192.0.2.1")
+        there = TestClient(replicas.apps[0], client=("192.0.2.2", 40000))
+        spend(here, 3, keys.auth("one"))
+        assert spend(there, 2, keys.auth("one")) == [1, 0]
+        assert_limited(there.get(PATH, headers=keys.auth("one")), 5)
+
+    @pytest.mark.parametrize(
+        "sent",
+        [
+            "random",  # a fresh made-up dtl_ token on every request
+            "revoked",
+            "not-ours",  # not shaped like our keys at all
+        ],
+    )
+    def test_a_token_that_is_not_a_live_key_spends_the_address_budget(
+        self, replicas: Replicas, keys: Keys, sent: str
+    ) -> None:
+        fresh_window(HOUR)
+        client = replicas.start()
+
+        def headers() -> dict[str, str]:
+            if sent == "random":
+                return {"Authorization": f"Bearer dtl_{uuid.uuid4().hex}"}
+            if sent == "revoked":
+                return keys.auth("revoked")
+            return {"Authorization": "Bearer some-other-service-token"}
+
+        assert [limit_headers(client.get(PATH, headers=headers()))[:2] for _ in range(3)] == [
+            (3, 2),
+            (3, 1),
+            (3, 0),
+        ]
+        assert_limited(client.get(PATH, headers=headers()), 3)
+        assert_limited(client.get(PATH), 3)  # and anonymously: the same budget
+
+    def test_verifying_unknown_tokens_has_a_budget_of_its_own(
+        self, replicas: Replicas, keys: Keys
+    ) -> None:
+        fresh_window(HOUR)
+        client = replicas.start()
+        # Three made-up tokens spend the address's budget and its verification budget ...
+        for _ in range(3):
+            client.get(PATH, headers={"Authorization": f"Bearer dtl_{uuid.uuid4().hex}"})
+        # ... so a fourth is refused before any lookup, and so is a real key not yet verified.
+        forged = {"Authorization": f"Bearer dtl_{uuid.uuid4().hex}"}
+        assert_limited(client.get(PATH, headers=forged), 3)
+        assert_limited(client.get(PATH, headers=keys.auth("two")), 3)
+
+
+class TestWindows:
+    def test_the_budget_renews_when_the_window_ends(self, replicas: Replicas) -> None:
+        window = 2
+        client = replicas.start(rate_limit_anonymous=1, rate_limit_window_seconds=window)
+        # On a slow machine a window may end between two requests: go on until one is refused.
+        for _ in range(20):
+            refused = client.get(PATH)
+            if refused.status_code == 429:
+                break
+        assert refused.status_code == 429
+        retry_after = int(refused.headers["retry-after"])
+        assert 1 <= retry_after <= window
+        time.sleep(retry_after)
+        renewed = client.get(PATH)
+        assert renewed.status_code == 200
+        assert limit_headers(renewed)[:2] == (1, 0)
+
+
+class TestRedis:
+    def test_replicas_share_one_budget(self, replicas: Replicas, prefix: str) -> None:
+        fresh_window(HOUR)
+        shared = {"rate_limit_store": "redis", "redis_url": REDIS_URL}
+        first = replicas.start(rate_limit_redis_prefix=prefix, **shared)
+        second = replicas.start(rate_limit_redis_prefix=prefix, **shared)
+        assert spend(first, 2) == [2, 1]
+        assert spend(second, 1) == [0]
+        assert_limited(first.get(PATH), 3)
+        assert_limited(second.get(PATH), 3)
+        # A replica with another prefix (another deployment) counts apart.
+        other = replicas.start(rate_limit_redis_prefix=prefix + "other:", **shared)
+        assert spend(other, 1) == [2]
+
+    def test_counters_are_prefixed_and_expire(
+        self, replicas: Replicas, keys: Keys, prefix: str
+    ) -> None:
+        fresh_window(HOUR)
+        client = replicas.start(
+            rate_limit_store="redis", redis_url=REDIS_URL, rate_limit_redis_prefix=prefix
+        )
+        spend(client, 1)
+        spend(client, 2, keys.auth("one"))
+        server = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        counters = {key: server.get(key) for key in server.scan_iter(match=prefix + "*")}
+        ttls = [server.ttl(key) for key in counters]
+        server.close()
+        window = math.floor(time.time() / HOUR)
+        assert counters == {
+            f"{prefix}ip:203.0.113.7:{window}": "1",
+            f"{prefix}verify:ip:203.0.113.7:{window}": "1",
+            f"{prefix}key:{keys.ids['one']}:{window}": "2",
+        }
+        # Every counter expires (INCR and EXPIRE run as one script), after at most two windows.
+        assert all(0 < ttl <= 2 * HOUR for ttl in ttls)
+
+    def test_an_unreachable_redis_falls_back_to_counting_per_process(
+        self, replicas: Replicas, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        fresh_window(HOUR)
+        closed = f"redis://127.0.0.1:{free_port()}/0"
+        with caplog.at_level(logging.WARNING, logger="app.ratelimit"):
+            client = replicas.start(rate_limit_store="redis", redis_url=closed)
+            assert spend(client, 3) == [2, 1, 0]
+            assert_limited(client.get(PATH), 3)
+        warnings = [r for r in caplog.records if r.name == "app.ratelimit"]
+        assert len(warnings) == 1  # once per outage, not once per request
+        assert "Redis failed" in warnings[0].getMessage()
+
+
+class TestPieces:
+    def test_ipv6_clients_are_counted_per_64(self) -> None:
+        def bucket(host: str) -> str:
+            return client_bucket({"client": (host, 1)})
+
+        assert bucket("2001:db8:1:2::1") == bucket("2001:db8:1:2:ffff::9") == "ip:2001:db8:1:2::/64"
+        assert bucket("2001:db8:1:3::1") != bucket("2001:db8:1:2::1")
+        assert bucket("::ffff:192.0.2.9") == bucket("192.0.2.9") == "ip:192.0.2.9"
+        assert client_bucket({"client": None}) == "ip:unknown"
+
+    def test_bearer_token_parsing(self) -> None:
+        assert bearer_token([(b"authorization", b"Bearer dtl_abc")]) == "dtl_abc"
+        assert bearer_token([(b"authorization", b"bearer  dtl_abc ")]) == "dtl_abc"
+        assert bearer_token([(b"authorization", b"Basic dXNlcjpwYXNz")]) is None
+        assert bearer_token([(b"authorization", b"Bearer")]) is None
+        assert bearer_token([(b"accept", b"*/*")]) is None
+
+    def test_the_memory_store_is_bounded(self) -> None:
+        store = MemoryStore(max_buckets=3)
+        assert [store.hit(f"ip:{n}", 7) for n in range(3)] == [1, 1, 1]
+        # Newcomers beyond the bound share one budget instead of growing the table.
+        assert [store.hit(f"ip:{n}", 7) for n in range(3, 6)] == [1, 2, 3]
+        assert len(store) == 4
+        assert store.hit("ip:0", 7) == 2
+        # A new window drops the old one whole.
+        assert store.hit("ip:9", 8) == 1
+        assert len(store) == 1
+        # A request that read the clock just before the rollover counts in the new window.
+        assert store.hit("ip:9", 7) == 2
