@@ -677,3 +677,34 @@ class WebhookAttempt(Base):
     error_kind: Mapped[str | None] = mapped_column(String(20))
     error_message: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """One acknowledged write or admin action, inserted in the transaction of the change itself:
+    a committed write always has its row and a rolled-back one never does (app/audit).
+
+    Append-only. The key's name and scopes are copied, so the entry still says who acted after
+    the key is revoked or renamed; refused and failed attempts go to the log, not here.
+    """
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        Index("ix_audit_entry_key", "key_id", "id"),
+        Index("ix_audit_entry_action", "action", "id"),
+        Index("ix_audit_entry_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_key.id", ondelete="SET NULL"))
+    key_name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    # The operation: the route's name, e.g. `create_event`, `revoke_key`.
+    action: Mapped[str] = mapped_column(String(100))
+    # What it changed: `event/<id>`, `key/<id>`, … or the path parameters (`key_id=3`).
+    target: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[int] = mapped_column(Integer)
+    client_ip: Mapped[str | None] = mapped_column(String(45))

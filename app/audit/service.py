@@ -1,0 +1,176 @@
+"""The audit log: every acknowledged write and admin action, with who made it and what it did.
+
+A request that authenticates with a key gets an `Attempt` (app/audit/dependencies.py). Writes
+and admin actions stay attached to the request's session, and a `before_commit` listener inserts
+their row in the transaction of the change: a write is acknowledged only after its commit, so an
+acknowledged write always has its row and a rolled-back one never does. Attempts that never
+commit (refused with 401/403, or failed) are logged instead, as structured lines with
+`"audit": true`, once the response status is known.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session, UOWTransaction
+
+from app.auth.service import Caller
+from app.models import ApiKey, AuditEntry, Revision, WebhookEndpoint
+
+logger = logging.getLogger("app.audit")
+_SESSION_KEY = "app.audit.attempt"
+TARGET_LENGTH = 500
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What is known of a keyed request before its outcome: route, caller, and targets."""
+
+    request_id: str | None
+    method: str
+    path: str
+    action: str
+    # The status the route answers with when it succeeds; a committed write is a success.
+    status: int
+    client_ip: str | None
+    params_target: str | None
+    caller: Caller | None = None
+    created: list[str] = field(default_factory=list)
+    audited: bool = True
+    recorded: bool = False
+
+    @property
+    def target(self) -> str | None:
+        if self.created:
+            return ", ".join(dict.fromkeys(self.created))[:TARGET_LENGTH]
+        return self.params_target
+
+    def finish(self, status: int) -> None:
+        """Called once the response has been sent: log what the table will not hold."""
+        if not self.audited or self.recorded:
+            return
+        outcome = "refused" if status in (401, 403) else "failed" if status >= 400 else "unrecorded"
+        logger.warning(
+            "audit %s %s %s %s",
+            outcome,
+            self.method,
+            self.path,
+            status,
+            extra={"fields": {"audit": True, "outcome": outcome, **self.fields(status)}},
+        )
+
+    def fields(self, status: int) -> dict[str, Any]:
+        who = self.caller
+        return {
+            "key_id": who.key_id if who else None,
+            "key_name": who.name if who else None,
+            "scopes": sorted(who.scopes) if who else None,
+            "method": self.method,
+            "path": self.path,
+            "action": self.action,
+            "target": self.target,
+            "status": status,
+            "client_ip": self.client_ip,
+        }
+
+
+def attach(session: Session, attempt: Attempt) -> None:
+    session.info[_SESSION_KEY] = attempt
+
+
+def _attempt(session: Session) -> Attempt | None:
+    found: Attempt | None = session.info.get(_SESSION_KEY)
+    return found
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_targets(session: Session, _flush: UOWTransaction) -> None:
+    attempt = _attempt(session)
+    if attempt is None or not attempt.audited:
+        return
+    # Revisions name every timeline resource a write touched; keys and webhook endpoints have
+    # no revisions, and a new one is known only by the id its insert just got.
+    for obj in session.new:
+        if isinstance(obj, Revision):
+            attempt.created.append(f"{obj.resource}/{obj.resource_key}")
+        elif isinstance(obj, ApiKey):
+            attempt.created.append(f"key/{obj.id}")
+        elif isinstance(obj, WebhookEndpoint):
+            attempt.created.append(f"webhook-endpoint/{obj.id}")
+
+
+@event.listens_for(Session, "before_commit")
+def _record(session: Session) -> None:
+    attempt = _attempt(session)
+    if attempt is None or not attempt.audited or attempt.caller is None:
+        return
+    session.info.pop(_SESSION_KEY)
+    who = attempt.caller
+    session.add(
+        AuditEntry(
+            request_id=attempt.request_id,
+            key_id=who.key_id,
+            key_name=who.name,
+            scopes=" ".join(sorted(who.scopes)),
+            method=attempt.method,
+            path=attempt.path[:500],
+            action=attempt.action,
+            target=attempt.target,
+            status=attempt.status,
+            client_ip=attempt.client_ip,
+        )
+    )
+    # Flushed here so a failing insert fails the commit, and with it the write.
+    session.flush()
+    session.info["app.audit.committing"] = attempt
+
+
+@event.listens_for(Session, "after_commit")
+def _recorded(session: Session) -> None:
+    attempt: Attempt | None = session.info.pop("app.audit.committing", None)
+    if attempt is not None:
+        attempt.recorded = True
+
+
+def entry_read(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "request_id": entry.request_id,
+        "key_id": entry.key_id,
+        "key_name": entry.key_name,
+        "scopes": entry.scopes.split(),
+        "method": entry.method,
+        "path": entry.path,
+        "action": entry.action,
+        "target": entry.target,
+        "status": entry.status,
+        "client_ip": entry.client_ip,
+    }
+
+
+def list_entries(
+    session: Session,
+    *,
+    key_id: int | None,
+    action: str | None,
+    since: dt.datetime | None,
+    limit: int,
+    cursor: int | None,
+) -> dict[str, Any]:
+    """Newest first; `cursor` is the id of the last entry of the previous page."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
+    if key_id is not None:
+        query = query.where(AuditEntry.key_id == key_id)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    if cursor is not None:
+        query = query.where(AuditEntry.id < cursor)
+    rows = list(session.scalars(query))
+    more = len(rows) > limit
+    items = [entry_read(row) for row in rows[:limit]]
+    return {"items": items, "next_cursor": str(items[-1]["id"]) if more else None}
