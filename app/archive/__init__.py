@@ -1,0 +1,1 @@
+"""Backup and restore: the whole dataset as one versioned JSON archive."""
