@@ -7,11 +7,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT
-from app.errors import AppError
+from app.errors import ServiceUnavailable
 
 
-class NotReady(AppError):
-    status = 503
+class NotReady(ServiceUnavailable):
     slug = "not-ready"
     title = "Not ready"
 
