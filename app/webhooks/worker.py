@@ -3,6 +3,19 @@
 Runs embedded in the API process (a thread; the default for `make run` on SQLite) or as its own
 process, `python -m app.webhooks.worker`; on PostgreSQL start as many as you like. No database
 transaction is ever open while a request is in flight.
+
+Throughput (bench/README.md, webhook section): a turn claims up to `CLAIM_BATCH` deliveries in
+one statement, sends them on `concurrency` threads, and records the results from the loop's own
+thread a chunk at a time, each chunk in one transaction: one UPDATE for the successes (fenced on
+the lease, per delivery), one multi-row INSERT of their attempts, one endpoint-health UPDATE; a
+failure keeps its own fenced UPDATE, retry schedule and health rules, in the same transaction.
+A claimed delivery whose send could no longer finish within its lease (the earlier ones were
+slow) is not sent but handed straight back, so a big claim never turns into a lapsed lease.
+
+Stopping (SIGTERM, or the API process shutting down) claims nothing more, gives the deliveries in
+flight a grace period to finish and be recorded, then hands the leases of those still waiting on
+a slow receiver back to the queue, due at once, so another worker resends them without waiting
+for the lease to expire.
 """
 
 import argparse
@@ -18,16 +31,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
 from app.db import begin_write, create_db_engine, create_session_factory, utcnow
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from app.observability import configure_logging
 from app.webhooks import service, signing, ssrf
 
 # httpx logs every request at INFO: one line per delivery is noise at volume, and costs time.
@@ -37,6 +51,20 @@ logger = logging.getLogger("app.webhooks")
 USER_AGENT = "DiplomaticTimeline-Webhooks/1.0"
 OVERLOADED = frozenset({429, 502, 504})
 RETENTION_EVERY = dt.timedelta(hours=1)
+# A stopping worker waits this long for its deliveries in flight before releasing their leases.
+SHUTDOWN_GRACE_SECONDS = 5.0
+# While the database is down, a turn fails at once; wait longer after each failure, up to this.
+MAX_FAILURE_BACKOFF_SECONDS = 5.0
+# Deliveries claimed in one statement (at least the concurrency). One claim, and one recording
+# transaction per chunk of results, instead of one transaction per delivery, is most of the
+# worker's throughput.
+CLAIM_BATCH = 64
+# Results wait at most this long to be recorded together with others, so a slow send in the
+# batch never holds back the record of the fast ones (nor a shutdown's grace period).
+RECORD_WITHIN_SECONDS = 0.02
+# Expired leases are reclaimed at most this often while there is work (and whenever a claim
+# comes back empty), not with a write transaction on every turn.
+REAP_EVERY_SECONDS = 1.0
 D = WebhookDelivery
 
 
@@ -105,12 +133,14 @@ class Stats:
     failed: int = 0
     lost_leases: int = 0
     reaped: int = 0
+    released: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def summary(self) -> str:
         return (
             f"{self.attempts} attempts, {self.succeeded} succeeded, {self.failed} failed,"
-            f" {self.lost_leases} lost leases, {self.reaped} expired leases reclaimed"
+            f" {self.lost_leases} lost leases, {self.reaped} expired leases reclaimed,"
+            f" {self.released} released at shutdown"
         )
 
 
@@ -138,6 +168,7 @@ class Worker:
         clock: Callable[[], dt.datetime] = utcnow,
         worker_id: str | None = None,
         concurrency: int = 8,
+        batch: int = CLAIM_BATCH,
         rng: random.Random | None = None,
     ) -> None:
         self.session_factory = session_factory
@@ -146,12 +177,58 @@ class Worker:
         self.clock = clock
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.concurrency = concurrency
+        self.batch = max(batch, concurrency)
+        self._next_reap = 0.0
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self.stats = Stats()
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="webhook")
+        # Claimed deliveries not yet recorded, and those handed back by `release_in_flight`.
+        self._in_flight: dict[int, Job] = {}
+        self._released: set[int] = set()
+        self._settled = threading.Condition()
+        self._stopping = False
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def release_in_flight(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> int:
+        """Wait up to `grace` seconds for the deliveries in flight to be recorded, then hand the
+        rest back to the queue, due now. Called when stopping; returns how many were released.
+
+        A released send may still be answered later: that result goes to the attempt log only
+        (`record` is fenced on the lease), and the receiver may see the message twice, with the
+        same webhook-id, which at-least-once delivery allows.
+        """
+        with self._settled:
+            self._stopping = True
+            self._settled.wait_for(lambda: not self._in_flight, timeout=grace)
+            jobs = list(self._in_flight.values())
+            self._released.update(job.delivery_id for job in jobs)
+        if not jobs:
+            return 0
+        with self.session_factory() as session, session.begin():
+            begin_write(session)
+            released = int(
+                session.execute(
+                    update(D)
+                    .where(
+                        D.id.in_([job.delivery_id for job in jobs]),
+                        D.status == "in_flight",
+                        D.lease_owner == self.id,
+                    )
+                    .values(
+                        status="pending",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        next_attempt_at=self.clock(),
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+            )
+        logger.warning("webhook_leases_released worker=%s count=%s", self.id, released)
+        with self.stats.lock:
+            self.stats.released += released
+        return released
 
     # --- the queue ---------------------------------------------------------------------
 
@@ -283,78 +360,56 @@ class Worker:
         return delay
 
     def record(self, job: Job, result: Result) -> None:
-        """Write the attempt and the delivery's new state, fenced on our lease: if the lease
-        was lost (we were too slow and another worker took over) only the log row is kept."""
+        """Record one attempt; see `record_batch`."""
+        self.record_batch([(job, result)])
+
+    def record_batch(self, done: list[tuple[Job, Result]]) -> None:
+        """Write the attempts and the deliveries' new states in one transaction, each fenced on
+        our lease: if a lease was lost (we were too slow and another worker took over) only its
+        log row is kept. Successes are written in bulk; a failure goes through `_record_failure`
+        (retry schedule, 410, warnings, auto-disable), after the successes, so that a failure is
+        never hidden by a success of the same endpoint in the same chunk."""
+        ok = [(job, result) for job, result in done if result.ok]
         with self.session_factory() as session, session.begin():
             begin_write(session)
             now = self.clock()
-            done = job.round_attempts + 1
-            gone = result.status == 410
-            next_at: dt.datetime | None = None
-            if result.ok:
-                status = "succeeded"
-            elif (
-                gone
-                or job.trigger == "manual"  # a manual redelivery is one attempt, never retried
-                or job.payload is None
-                or done >= len(self.policy.schedule)
-            ):
-                status = "failed"
-            else:
-                status = "pending"
-                next_at = now + dt.timedelta(seconds=self._delay(done, result))
-            fenced = session.execute(
-                update(D)
-                .where(
-                    D.id == job.delivery_id,
-                    D.status == "in_flight",
-                    D.lease_owner == self.id,
-                    D.attempt_count == job.attempt_count,
+            fenced: set[int] = set()
+            # One statement per status code (almost always a single one).
+            by_status: dict[int | None, list[Job]] = {}
+            for job, result in ok:
+                by_status.setdefault(result.status, []).append(job)
+            for code, jobs in by_status.items():
+                fenced.update(
+                    session.execute(
+                        update(D)
+                        .where(*self._still_ours(jobs))
+                        .values(
+                            status="succeeded",
+                            # == job.round_attempts + 1: the fence proves the row is unchanged.
+                            round_attempts=D.round_attempts + 1,
+                            next_attempt_at=None,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                            last_status_code=code,
+                            last_error_kind=None,
+                            completed_at=now,
+                        )
+                        .returning(D.id)
+                        .execution_options(synchronize_session=False)
+                    ).scalars()
                 )
-                .values(
-                    status=status,
-                    round_attempts=done,
-                    next_attempt_at=next_at,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    last_status_code=result.status,
-                    last_error_kind=result.error_kind,
-                    completed_at=None if status == "pending" else now,
+            if ok:
+                session.execute(
+                    insert(WebhookAttempt),
+                    [self._attempt_row(job, result, None) for job, result in ok],
                 )
-                .execution_options(synchronize_session=False)
-            )
-            session.add(
-                WebhookAttempt(
-                    delivery_id=job.delivery_id,
-                    number=job.attempt_count,
-                    trigger=job.trigger,
-                    worker=self.id,
-                    started_at=result.started_at,
-                    duration_ms=result.duration_ms,
-                    webhook_timestamp=result.timestamp,
-                    response_status=result.status,
-                    response_headers=result.headers,
-                    response_body=result.body,
-                    error_kind=result.error_kind,
-                    error_message=result.error_message,
-                    next_attempt_at=next_at,
-                )
-            )
-            with self.stats.lock:
-                self.stats.attempts += 1
-                if result.ok:
-                    self.stats.succeeded += 1
-                else:
-                    self.stats.failed += 1
-                if fenced.rowcount != 1:  # type: ignore[attr-defined]
-                    self.stats.lost_leases += 1
-                    return
-            if result.ok:
-                # The common case needs no read: one UPDATE, and no row lock held beyond it
-                # while the rest of the batch records (bench/README.md, webhook section).
+            healthy = {job.endpoint.id for job, _ in ok if job.delivery_id in fenced}
+            if healthy:
+                # A success only resets the health columns: one UPDATE, no read, and no row lock
+                # held beyond it (bench/README.md, webhook section).
                 session.execute(
                     update(WebhookEndpoint)
-                    .where(WebhookEndpoint.id == job.endpoint.id)
+                    .where(WebhookEndpoint.id.in_(sorted(healthy)))
                     .values(
                         consecutive_failures=0,
                         failing_since=None,
@@ -363,10 +418,77 @@ class Worker:
                     )
                     .execution_options(synchronize_session=False)
                 )
-                return
-            endpoint = session.get(WebhookEndpoint, job.endpoint.id, with_for_update=True)
-            if endpoint is not None:
-                self._health(session, endpoint, result, now)
+            lost = len(ok) - len(fenced)
+            for job, result in done:
+                if not result.ok and not self._record_failure(session, job, result, now):
+                    lost += 1
+        with self.stats.lock:
+            self.stats.attempts += len(done)
+            self.stats.succeeded += len(ok)
+            self.stats.failed += len(done) - len(ok)
+            self.stats.lost_leases += lost
+
+    def _attempt_row(
+        self, job: Job, result: Result, next_at: dt.datetime | None
+    ) -> dict[str, object]:
+        return {
+            "delivery_id": job.delivery_id,
+            "number": job.attempt_count,
+            "trigger": job.trigger,
+            "worker": self.id,
+            "started_at": result.started_at,
+            "duration_ms": result.duration_ms,
+            "webhook_timestamp": result.timestamp,
+            "response_status": result.status,
+            "response_headers": result.headers,
+            "response_body": result.body,
+            "error_kind": result.error_kind,
+            "error_message": result.error_message,
+            "next_attempt_at": next_at,
+        }
+
+    def _record_failure(self, session: Session, job: Job, result: Result, now: dt.datetime) -> bool:
+        """Schedule the retry (or fail the delivery) and update the endpoint's health; False if
+        the lease was lost, in which case only the attempt is logged."""
+        done = job.round_attempts + 1
+        next_at: dt.datetime | None = None
+        if (
+            result.status == 410
+            or job.trigger == "manual"  # a manual redelivery is one attempt, never retried
+            or job.payload is None
+            or done >= len(self.policy.schedule)
+        ):
+            status = "failed"
+        else:
+            status = "pending"
+            next_at = now + dt.timedelta(seconds=self._delay(done, result))
+        fenced = session.execute(
+            update(D)
+            .where(
+                D.id == job.delivery_id,
+                D.status == "in_flight",
+                D.lease_owner == self.id,
+                D.attempt_count == job.attempt_count,
+            )
+            .values(
+                status=status,
+                round_attempts=done,
+                next_attempt_at=next_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                last_status_code=result.status,
+                last_error_kind=result.error_kind,
+                completed_at=None if status == "pending" else now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.add(WebhookAttempt(**self._attempt_row(job, result, next_at)))
+        if fenced.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+        endpoint = session.get(WebhookEndpoint, job.endpoint.id, with_for_update=True)
+        if endpoint is not None:
+            self._health(session, endpoint, result, now)
+        return True
 
     def _health(
         self, session: Session, endpoint: WebhookEndpoint, result: Result, now: dt.datetime
@@ -398,8 +520,49 @@ class Worker:
         elif now - endpoint.failing_since >= self.policy.disable_after:
             service.disable(session, endpoint, "failing", now)
 
-    def process(self, job: Job) -> None:
-        self.record(job, self.send(job))
+    def attempt(self, job: Job, send_by: float | None) -> Result | None:
+        """Send, unless we are stopping, the lease was handed back, or (`send_by`, monotonic) a
+        send started now might outlive the lease: then None, and the caller hands it back."""
+        with self._settled:
+            if self._stopping or job.delivery_id in self._released:
+                return None
+        if send_by is not None and time.monotonic() > send_by:
+            return None
+        return self.send(job)
+
+    def _still_ours(self, jobs: list[Job]) -> tuple[ColumnElement[bool], ...]:
+        """The lease fence: these deliveries, at the attempt we claimed, still leased to us."""
+        return (
+            tuple_(D.id, D.attempt_count).in_(
+                [(job.delivery_id, job.attempt_count) for job in jobs]
+            ),
+            D.status == "in_flight",
+            D.lease_owner == self.id,
+        )
+
+    def unclaim(self, jobs: list[Job]) -> int:
+        """Hand claimed deliveries that were never sent back to the queue as they were."""
+        with self.session_factory() as session, session.begin():
+            begin_write(session)
+            return int(
+                session.execute(
+                    update(D)
+                    .where(*self._still_ours(jobs))
+                    .values(
+                        status="pending",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        attempt_count=D.attempt_count - 1,
+                    )
+                    .execution_options(synchronize_session=False)
+                ).rowcount  # type: ignore[attr-defined]
+            )
+
+    def _settle(self, jobs: list[Job]) -> None:
+        with self._settled:
+            for job in jobs:
+                self._in_flight.pop(job.delivery_id, None)
+            self._settled.notify_all()
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -416,13 +579,66 @@ class Worker:
             return session.scalar(due.limit(1)) is not None
 
     def run_once(self) -> int:
-        """Reap, claim one batch, deliver it concurrently. Returns how many were claimed."""
-        if not self.has_work():
+        """Claim one batch, deliver it concurrently, record the results a chunk at a time as
+        they come in. Returns how many were claimed."""
+        if self._stopping or not self.has_work():
             return 0
-        self.reap()
-        jobs = self.claim(self.concurrency)
-        for outcome in self._pool.map(self.process, jobs):
-            del outcome
+        reaped = time.monotonic() >= self._next_reap
+        if reaped:
+            self.reap()
+            self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
+        jobs = self.claim(self.batch)
+        if not jobs and not reaped:
+            # What `has_work` saw may be only expired leases.
+            self.reap()
+            self._next_reap = time.monotonic() + REAP_EVERY_SECONDS
+            jobs = self.claim(self.batch)
+        if not jobs:
+            return 0
+        with self._settled:
+            self._in_flight.update((job.delivery_id, job) for job in jobs)
+        # The first `concurrency` start at once, as with a claim of that size; a later one is
+        # sent only if it can still end (timeout, plus a margin) before the lease does.
+        claimed_at = time.monotonic()
+        lease = self.policy.lease.total_seconds()
+        send_by = claimed_at + lease - self.policy.timeout - max(1.0, 0.1 * lease)
+        futures: dict[Future[Result | None], Job] = {
+            self._pool.submit(self.attempt, job, None if i < self.concurrency else send_by): job
+            for i, job in enumerate(jobs)
+        }
+        pending = set(futures)
+        results: list[tuple[Job, Result]] = []
+        waiting_since = 0.0
+        try:
+            while pending:
+                finished, pending = wait(
+                    pending, timeout=RECORD_WITHIN_SECONDS, return_when=FIRST_COMPLETED
+                )
+                unsent: list[Job] = []
+                for future in finished:
+                    result = future.result()
+                    if result is None:
+                        unsent.append(futures[future])
+                    else:
+                        if not results:
+                            waiting_since = time.monotonic()
+                        results.append((futures[future], result))
+                if unsent:
+                    self.unclaim(unsent)
+                    self._settle(unsent)
+                if results and (
+                    not pending
+                    or len(results) >= self.concurrency
+                    or time.monotonic() - waiting_since >= RECORD_WITHIN_SECONDS
+                ):
+                    self.record_batch(results)
+                    self._settle([job for job, _ in results])
+                    results = []
+        finally:
+            # On a database error the sends still running end within their timeout; their
+            # deliveries stay in flight until the lease expires, then are resent.
+            wait(pending)
+            self._settle(jobs)
         return len(jobs)
 
     def run(
@@ -435,6 +651,7 @@ class Worker:
         progress: Callable[["Worker"], None] | None = None,
     ) -> None:
         last_retention = dt.datetime.min.replace(tzinfo=dt.UTC)
+        failures = 0
         while not stop.is_set():
             try:
                 if retention and self.clock() - last_retention >= RETENTION_EVERY:
@@ -442,9 +659,18 @@ class Worker:
                     retention()
                 claimed = self.run_once()
             except Exception:
-                # A database hiccup must not kill the worker; the next turn retries.
-                logger.exception("webhook worker %s: turn failed", self.id)
-                claimed = 0
+                # A database outage must not kill the worker, nor flood the log: back off, and
+                # keep retrying until the database answers again.
+                failures += 1
+                if failures == 1:
+                    logger.exception("webhook worker %s: turn failed", self.id)
+                else:
+                    logger.warning("webhook worker %s: turn failed %s times", self.id, failures)
+                stop.wait(min(poll_interval * 2 ** min(failures, 10), MAX_FAILURE_BACKOFF_SECONDS))
+                continue
+            if failures:
+                logger.info("webhook worker %s: database answers again", self.id)
+                failures = 0
             if claimed and progress:
                 progress(self)
             if claimed:
@@ -511,6 +737,11 @@ class EmbeddedWorker:
     def stop(self) -> None:
         self.stop_event.set()
         service.wakeup.set()
+        try:
+            self.worker.release_in_flight()
+        except Exception:
+            # The database is down: the leases expire and another worker resends.
+            logger.exception("webhook worker %s: could not release its leases", self.worker.id)
         self.thread.join(timeout=self.worker.policy.timeout + 5)
         self.worker.close()
         self.worker.client.close()
@@ -544,6 +775,13 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a claimed delivery stays ours; after that another worker resends it"
         " (WEBHOOK_LEASE_SECONDS, 60)",
     )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=SHUTDOWN_GRACE_SECONDS,
+        help="on SIGTERM or Ctrl-C, seconds to let deliveries in flight finish before their"
+        f" leases go back to the queue for another worker ({SHUTDOWN_GRACE_SECONDS:g})",
+    )
     parser.add_argument("--id", help="worker name in the delivery log (host-pid-random)")
     parser.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     parser.add_argument(
@@ -554,7 +792,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     overrides: dict[str, object] = {}
     if args.concurrency:
         overrides["webhook_concurrency"] = args.concurrency
@@ -563,6 +800,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.lease is not None:
         overrides["webhook_lease_seconds"] = args.lease
     settings = get_settings().model_copy(update=overrides)
+    # JSON lines with secrets redacted, as the API logs; configure_logging sets every level.
+    configure_logging(settings.log_level, settings.log_format)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     engine = create_db_engine(settings.database_url, pool_size=2)
     worker = make_worker(
         settings, create_session_factory(engine), **({"worker_id": args.id} if args.id else {})
@@ -589,12 +829,27 @@ def main(argv: list[str] | None = None) -> int:
             while worker.run_once():
                 progress(worker)
         else:
-            worker.run(
-                stop,
-                poll_interval=settings.webhook_poll_interval,
-                retention=retention,
-                progress=progress,
+            # The loop runs in a thread so that this one, which receives the signals, can hand
+            # back the leases of sends still waiting on a slow receiver.
+            loop = threading.Thread(
+                target=worker.run,
+                args=(stop,),
+                kwargs={
+                    "poll_interval": settings.webhook_poll_interval,
+                    "retention": retention,
+                    "progress": progress,
+                },
+                name="webhook-worker",
             )
+            loop.start()
+            while not stop.wait(0.5):
+                pass
+            say(f"webhook worker {worker.id} stopping")
+            try:
+                worker.release_in_flight(args.shutdown_grace)
+            except Exception:
+                logger.exception("webhook worker %s: could not release its leases", worker.id)
+            loop.join()
     finally:
         worker.close()
         worker.client.close()
