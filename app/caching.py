@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 READ_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=300"
 NO_STORE = "no-store"
-PRIVATE_PREFIXES = ("/v1/keys", "/v1/webhook")
+PRIVATE_PREFIXES = ("/v1/keys", "/v1/webhook", "/v1/audit", "/v1/archive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,26 @@ def _not_modified_since(headers: Headers, last_modified: str | None) -> bool:
         return parsedate_to_datetime(last_modified) <= parsedate_to_datetime(since)
     except (TypeError, ValueError):
         return False
+
+
+NOT_MODIFIED_KEEPS = frozenset({"etag", "cache-control", "last-modified", "vary", "link"})
+
+
+def not_modified(request_headers: Headers, response_headers: Headers) -> bool:
+    """Whether a conditional GET may be answered 304 for this 200 response."""
+    if_none_match = request_headers.get("if-none-match")
+    if if_none_match is not None:
+        etag = response_headers.get("etag")
+        return etag is not None and _matches(if_none_match, etag)
+    return _not_modified_since(request_headers, response_headers.get("last-modified"))
+
+
+def not_modified_headers(response_headers: Headers) -> list[tuple[bytes, bytes]]:
+    return [
+        (k.encode("latin-1"), v.encode("latin-1"))
+        for k, v in response_headers.items()
+        if k.lower() in NOT_MODIFIED_KEEPS
+    ]
 
 
 class HttpCaching:
@@ -110,24 +130,12 @@ class HttpCaching:
         self, start: Message, body: bytes, request_headers: Headers, send: Send
     ) -> None:
         headers = MutableHeaders(scope=start)
-        etag = content_etag(body, headers.get("etag"))
-        headers["ETag"] = etag
-        if_none_match = request_headers.get("if-none-match")
-        not_modified = (
-            _matches(if_none_match, etag)
-            if if_none_match is not None
-            else _not_modified_since(request_headers, headers.get("last-modified"))
-        )
-        if not_modified:
-            kept = {
-                k: v
-                for k, v in headers.items()
-                if k.lower() in {"etag", "cache-control", "last-modified", "vary", "link"}
-            }
+        headers["ETag"] = content_etag(body, headers.get("etag"))
+        if not_modified(request_headers, headers):
             reply: dict[str, Any] = {
                 "type": "http.response.start",
                 "status": 304,
-                "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in kept.items()],
+                "headers": not_modified_headers(headers),
             }
             await send(reply)
             await send({"type": "http.response.body", "body": b""})

@@ -194,15 +194,20 @@ class Server:
 
 
 def uvicorn(app: str, workers: int, port: int) -> list[str]:
-    # `make run` serves `uvicorn app.main:app --host --port` with uvicorn's defaults
-    # (uvloop, httptools, access log on); only the worker count is added here.
-    cmd = [str(VENV_BIN / "uvicorn"), app, "--host", HOST, "--port", str(port)]
+    # `make run` serves `uvicorn app.main:app --host --port --no-access-log` with uvicorn's
+    # defaults (uvloop, httptools); the app writes its own access log (app/observability.py).
+    # Only the worker count is added here.
+    cmd = [str(VENV_BIN / "uvicorn"), app, "--host", HOST, "--port", str(port), "--no-access-log"]
     return [*cmd, "--workers", str(workers)] if workers > 1 else cmd
 
 
-def api_server(name: str, database_url: str, workers: int) -> Server:
+def api_server(name: str, database_url: str, workers: int, *, cache: bool = False) -> Server:
     port = free_port()
     env = {"DATABASE_URL": database_url, "CURSOR_SECRET": CURSOR_SECRET}
+    if not cache:
+        # wrk cycles through a few hundred queries, which the response cache would soon hold
+        # in full; the page rows measure building pages, the cache has rows of its own.
+        env["RESPONSE_CACHE_SIZE"] = "0"
     return Server(name, uvicorn("app.main:app", workers, port), env, "/healthz", port)
 
 
@@ -353,11 +358,16 @@ def timeline(**params: Any) -> str:
     return "/v1/timeline?" + urlencode({k: v for k, v in params.items() if v is not None})
 
 
-def build_queries(db: Path, server: Server, n_events: int, *, small: bool, seed: int) -> Queries:
+def build_queries(
+    db: Path, server: Server, n_events: int, *, small: bool, seed: int, con: Any = None
+) -> Queries:
     """Real queries: anchors are random events (so busy states come up more often, as in real
-    traffic); windows are widened until a page is full; deep cursors come from walking the API."""
+    traffic); windows are widened until a page is full; deep cursors come from walking the API.
+
+    `con` is an sqlite3-shaped connection to read instead of the file `db` (bench/load.py passes
+    one over PostgreSQL); it is closed at the end like the file's."""
     rng = random.Random(seed)
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = con or sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     max_id = con.execute("SELECT max(id) FROM event").fetchone()[0]
     codes = dict(con.execute("SELECT id, code FROM state"))
     org_codes = dict(con.execute("SELECT id, code FROM organisation"))
@@ -709,7 +719,9 @@ def probe_features(server: Server, popular: str) -> dict[str, Any]:
     r = httpx.get(server.url(popular), timeout=30)
     etag = r.headers.get("etag")
     paths = list(httpx.get(server.url("/openapi.json"), timeout=30).json()["paths"])
-    csv = [p for p in paths if "csv" in p or "export" in p]
+    # CSV is a format of the timeline (`?format=csv`), not a path of its own.
+    csv_probe = httpx.get(server.url("/v1/timeline?format=csv&to=1900"), timeout=30)
+    csv = ["/v1/timeline?format=csv"] if csv_probe.status_code == 200 else []
     hooks = [p for p in paths if "webhook" in p or "subscription" in p]
     status304 = None
     if etag:
@@ -854,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
                         opts,
                         short=True,
                     )
+    say(f"\n## API on SQLite, {label_n} events, 1 worker, response cache on (the default)")
+    with api_server("api-sqlite-1w-cache", sqlite_url, 1, cache=True).running() as api:
+        warm(api, [queries.popular])
         measure(
             rows,
             "popular",
@@ -861,7 +876,6 @@ def main(argv: list[str] | None = None) -> int:
             api,
             [queries.popular],
             opts,
-            note="no response cache yet",
         )
         features = probe_features(api, queries.popular)
         if features["etag"] and features["status_with_if_none_match"] == 304:
@@ -884,12 +898,12 @@ def main(argv: list[str] | None = None) -> int:
         notes["csv"] = (
             "not yet implemented: no CSV/export route in the OpenAPI"
             if not features["csv"]
-            else f"routes {features['csv']} exist; this harness does not measure them yet"
+            else "measured by `python -m bench.export` (bench/README.md)"
         )
         notes["webhooks"] = (
             "not yet implemented: no webhook route in the OpenAPI"
             if not features["webhooks"]
-            else f"routes {features['webhooks']} exist; this harness does not measure them yet"
+            else "measured by `python -m bench.webhooks` (bench/README.md)"
         )
     if not args.smoke:
         say(f"\n## API on SQLite, {label_n} events, 2 workers")

@@ -1,13 +1,16 @@
 """HTTP behaviour for frontends: ETags and 304s, Last-Modified, Cache-Control, gzip, offline
 docs, deprecation headers, and the response cache."""
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from app.caching import Deprecation
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import Writable
+from tests.conftest import ON_POSTGRES, Writable
 
 SHOOT_DOWN = "/v1/events/2025-04-01-algeria-shoots-down-malian-drone"
 
@@ -65,6 +68,68 @@ class TestResponseCache:
         assert c.post("/v1/events", json=body, headers=writable.auth()).status_code == 201
         items = c.get("/v1/timeline", params=params).json()["items"]
         assert [i["id"] for i in items] == ["2025-06-10-cache-probe"]
+
+    def test_a_hit_skips_the_route_and_answers_conditional_requests(
+        self, writable: Writable
+    ) -> None:
+        c = writable.client
+        statements: list[str] = []
+        engine = writable.app.state.engine
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(statement)
+
+        url = "/v1/timeline?state=DZA&limit=7"
+        first = c.get(url)
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            # On PostgreSQL the version is the cluster's snapshot, which a write anywhere in the
+            # cluster (another database, autovacuum's analyze) moves: allow a retry or two.
+            for _ in range(3):
+                statements.clear()
+                again = c.get(url)
+                hit = len(statements)
+                if hit <= 1:
+                    break
+            conditional = c.get(url, headers={"If-None-Match": first.headers["etag"]})
+            keyed = c.get(url, headers=writable.auth())
+            before_reload = len(statements)
+            reload = c.get(url, headers={"Cache-Control": "no-cache"})
+            reloaded = len(statements) - before_reload
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        assert again.content == first.content
+        assert again.headers["etag"] == first.headers["etag"]
+        # SQLite reads its data version without SQL; PostgreSQL asks for the current snapshot.
+        assert hit == (1 if ON_POSTGRES else 0), statements
+        assert conditional.status_code == 304
+        assert conditional.headers["etag"] == first.headers["etag"]
+        # A caller with a key is never served from (or stored in) the shared cache.
+        assert keyed.status_code == 200
+        assert len(statements) > hit + 1
+        # A reload (`Cache-Control: no-cache`) renders afresh.
+        assert reload.content == first.content
+        assert reloaded > 1
+
+    def test_a_write_through_another_replica_is_seen_at_once(self, writable: Writable) -> None:
+        url = SHOOT_DOWN
+        before = writable.client.get(url)
+        assert writable.client.get(url).content == before.content  # cached
+        other = create_app(
+            Settings(database_url=writable.url, cursor_secret="test-secret", webhook_worker="off")
+        )
+        with TestClient(other) as replica:
+            patch = {"summary": before.json()["summary"] + " (edited by another replica)"}
+            headers = {**writable.auth(), "If-Match": before.headers["etag"]}
+            changed = replica.patch(
+                url,
+                json=patch,
+                headers={**headers, "Content-Type": "application/merge-patch+json"},
+            )
+            assert changed.status_code == 200, changed.text
+        other.state.engine.dispose()
+        after = writable.client.get(url)
+        assert after.json()["summary"].endswith("(edited by another replica)")
 
 
 class TestTransport:

@@ -175,7 +175,14 @@ def guard(
 
 def data_version(session: Session) -> tuple[int, dt.datetime | None]:
     """The latest revision id and time: changes whenever any resource changes."""
-    row = session.execute(select(func.max(Revision.id), func.max(Revision.at))).one()
+    # Two subqueries, not one SELECT of two aggregates: each is then a single index probe
+    # (SQLite's min/max optimisation), where the pair scanned the whole revision index.
+    row = session.execute(
+        select(
+            select(func.max(Revision.id)).scalar_subquery(),
+            select(func.max(Revision.at)).scalar_subquery(),
+        )
+    ).one()
     at = row[1]
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)
