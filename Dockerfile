@@ -21,7 +21,22 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8000 \
     WEB_CONCURRENCY=2 \
     SEED_ON_START=false \
-    WEBHOOK_WORKER=off
+    WEBHOOK_WORKER=off \
+    FORWARDED_ALLOW_IPS=127.0.0.1
+# uvicorn believes X-Forwarded-For only from FORWARDED_ALLOW_IPS: set it to your proxy's
+# address(es). Never '*' unless the proxy overwrites the header, or any client could claim a
+# fresh address, and a fresh rate-limit budget, with every request.
+# Limits are on in production (README, "Request size and rate limits"): bodies up to 1 MiB;
+# per minute, 300 requests per client address without a key and 1200 per API key. `memory`
+# counts in each uvicorn worker, so with WEB_CONCURRENCY=2 an address may get up to twice its
+# budget: to share one budget between workers and replicas, set RATE_LIMIT_STORE=redis and
+# REDIS_URL.
+ENV MAX_REQUEST_BYTES=1048576 \
+    RATE_LIMIT_ENABLED=true \
+    RATE_LIMIT_ANONYMOUS=300 \
+    RATE_LIMIT_KEYED=1200 \
+    RATE_LIMIT_WINDOW_SECONDS=60 \
+    RATE_LIMIT_STORE=memory
 RUN groupadd --system app && useradd --system --gid app --home-dir /srv/app --create-home app
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv/app
@@ -37,4 +52,4 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
 # One worker per core (WEB_CONCURRENCY); set SEED_ON_START=true to load seed/ after migrating.
 # Webhooks are delivered by separate containers of the same image running
 # `python -m app.webhooks.worker` (as many as you like on PostgreSQL).
-CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --forwarded-allow-ips='*'"]
+CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --no-access-log"]

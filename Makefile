@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate seed run test browser-test lint format typecheck check clean
+.PHONY: help install migrate seed run test browser-test fuzz lint format typecheck check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,10 +32,14 @@ seed: migrate ## load seed/ into the database (idempotent)
 	$(BIN)/python -m app.seed
 
 run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:8000)
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
 test: install ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/pytest
+
+FUZZ_EXAMPLES ?= 100
+fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (default 100, CI 5), FUZZ_SEED
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -x
 
 browser-test: install ## the timeline page in headless Chromium (installs Chromium and playwright-core if missing)
 	bash tests/browser/run.sh

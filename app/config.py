@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     # event loop instead of contending for the database: on 2 cores that doubled throughput in
     # research/performance-baseline.md. A streamed export holds one thread while it streams.
     threadpool_size: int = Field(default=4, ge=1)
-    # Rendered timeline pages kept in memory per process, keyed by request and data version.
+    # Rendered anonymous GET responses kept in memory per process, keyed by request and data
+    # version (app/responsecache.py); 0 turns the cache off.
     response_cache_size: int = 512
+    response_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     public_base_url: str | None = None
     data_licence: str = "CC BY 4.0"
 
@@ -82,9 +84,14 @@ class Settings(BaseSettings):
     rate_limit_anonymous: int = Field(default=300, ge=1)
     rate_limit_keyed: int = Field(default=1200, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
-    # `memory` counts per process (one machine); `redis` shares counters between replicas.
+    # `memory` counts per process (each uvicorn worker and replica has its own budget);
+    # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prepended to every counter's key, so several deployments can share one Redis.
+    rate_limit_redis_prefix: str = "dtl:ratelimit:"
+    # Seconds to connect or answer; beyond it the process counts in memory for a few seconds.
+    rate_limit_redis_timeout: float = Field(default=0.25, gt=0)
 
     # --- logs and audit (app/observability.py, app/audit) ---
     log_level: str = "INFO"

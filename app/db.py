@@ -56,6 +56,16 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# How long a request waits for a lock another transaction holds (SQLite's busy_timeout,
+# PostgreSQL's lock_timeout) before it gives up with a 503. Editorial write transactions last
+# milliseconds, so this only runs out when something holds the database far longer than any
+# request should: a stuck session, a bulk job, a backup or restore.
+LOCK_WAIT_SECONDS = 5
+# How long a request waits for a free pooled connection, or for PostgreSQL to accept one.
+POOL_TIMEOUT_SECONDS = 10
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself
     # (the recipe from SQLAlchemy's SQLite dialect documentation).
@@ -63,7 +73,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -75,7 +85,11 @@ def create_db_engine(url: str, *, pool_size: int = 4) -> Engine:
         if database and database != ":memory:":
             # The embedded default lives in a git-ignored folder that a fresh clone lacks.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-            pool = {"pool_size": pool_size, "max_overflow": pool_size}
+            pool = {
+                "pool_size": pool_size,
+                "max_overflow": pool_size,
+                "pool_timeout": POOL_TIMEOUT_SECONDS,
+            }
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
         event.listen(engine, "connect", _sqlite_on_connect)
 
@@ -88,7 +102,20 @@ def create_db_engine(url: str, *, pool_size: int = 4) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    # pool_pre_ping replaces connections that died while pooled (a restarted server, a killed
+    # backend), so the service recovers from an outage by itself; connect_timeout bounds a server
+    # that does not answer at all, lock_timeout a lock that is never released (errors.py: 503).
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_pre_ping=True,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
+        connect_args={
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "options": f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000}",
+        },
+    )
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

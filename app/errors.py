@@ -8,9 +8,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.observability import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_BASE = "https://diplomatic-timeline.example/problems/"
 logger = logging.getLogger("app.errors")
@@ -62,6 +65,34 @@ class PreconditionRequired(AppError):
     title = "Precondition required"
 
 
+# Long enough for a restarting database or a released lock, short enough for a retry to help.
+RETRY_AFTER_SECONDS = 5
+
+
+class ServiceUnavailable(AppError):
+    """The database cannot answer now (down, unreachable, locked for too long): retry later."""
+
+    status = 503
+    slug = "service-unavailable"
+    title = "Service unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for driver and pool errors that say the database cannot answer now, as opposed to
+    errors that say the request or the code is wrong (IntegrityError is a 409, the rest 500).
+
+    OperationalError is the DB-API class for conditions outside the program's control: refused
+    or lost connections, a database that does not accept connections, SQLite's "database is
+    locked" after busy_timeout, PostgreSQL's lock_timeout, deadlocks and serialisation failures.
+    """
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, OperationalError | PoolTimeout | DisconnectionError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 class InvalidParameter(AppError):
     """A well-formed request whose values make no sense (unknown code, from after to, …)."""
 
@@ -92,6 +123,12 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    request_id = current_request_id() if status >= 500 else None
+    if request_id is not None:
+        # A server-side failure: give the user the id to quote, which finds its log lines. Set
+        # here as well as by the middleware, which an unhandled exception's 500 bypasses.
+        body["request_id"] = request_id
+        headers = {**(headers or {}), REQUEST_ID_HEADER: request_id}
     return JSONResponse(
         body, status_code=status, media_type="application/problem+json", headers=headers
     )
@@ -145,7 +182,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _patched(request: Request, exc: ValidationError) -> JSONResponse:
         # Raised when a service validates a merged PATCH document: the fields are body fields.
         errors = _validation_errors(exc, ("body",))
-        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:])}: {e['msg']}" for e in errors)
+        # A model-level error has no field: say "body" rather than start the detail with ": ".
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
+        )
         return problem(request, 422, "validation-error", "Invalid request", detail, errors)
 
     @app.exception_handler(StaleDataError)
@@ -168,21 +208,63 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail += f" (constraint {constraint})"
         return problem(request, 409, Conflict.slug, Conflict.title, detail)
 
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+            return _internal(request)
+        # One line, no traceback: an outage produces one of these per request.
+        logger.warning(
+            "database unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(getattr(exc, "orig", None) or exc).__name__,
+            str(exc).splitlines()[0] if str(exc) else "",
+        )
+        error = ServiceUnavailable(
+            "The database is unavailable or too busy to answer. Retry after a few seconds"
+            " (a POST with the same Idempotency-Key)."
+        )
+        return await _app_error(request, error)
+
+    for database_error in (DBAPIError, PoolTimeout, DisconnectionError):
+        app.add_exception_handler(database_error, _unavailable)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.url.path}."
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError | RecursionError):
+            # FastAPI answers a body that is not UTF-8, or nested deeper than the JSON parser
+            # goes, with a bare 400 but malformed JSON with a 422; all three are a body that
+            # cannot be read as JSON, so all get the documented 422.
+            if isinstance(cause, UnicodeDecodeError):
+                msg = f"the body is not valid UTF-8 (byte {cause.start})"
+            else:
+                msg = "the body is nested too deeply to be read as JSON"
+            errors = [{"loc": ["body"], "msg": msg, "type": "json_invalid"}]
+            return problem(
+                request, 422, "validation-error", "Invalid request", f"body: {msg}", errors
+            )
         return problem(request, exc.status_code, slug, title, detail, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if database_unavailable(exc):
+            # Raised outside routing, by a middleware that reads the database (the response
+            # cache's data version, the rate limiter): the same 503 as inside a route.
+            return await _unavailable(request, exc)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(
-            request,
-            500,
-            "internal-error",
-            "Internal server error",
-            "The server failed to answer this request; the failure has been logged.",
-        )
+        return _internal(request)
+
+
+def _internal(request: Request) -> JSONResponse:
+    return problem(
+        request,
+        500,
+        "internal-error",
+        "Internal server error",
+        "The server failed to answer this request; the failure has been logged.",
+    )

@@ -1,16 +1,16 @@
 from typing import Any
 
 import orjson
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse
 
 
-class JSONBytes(Response):
+class JSONBytes(JSONResponse):
     """JSON serialised once by orjson, skipping response_model validation on hot read paths.
 
     Routes still declare `response_model` for OpenAPI; the tests check real responses against it.
+    A JSONResponse subclass because FastAPI documents the response_model only for those: any
+    other response class is documented as a bare string.
     """
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)

@@ -7,6 +7,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 
+from app.archive.router import router as archive_router
+from app.audit.router import router as audit_router
 from app.auth.router import router as keys_router
 from app.caching import Deprecation, HttpCaching
 from app.categories.router import router as categories_router
@@ -15,12 +17,16 @@ from app.db import create_db_engine, create_session_factory
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.limits import BodySizeLimit, document_limits
+from app.observability import REQUEST_ID_HEADER, RequestObservability, configure_logging
 from app.organisations.router import memberships as memberships_router
 from app.organisations.router import router as organisations_router
 from app.places.router import router as places_router
+from app.ratelimit import RateLimit
 from app.relations.router import router as relations_router
-from app.responsecache import ResponseCache
+from app.responsecache import ResponseCache, data_version_reader
 from app.revisions.router import router as changes_router
+from app.security import SecurityHeaders
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
 from app.timeline.router import router as timeline_router
@@ -92,6 +98,7 @@ TAGS = [
         "description": "Signed push notifications of every change (Standard Webhooks).",
     },
     {"name": "Health", "description": "Liveness and readiness probes."},
+    {"name": "Audit", "description": "Who wrote what, when, with which key (admin scope)."},
 ]
 
 
@@ -101,6 +108,7 @@ DEPRECATIONS: tuple[Deprecation, ...] = ()
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -127,18 +135,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
-    app.state.response_cache = ResponseCache(settings.response_cache_size)
 
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Outside gzip and the ETag step, so a hit replays the finished bytes; inside CORS, the
+    # limits and the request id, which differ per request.
+    app.add_middleware(
+        ResponseCache,
+        version=data_version_reader(engine),
+        size=settings.response_cache_size,
+        max_bytes=settings.response_cache_bytes,
+    )
+    # The last added runs first. Size and rate limits run before anything reads the body or
+    # touches the database; the rate limit is outside the size limit so an oversized request
+    # still spends budget; both are inside CORS so a browser can read their 413 and 429.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimit, settings=settings, session_factory=app.state.session_factory)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"],
         allow_headers=["*"],
-        expose_headers=["Link", "ETag", "Location", "Last-Modified", "Deprecation", "Sunset"],
+        expose_headers=[
+            *("Link", "ETag", "Location", "Last-Modified", "Deprecation", "Sunset"),
+            *("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"),
+            REQUEST_ID_HEADER,
+        ],
         max_age=600,
     )
+    # Outermost, so 413s, 429s and CORS preflights get the headers, a request id and an
+    # access-log line too (app/security.py, app/observability.py).
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestObservability)
     install_problem_handlers(app)
     for router in (
         timeline_router,
@@ -154,8 +183,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         categories_router,
         health_router,
         webhooks_router,
+        audit_router,
+        archive_router,
     ):
         app.include_router(router)
+    document_limits(app)
     return app
 
 

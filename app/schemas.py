@@ -6,7 +6,14 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from app.errors import InvalidParameter
 from app.vocabulary import DatePrecision
@@ -20,10 +27,39 @@ class Outcome(StrEnum):
     unchanged = "unchanged"
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("NUL characters (U+0000) are not allowed")
+    return value
+
+
+# A free-text query parameter: anything but NUL, which PostgreSQL cannot compare (a 500).
+SearchText = Annotated[str, AfterValidator(refuse_nul)]
+
+
 class InputModel(BaseModel):
     """Base for anything a client or a seed file sends: unknown fields are an error."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL (the driver raises, a 500) while SQLite stores it:
+        # refuse it on both, as the 422 of the field that carries it.
+        if _has_nul(value):
+            refuse_nul("\x00")
+        return value
 
 
 class ReadModel(BaseModel):
@@ -46,6 +82,16 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 WikidataQid = Annotated[str, StringConstraints(pattern=r"^Q[1-9][0-9]*$")]
+
+
+def no_values() -> list[Any]:
+    """Default factory for repeatable query parameters.
+
+    Not `default_factory=list`: for a builtin factory pydantic parses `list`'s text signature
+    each time FastAPI asks for the default of an absent parameter, which cost about 0.5 ms per
+    timeline request (seven list parameters), more than the database query.
+    """
+    return []
 
 
 def fold(text: str) -> str:
@@ -140,10 +186,20 @@ class Problem(BaseModel):
     detail: str = Field(examples=["No event with id 'nope'."])
     instance: str | None = Field(default=None, examples=["/v1/events/nope"])
     errors: list[ProblemError] | None = None
+    request_id: str | None = Field(
+        default=None,
+        description="On server errors (5xx) only: this request's id, also sent as the"
+        " `X-Request-ID` header. Quote it when reporting the failure.",
+        examples=["0f6c1d2e9a8b4c7d8e9f0a1b2c3d4e5f"],
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for the problems a route can answer with."""
+    """OpenAPI `responses=` entries for the problems a route can answer with.
+
+    503 is always listed: every route that declares its problems reads the database, and any of
+    them answers 503 while the database is down or locked for too long (app/errors.py).
+    """
     descriptions = {
         400: "Bad request",
         401: "No API key, or an unknown or revoked one",
@@ -152,15 +208,28 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         409: "Conflicts with the current state (an id in use, a resource still referenced)",
         410: "Gone: the resource was deleted",
         412: "The If-Match ETag is stale: the resource changed since you read it",
+        413: "The request body is larger than the limit (MAX_REQUEST_BYTES, 1 MiB by default)",
         428: "If-Match is required",
         422: "A parameter or the body is invalid; `errors` says which and why.",
-        503: "Not ready",
+        503: "The database is unavailable, locked for too long or not migrated; retry after"
+        " `Retry-After` seconds",
+    }
+    retry_after = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying.",
+            "schema": {"type": "integer", "minimum": 0},
+        }
     }
     return {
         status: {
             "model": Problem,
             "description": descriptions.get(status, "Problem"),
-            "content": {"application/problem+json": {}},
+            # Problems are sent as problem+json: the schema belongs there, or clients and schema
+            # checkers see an untyped body (FastAPI adds an application/json copy from `model`).
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
+            **({"headers": retry_after} if status == 503 else {}),
         }
-        for status in statuses
+        for status in dict.fromkeys((*statuses, 503))
     }

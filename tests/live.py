@@ -55,6 +55,8 @@ class LiveServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                # As `make run`: the app writes its own access log (app/observability.py).
+                "--no-access-log",
             ],
             cwd=PROJECT_ROOT,
             env=self.env,

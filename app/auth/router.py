@@ -11,7 +11,7 @@ from app.schemas import problem_responses
 router = APIRouter(prefix="/v1/keys", tags=["API keys"])
 
 
-@router.get("", response_model=KeyList, responses=problem_responses(401, 403, 422))
+@router.get("", response_model=KeyList, responses=problem_responses(401, 403))
 def list_keys(session: SessionDep, _: AdminCaller) -> dict[str, Any]:
     """Every API key, revoked ones included. Tokens are never shown again after creation."""
     return {"items": service.list_keys(session)}

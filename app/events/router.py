@@ -33,7 +33,8 @@ Patch = Annotated[
         examples=[{"title": "Algeria shoots down a Malian drone near Tinzaouaten"}],
     ),
 ]
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
+# No 409: an event's id cannot change and nothing blocks deleting one.
+WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
 
 
 @router.get(

@@ -16,7 +16,7 @@ from app.organisations.schemas import (
     OrganisationRead,
 )
 from app.revisions.schemas import RevisionList
-from app.schemas import problem_responses
+from app.schemas import SearchText, problem_responses
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
@@ -36,14 +36,17 @@ Patch = Annotated[
         examples=[{"headquarters": "Tamanrasset"}],
     ),
 ]
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
+WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
+# 409 where it can happen: deleting an organisation still in use, a membership edited into a
+# duplicate of another.
+IN_USE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 
 
 @router.get("", response_model=OrganisationList, responses=problem_responses(422))
 def list_organisations(
     session: SessionDep,
     q: Annotated[
-        str | None,
+        SearchText | None,
         Query(
             max_length=200,
             description="Match a code, a name (past names too) or an alias.",
@@ -127,7 +130,7 @@ def update_organisation(
     return respond(doc, version=version)
 
 
-@router.delete("/{code}", status_code=204, responses=WRITE_ERRORS)
+@router.delete("/{code}", status_code=204, responses=IN_USE_ERRORS)
 def delete_organisation(
     code: OrgCodePath, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
 ) -> Response:
@@ -184,7 +187,7 @@ def create_membership(
     "/{membership_id}",
     response_model=MembershipRead,
     response_class=JSONBytes,
-    responses=WRITE_ERRORS,
+    responses=IN_USE_ERRORS,
 )
 def update_membership(
     membership_id: MembershipId,

@@ -519,23 +519,38 @@ def get_membership(session: Session, membership_id: int) -> tuple[dict[str, Any]
     return membership_read(m), m.version
 
 
+def _refuse_clash(
+    session: Session,
+    org_id: int,
+    state_id: int,
+    data: MembershipCreate,
+    advice: str,
+    *,
+    other_than: int | None = None,
+) -> None:
+    """A named 409 where the unique (organisation, state, status, start) constraint would
+    otherwise fail at flush with a message about a concurrent write."""
+    query = select(Membership.id).where(
+        Membership.organisation_id == org_id,
+        Membership.state_id == state_id,
+        Membership.status == data.status.value,
+        Membership.start_on == data.start_on,
+    )
+    if other_than is not None:
+        query = query.where(Membership.id != other_than)
+    clash = session.scalar(query)
+    if clash is not None:
+        raise Conflict(
+            f"Membership {clash} already records this state, organisation, status and start;"
+            f" {advice}."
+        )
+
+
 def create_membership(
     session: Session, data: MembershipCreate, actor: str
 ) -> tuple[dict[str, Any], int]:
     org_id, state_id = _membership_refs(session, data)
-    clash = session.scalar(
-        select(Membership.id).where(
-            Membership.organisation_id == org_id,
-            Membership.state_id == state_id,
-            Membership.status == data.status.value,
-            Membership.start_on == data.start_on,
-        )
-    )
-    if clash is not None:
-        raise Conflict(
-            f"Membership {clash} already records this state, organisation, status and start;"
-            " change it with PATCH instead."
-        )
+    _refuse_clash(session, org_id, state_id, data, "change it with PATCH instead")
     m = Membership(organisation_id=org_id, state_id=state_id, sources=[])
     _write_membership(session, m, data, Outcome.created, actor)
     return get_membership(session, m.id)
@@ -574,6 +589,9 @@ def update_membership(
     )
     data = MembershipCreate.model_validate(merged)
     if not _same(m, data):
+        _refuse_clash(
+            session, m.organisation_id, m.state_id, data, "change that one", other_than=m.id
+        )
         _write_membership(session, m, data, Outcome.updated, actor)
     return get_membership(session, membership_id)
 

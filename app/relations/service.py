@@ -680,13 +680,14 @@ def _event_summary(e: PairEvent) -> dict[str, Any]:
 
 
 def _tension(events: Sequence[PairEvent], as_of: dt.date, window_days: int) -> dict[str, Any]:
-    after = as_of - dt.timedelta(days=window_days)
-    inside = [e for e in events if after < e.date <= as_of]
+    # Clamped at 1 January of year 1: an early as_of gets a shorter window, not an OverflowError.
+    start = as_of - dt.timedelta(days=min(window_days - 1, (as_of - dt.date.min).days))
+    inside = [e for e in events if start <= e.date <= as_of]
     scored = [e.goldstein for e in inside if e.goldstein is not None]
     return {
         "goldstein_sum": round(sum(scored), 2),
         "window_days": window_days,
-        "window_start": after + dt.timedelta(days=1),
+        "window_start": start,
         "window_end": as_of,
         "events": len(scored),
         "unscored": len(inside) - len(scored),

@@ -6,7 +6,7 @@ from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
-from app.schemas import problem_responses
+from app.schemas import SearchText, problem_responses
 from app.sources import service
 from app.sources.schemas import SourceDetail, SourceIn, SourceList
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
@@ -23,14 +23,16 @@ Patch = Annotated[
         examples=[{"title": "Algerian army downs intruding surveillance drone"}],
     ),
 ]
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
+WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
+# Only a delete can conflict (the source is still cited); a source's URL cannot change.
+DELETE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 
 
 @router.get("", response_model=SourceList, responses=problem_responses(422))
 def list_sources(
     session: SessionDep,
     q: Annotated[
-        str | None,
+        SearchText | None,
         Query(max_length=200, description="Match the publisher or the URL.", examples=["reuters"]),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 100,
@@ -93,7 +95,7 @@ def update_source(
     return respond(doc, version=version)
 
 
-@router.delete("/{source_id}", status_code=204, responses=WRITE_ERRORS)
+@router.delete("/{source_id}", status_code=204, responses=DELETE_ERRORS)
 def delete_source(
     source_id: SourceId, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
 ) -> Response:

@@ -6,7 +6,7 @@ from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
-from app.schemas import problem_responses
+from app.schemas import SearchText, problem_responses
 from app.states import service
 from app.states.schemas import StateCreate, StateDetail, StateList
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
@@ -37,7 +37,7 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 412, 422, 428)
 def list_states(
     session: SessionDep,
     q: Annotated[
-        str | None,
+        SearchText | None,
         Query(
             max_length=200,
             description="Match a code, a name or any alias, ignoring case and accents.",

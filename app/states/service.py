@@ -108,6 +108,12 @@ def upsert(session: Session, data: StateCreate, actor: str) -> Outcome:
         select(State).where(State.code == data.code).options(selectinload(State.aliases))
     ).one_or_none()
     aliases = _aliases(data)
+    # alpha2 is unique too: name the holder, rather than fail at flush like a concurrent write.
+    holder = session.scalar(
+        select(State.code).where(State.alpha2 == data.alpha2, State.code != data.code)
+    )
+    if holder is not None:
+        raise Conflict(f"alpha2 {data.alpha2!r} already belongs to state {holder!r}.")
     before = None
     if state is not None:
         same = all(getattr(state, f) == getattr(data, f) for f in FIELDS)

@@ -8,21 +8,35 @@ from fastapi.responses import StreamingResponse
 
 from app.db import SessionDep
 from app.json import JSONBytes
-from app.responsecache import ResponseCache
 from app.revisions import service as revision_service
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
-from app.timeline.schemas import Facets, FacetsQuery, TimelinePage, TimelineQuery
+from app.timeline.schemas import (
+    Facets,
+    FacetsQuery,
+    TimelineJSDocument,
+    TimelinePage,
+    TimelineQuery,
+)
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
 
 
+# A JSON body, so it is documented (and checked by schema validators) as an object.
+GEOJSON: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "features"],
+    "properties": {
+        "type": {"const": "FeatureCollection"},
+        "features": {"type": "array", "items": {"type": "object"}},
+    },
+}
 FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The page as JSON, or the whole query in the format asked for.",
         # application/json keeps the page's schema (TimelineJS output shares the media type).
         "content": {
-            media.split(";")[0]: {"schema": {"type": "string"}}
+            media.split(";")[0]: {"schema": GEOJSON if "geo+json" in media else {"type": "string"}}
             for media in formats.MEDIA_TYPES.values()
             if not media.startswith("application/json")
         },
@@ -33,7 +47,8 @@ FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get(
     "",
-    response_model=TimelinePage,
+    # A page, or with format=timelinejs the TimelineJS document (same media type).
+    response_model=TimelinePage | TimelineJSDocument,
     response_class=JSONBytes,
     responses=FORMAT_RESPONSES,
 )
@@ -53,13 +68,7 @@ def get_timeline(
     fmt = query.format or formats.negotiate(request.headers.get("accept"))
     if fmt != "json":
         return _export(request, session, query, fmt)
-    cache: ResponseCache = request.app.state.response_cache
-    version, changed_at = revision_service.data_version(session)
-    key = (str(request.url.include_query_params()), version)
-    cached = cache.get(key)
-    if cached is not None:
-        body_bytes, cached_headers = cached
-        return JSONBytes.from_bytes(body_bytes, headers=cached_headers)
+    _, changed_at = revision_service.data_version(session)
     result = service.page(session, query, cursor_secret=settings.cursor_secret)
     next_url = None
     headers = {}
@@ -75,9 +84,7 @@ def get_timeline(
     }
     if result.total is not None:
         body["total"] = result.total
-    response = JSONBytes(body, headers=headers)
-    cache.put(key, bytes(response.body), headers)
-    return response
+    return JSONBytes(body, headers=headers)
 
 
 @router.get("/facets", response_model=Facets, responses=problem_responses(422))

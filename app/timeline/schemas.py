@@ -4,7 +4,14 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from app.events.schemas import EventRead
-from app.schemas import InputModel, OrganisationCode, ReadModel, StateCode, parse_partial_date
+from app.schemas import (
+    InputModel,
+    OrganisationCode,
+    ReadModel,
+    StateCode,
+    no_values,
+    parse_partial_date,
+)
 from app.vocabulary import CATEGORIES, EventKind
 
 PartialDate = Annotated[
@@ -35,17 +42,17 @@ class TimelineQuery(InputModel):
         examples=["2025-04-30"],
     )
     state: list[StateCode] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="State takes part in any role (repeat for any of several).",
         examples=[["DZA"]],
     )
     actor: list[ActorCode] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="State or organisation code in the role of initiator.",
         examples=[["MLI"]],
     )
     target: list[ActorCode] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="State or organisation code in the role of target.",
         examples=[["DZA"]],
     )
@@ -55,7 +62,7 @@ class TimelineQuery(InputModel):
         examples=["MLI,DZA"],
     )
     organisation: list[OrganisationCode] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="The organisation itself takes part.",
         examples=[["AES"]],
     )
@@ -65,15 +72,15 @@ class TimelineQuery(InputModel):
         " event's date.",
     )
     kind: list[EventKind] = Field(
-        default_factory=list, description="`diplomatic_action` or `incident`."
+        default_factory=no_values, description="`diplomatic_action` or `incident`."
     )
     category: list[str] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="Category slug from `GET /v1/categories`.",
         examples=[["ambassador_recall"]],
     )
     tag: list[Annotated[str, StringConstraints(max_length=60)]] = Field(
-        default_factory=list,
+        default_factory=no_values,
         description="Tag the event carries (repeat for any of several).",
         examples=[["april-2025-crisis"]],
     )
@@ -156,6 +163,54 @@ class TimelinePage(ReadModel):
     next_cursor: str | None
     links: PageLinks
     total: int | None = Field(default=None, description="Present when `count=true`.")
+
+
+class TimelineJSDate(ReadModel):
+    """Only the parts the event's precision vouches for: a month-precision event has no day."""
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+
+
+class TimelineJSText(ReadModel):
+    headline: str
+    text: str | None = None
+
+
+class TimelineJSMedia(ReadModel):
+    url: str
+    caption: str | None = None
+    credit: str | None = None
+    link: str | None = None
+    link_target: str | None = None
+
+
+class TimelineJSSlide(ReadModel):
+    unique_id: str = Field(description="The event id (or `title`).")
+    start_date: TimelineJSDate | None = None
+    end_date: TimelineJSDate | None = None
+    text: TimelineJSText
+    group: str | None = None
+    media: TimelineJSMedia | None = None
+
+
+class TimelineJSEra(ReadModel):
+    unique_id: str
+    start_date: TimelineJSDate
+    end_date: TimelineJSDate
+    text: TimelineJSText
+
+
+class TimelineJSDocument(ReadModel):
+    """`format=timelinejs`: Knight Lab TimelineJS JSON, served as application/json like a page."""
+
+    title: TimelineJSSlide
+    events: list[TimelineJSSlide]
+    eras: list[TimelineJSEra]
+    scale: Literal["human"]
+    attribution: str
+    licence: str
 
 
 class FacetsQuery(TimelineQuery):

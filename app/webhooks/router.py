@@ -7,7 +7,7 @@ from app.auth.dependencies import require
 from app.auth.service import Caller, Scope
 from app.config import Settings
 from app.db import SessionDep
-from app.schemas import problem_responses
+from app.schemas import SearchText, problem_responses
 from app.webhooks import service
 from app.webhooks.schemas import (
     DeliveryDetail,
@@ -28,10 +28,16 @@ from app.webhooks.schemas import (
 router = APIRouter(prefix="/v1", tags=["Webhooks"])
 
 HooksCaller = Annotated[Caller, Depends(require(Scope.webhooks))]
-EndpointId = Annotated[str, Path(max_length=40, description="The endpoint's id (`whep_…`).")]
+# Not a pattern: an id of another shape is a 404, as any unknown id; but never NUL, which
+# PostgreSQL cannot compare.
+EndpointId = Annotated[SearchText, Path(max_length=40, description="The endpoint's id (`whep_…`).")]
 DeliveryId = Annotated[int, Path(ge=1, description="The delivery's id.")]
 READ_ERRORS = problem_responses(401, 403, 404, 422)
-WRITE_ERRORS = problem_responses(401, 403, 404, 409, 410, 422)
+# Endpoints are deleted for good (404 afterwards, never 410). 409 is a disabled endpoint asked
+# to send; 410 a delivery whose payload retention has removed.
+WRITE_ERRORS = problem_responses(401, 403, 404, 422)
+SEND_ERRORS = problem_responses(401, 403, 404, 409, 422)
+REDELIVER_ERRORS = problem_responses(401, 403, 404, 409, 410, 422)
 
 
 def settings(request: Request) -> Settings:
@@ -65,7 +71,7 @@ def create_endpoint(
 
 
 @router.get(
-    "/webhook-endpoints", response_model=EndpointList, responses=problem_responses(401, 403, 422)
+    "/webhook-endpoints", response_model=EndpointList, responses=problem_responses(401, 403)
 )
 def list_endpoints(session: SessionDep, caller: HooksCaller) -> dict[str, Any]:
     """The caller's endpoints (an admin key sees everyone's)."""
@@ -147,7 +153,7 @@ def enable(
     "/webhook-endpoints/{id}/test",
     response_model=DeliveryDetail,
     status_code=202,
-    responses=WRITE_ERRORS,
+    responses=SEND_ERRORS,
 )
 def send_test(id: EndpointId, session: SessionDep, caller: HooksCaller) -> dict[str, Any]:
     """Queue a `webhook.ping` to this endpoint."""
@@ -158,7 +164,7 @@ def send_test(id: EndpointId, session: SessionDep, caller: HooksCaller) -> dict[
     "/webhook-endpoints/{id}/recover",
     response_model=Requeued,
     status_code=202,
-    responses=WRITE_ERRORS,
+    responses=SEND_ERRORS,
 )
 def recover(
     id: EndpointId, data: RecoverRequest, session: SessionDep, caller: HooksCaller
@@ -179,7 +185,8 @@ def list_deliveries(
         Query(description="Only deliveries in this state."),
     ] = None,
     event_type: Annotated[
-        str | None, Query(max_length=40, description="Only this type, e.g. `event.created`.")
+        SearchText | None,
+        Query(max_length=40, description="Only this type, e.g. `event.created`."),
     ] = None,
     since: Annotated[dt.datetime | None, Query(description="Created at or after.")] = None,
     until: Annotated[dt.datetime | None, Query(description="Created before.")] = None,
@@ -212,7 +219,7 @@ def get_delivery(id: DeliveryId, session: SessionDep, caller: HooksCaller) -> di
     "/webhook-deliveries/{id}/redeliver",
     response_model=DeliveryDetail,
     status_code=202,
-    responses=WRITE_ERRORS,
+    responses=REDELIVER_ERRORS,
 )
 def redeliver(id: DeliveryId, session: SessionDep, caller: HooksCaller) -> dict[str, Any]:
     """One more attempt: the same webhook-id, a new timestamp and signature."""
