@@ -16,8 +16,8 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db import create_session_factory, utcnow
 from app.main import create_app
-from app.models import WebhookDelivery
-from app.webhooks import ssrf
+from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
+from app.webhooks import service, ssrf
 from app.webhooks.worker import Policy, Worker
 from tests.conftest import ThrowawayDatabases, Writable, seeded_database
 
@@ -166,6 +166,23 @@ class Hooks(Writable):
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    def enqueue(self, endpoint_id: str, count: int) -> None:
+        """`count` ping messages for one endpoint, written straight to the outbox."""
+        with self.session() as s, s.begin():
+            row = s.get(WebhookEndpoint, endpoint_id)
+            assert row is not None
+            now = utcnow()
+            for n in range(count):
+                message = WebhookMessage(
+                    id=service.new_id("msg_"),
+                    type="webhook.ping",
+                    payload=service.serialise(
+                        {"type": "webhook.ping", "timestamp": now.isoformat(), "data": {"n": n}}
+                    ),
+                    created_at=now,
+                )
+                service._enqueue(s, [row], message, trigger="test")
 
     def deliveries(self, endpoint_id: str) -> list[WebhookDelivery]:
         with self.session() as s:

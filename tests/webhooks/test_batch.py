@@ -7,27 +7,10 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.db import create_session_factory, utcnow
-from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from app.webhooks import service, ssrf
+from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.webhooks import ssrf
 from app.webhooks.worker import Policy, Worker
 from tests.webhooks.conftest import LOCAL, Captured, Hooks, Receiver, Reply, drain, settled
-
-
-def enqueue(hooks: Hooks, endpoint_id: str, count: int) -> None:
-    with hooks.session() as s, s.begin():
-        row = s.get(WebhookEndpoint, endpoint_id)
-        assert row is not None
-        now = utcnow()
-        for n in range(count):
-            message = WebhookMessage(
-                id=service.new_id("msg_"),
-                type="webhook.ping",
-                payload=service.serialise(
-                    {"type": "webhook.ping", "timestamp": now.isoformat(), "data": {"n": n}}
-                ),
-                created_at=now,
-            )
-            service._enqueue(s, [row], message, trigger="test")
 
 
 def attempt_log(hooks: Hooks, endpoint_id: str) -> dict[int, list[WebhookAttempt]]:
@@ -57,7 +40,7 @@ def test_one_batch_with_successes_a_failure_and_a_410(hooks: Hooks, receiver: Re
     ok = hooks.endpoint(receiver.url("/b-ok"), event_types=["webhook.ping"])
     fail = hooks.endpoint(receiver.url("/b-fail"), event_types=["webhook.ping"])
     gone = hooks.endpoint(receiver.url("/b-gone"), event_types=["webhook.ping"])
-    enqueue(hooks, ok["id"], 20)  # plus the ping each endpoint gets when created
+    hooks.enqueue(ok["id"], 20)  # plus the ping each endpoint gets when created
     # The failure's retry is due in a minute, so it stays pending after the batch.
     worker = hooks.worker(schedule=(0, 60, 60))
     try:
@@ -107,7 +90,7 @@ def test_one_batch_with_successes_a_failure_and_a_410(hooks: Hooks, receiver: Re
 
 def test_a_lease_lost_in_a_batch_only_logs_that_attempt(hooks: Hooks, receiver: Receiver) -> None:
     endpoint = hooks.endpoint(receiver.url("/b-stolen"), event_types=["webhook.ping"])
-    enqueue(hooks, endpoint["id"], 9)
+    hooks.enqueue(endpoint["id"], 9)
     stolen: list[str] = []
 
     def steal_the_first(captured: Captured) -> Reply:
@@ -157,7 +140,7 @@ def test_a_claim_the_lease_cannot_cover_hands_the_rest_back_unsent(
     """With one sender and a lease no longer than the timeout, only the first delivery of the
     claim may start; the others go back to the queue untouched (attempt numbers without gaps)."""
     endpoint = hooks.endpoint(receiver.url("/b-late"), event_types=["webhook.ping"])
-    enqueue(hooks, endpoint["id"], 5)
+    hooks.enqueue(endpoint["id"], 5)
     values: dict[str, Any] = {
         "schedule": (0, 0.05),
         "jitter": 0.0,

@@ -14,10 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from app.db import utcnow
 from app.main import create_app
-from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
-from app.webhooks import service
+from app.models import WebhookDelivery
 from tests.conftest import ON_POSTGRES
 from tests.webhooks.conftest import Hooks, Receiver, Reply, create_event, hook_settings
 
@@ -112,20 +110,7 @@ def test_kill_9_mid_delivery_loses_nothing(hooks: Hooks, receiver: Receiver) -> 
 )
 def test_four_workers_send_each_message_exactly_once(hooks: Hooks, receiver: Receiver) -> None:
     endpoint = hooks.endpoint(receiver.url("/many"), event_types=["webhook.ping"])
-    with hooks.session() as s, s.begin():
-        row = s.get(WebhookEndpoint, endpoint["id"])
-        assert row is not None
-        now = utcnow()
-        for n in range(499):
-            message = WebhookMessage(
-                id=service.new_id("msg_"),
-                type="webhook.ping",
-                payload=service.serialise(
-                    {"type": "webhook.ping", "timestamp": now.isoformat(), "data": {"n": n}}
-                ),
-                created_at=now,
-            )
-            service._enqueue(s, [row], message, trigger="test")
+    hooks.enqueue(endpoint["id"], 499)
     workers = [start_worker(hooks, "--concurrency", "8") for _ in range(4)]
     try:
         wait_for(
