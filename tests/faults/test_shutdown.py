@@ -40,10 +40,14 @@ def send_buffer_max() -> int:
 
 
 def refused(base_url: str) -> bool:
+    """True once the listening socket is closed. Until uvicorn's next tick (every 0.1 s) sees the
+    signal, a probe can still be accepted; shutdown then closes it unread, and it is reset."""
     try:
         httpx.get(f"{base_url}/healthz", timeout=2)
     except httpx.ConnectError:
         return True
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        return False  # accepted just before the listener closed, then dropped unserved: ask again
     return False
 
 
