@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -368,6 +369,26 @@ class Incident(Event):
     """Coups, battles, strikes, shoot-downs, claimed airspace violations, protests, …"""
 
     __mapper_args__ = {"polymorphic_identity": "incident"}  # noqa: RUF012
+
+
+class EventDocument(Base):
+    """The event's public document, serialised as it is served, kept in step at every commit
+    that changes the event or a source it cites (app/events/documents.py).
+
+    Derived data, never edited: a page of 50 is then one indexed read of 50 blobs instead of the
+    assembly of participants, tags, sources and claims from six tables, which cost most of a
+    page's time at 1M events. A row whose `format` is not the code's current one is ignored and
+    the document is assembled afresh, so a change of the document's shape cannot serve stale
+    JSON; `python -m app.events.documents` rewrites them all.
+    """
+
+    __tablename__ = "event_document"
+
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("event.id", ondelete="CASCADE"), primary_key=True
+    )
+    format: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Participant(Base):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.config import PROJECT_ROOT, get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import InvalidParameter
+from app.events import documents
 from app.events import service as event_service
 from app.events.schemas import EventCreate
 from app.events.service import Refs
@@ -301,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
                 session.rollback()
             else:
                 session.commit()
+                # Stored documents that an upgrade or a bulk load left missing or outdated.
+                for done, total in documents.fill(session):
+                    session.commit()
+                    progress(f"event documents: {done}/{total}")
     finally:
         engine.dispose()
     c = report.counts

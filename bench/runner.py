@@ -71,6 +71,19 @@ def ensure_data(url: str, marker: Path, n: int, seed: int) -> None:
     """Generate once per (database, N, seed); the marker records that synth finished."""
     if marker.exists():
         say(f"data: reusing {marker.name} ({marker.read_text().strip()[:80]}...)")
+        # Data made by an older version: migrate it, and store the documents it lacks.
+        subprocess.run(  # noqa: S603
+            [
+                str(VENV_BIN / "python"),
+                "-m",
+                "bench.synth",
+                "--upgrade-only",
+                "--database-url",
+                url,
+            ],
+            cwd=ROOT,
+            check=True,
+        )
         return
     say(f"data: generating {n:,} events (seed {seed}) into {url.split('@')[-1]}")
     cmd = [str(VENV_BIN / "python"), "-m", "bench.synth", "--events", str(n), "--seed", str(seed)]

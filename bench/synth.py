@@ -942,8 +942,34 @@ def run(url: str, n: int, seed: int, *, reset: bool, batch: int, quiet: bool) ->
     if not quiet:
         say(f"\nsynth: rebuilding {len(index_sql)} indexes and statistics")
     writer.finish(index_sql)
+    totals["event_document"] = store_documents(url, quiet=quiet)
     totals["seconds"] = round(time.perf_counter() - t0, 1)
     return totals
+
+
+def store_documents(url: str, *, quiet: bool) -> int:
+    """The served JSON of every event, as the API stores it at write time (the rows above were
+    written with Core, past the listeners that keep it): with the API's own code."""
+    from app.db import create_db_engine, create_session_factory
+    from app.events import documents
+
+    engine = create_db_engine(url)
+    done = 0
+    t0 = time.perf_counter()
+    try:
+        with create_session_factory(engine)() as session:
+            for done, total in documents.fill(session):
+                if done % 20_000 < documents.BATCH or done == total:
+                    session.commit()
+                    if not quiet:
+                        rate = done / max(time.perf_counter() - t0, 1e-9)
+                        say(f"\rsynth: {done:,}/{total:,} event documents, {rate:,.0f}/s ", end="")
+            session.commit()
+    finally:
+        engine.dispose()
+    if not quiet and done:
+        say("")
+    return done
 
 
 def default_url() -> str:
@@ -958,11 +984,16 @@ def main(argv: list[str] | None = None) -> int:
         "PostgreSQL database is created.",
     )
     parser.add_argument(
+        "--upgrade-only",
+        action="store_true",
+        help="generate nothing: migrate an existing benchmark database and store the event"
+        " documents it lacks (data made by an older version)",
+    )
+    parser.add_argument(
         "--events",
         type=int,
-        required=True,
         metavar="N",
-        help="number of events to generate (e.g. 10000 or 1000000)",
+        help="number of events to generate (e.g. 10000 or 1000000); required unless --upgrade-only",
     )
     parser.add_argument(
         "--seed",
@@ -991,9 +1022,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress, summary line only")
     args = parser.parse_args(argv)
-    if args.events < 1:
-        parser.error("--events must be at least 1")
     url = normalise_database_url(args.database_url or default_url())
+    if args.upgrade_only:
+        migrate(url)
+        stored = store_documents(url, quiet=args.quiet)
+        print(f"synth: migrated {make_safe(url)}; {stored:,} event documents stored")
+        return 0
+    if args.events is None or args.events < 1:
+        parser.error("--events N (at least 1) is required, unless --upgrade-only")
     totals = run(url, args.events, args.seed, reset=args.reset, batch=args.batch, quiet=args.quiet)
     shown = make_safe(url)
     print(

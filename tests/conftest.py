@@ -14,13 +14,15 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT, Settings, normalise_database_url
 from app.db import create_db_engine, create_session_factory
+from app.events import documents
 from app.main import create_app
+from app.models import Event, EventDocument
 from app.seed import load
 
 SERVER_URL = normalise_database_url(os.environ.get("DATABASE_URL", "sqlite://"))
@@ -154,9 +156,29 @@ class Writable:
         self.engine.dispose()
 
 
+def stale_documents(engine: Engine) -> list[str]:
+    """Events whose stored document is missing, outdated or differs from what their tables give
+    (app/events/documents.py), by public id."""
+    with create_session_factory(engine)() as session:
+        ids = list(session.scalars(select(Event.id).order_by(Event.id)))
+        stored = dict(
+            session.execute(select(EventDocument.event_id, EventDocument.body)).tuples().all()
+        )
+        fresh = dict(zip(ids, documents.assemble(session, ids), strict=True))
+        names = dict(session.execute(select(Event.id, Event.public_id)).tuples().all())
+    return [
+        names[i]
+        for i in ids
+        if i not in stored or bytes(stored[i]) != documents.serialise(fresh[i])
+    ]
+
+
 @pytest.fixture(scope="module")
 def writable(databases: ThrowawayDatabases) -> Iterator[Writable]:
     w = Writable(seeded_database(databases))
     with w.client:
         yield w
+    # Every write a module made left the stored documents as the tables say.
+    stale = stale_documents(w.engine)
     w.close()
+    assert stale == [], f"stale stored documents after {w.url}: {stale[:10]}"

@@ -31,6 +31,8 @@ from app.archive.schemas import (
 )
 from app.db import Base, UTCDateTime
 from app.errors import AppError, Conflict
+from app.events import documents
+from app.models import EventDocument
 from app.revisions.service import FEED_LOCK_KEY
 
 Progress = Callable[[str, int, int], None]
@@ -249,6 +251,9 @@ def import_archive(
         _reset_sequences(session, expected)
     elif fts_triggers:
         _rebuild_fts(session, fts_triggers)
+    # Derived data, left out of archives: rebuilt in the restore's own transaction.
+    for done, total in documents.fill(session):
+        progress(EventDocument.__tablename__, done, total)
     return ArchiveSummary(
         schema_revision=header.schema_revision,
         tables=summaries,

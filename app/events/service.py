@@ -1,15 +1,15 @@
 """Events: writes by natural key and the assembly of event documents for reads."""
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BindParameter, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.db import reconcile, utcnow
 from app.errors import Conflict, Gone, InvalidParameter, NotFound, PreconditionFailed
+from app.events import documents
 from app.events.schemas import (
     ActorRef,
     CasualtiesIn,
@@ -32,7 +32,6 @@ from app.models import (
     Place,
     Source,
     State,
-    claim_source,
 )
 from app.revisions import service as revision_service
 from app.schemas import Outcome, fold, patched
@@ -397,238 +396,6 @@ def upsert_links(session: Session, data: EventCreate, refs: Refs) -> Outcome:
     return Outcome.updated
 
 
-# Reads: Core rows assembled into plain dicts. The timeline serves these straight to orjson;
-# building ORM entities and re-validating them per item costs more than the query itself.
-
-
-# The statements are built once: a statement object made per call pays for its SQLAlchemy cache
-# key every time, which at 50 events a page cost more than the queries (bench/README.md).
-_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_e = Event.__table__.c
-_EVENT_ROWS = (
-    select(
-        _e.id,
-        _e.public_id,
-        _e.kind,
-        _e.category,
-        _e.date,
-        _e.date_precision,
-        _e.end_date,
-        _e.title,
-        _e.summary,
-        _e.place_name,
-        _e.lat,
-        _e.lon,
-        _e.location_precision,
-        _e.cameo_code,
-        _e.goldstein,
-        _e.casualties_killed,
-        _e.casualties_wounded,
-        _e.casualties_note,
-        _e.confidence,
-        _e.fact_ref,
-        _e.created_at,
-        _e.updated_at,
-        Place.code.label("place_code"),
-        State.code.label("country_code"),
-    )
-    .outerjoin(Place, Place.id == _e.place_id)
-    .outerjoin(State, State.id == _e.location_state_id)
-    .where(_e.id.in_(_IDS))
-)
-_p = Participant.__table__.c
-_PARTICIPANT_ROWS = (
-    select(
-        _p.event_id,
-        _p.role,
-        _p.group_name,
-        State.code.label("state"),
-        Organisation.code.label("organisation"),
-    )
-    .outerjoin(State, State.id == _p.state_id)
-    .outerjoin(Organisation, Organisation.id == _p.organisation_id)
-    .where(_p.event_id.in_(_IDS))
-    .order_by(_p.event_id, _p.position)
-)
-_TAG_ROWS = select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(_IDS))
-_SOURCE_ROWS = (
-    select(
-        EventSource.event_id,
-        Source.url,
-        Source.publisher,
-        Source.title,
-        Source.published_on,
-        Source.language,
-    )
-    .join(Source, Source.id == EventSource.source_id)
-    .where(EventSource.event_id.in_(_IDS))
-    .order_by(EventSource.event_id, EventSource.position)
-)
-_c = Claim.__table__.c
-_CLAIM_ROWS = (
-    select(
-        _c.id,
-        _c.event_id,
-        _c.topic,
-        _c.claimant_group,
-        _c.statement,
-        _c.value,
-        _c.unit,
-        _c.made_on,
-        State.code.label("state"),
-        Organisation.code.label("organisation"),
-    )
-    .outerjoin(State, State.id == _c.claimant_state_id)
-    .outerjoin(Organisation, Organisation.id == _c.claimant_organisation_id)
-    .where(_c.event_id.in_(_IDS))
-    .order_by(_c.event_id, _c.position)
-)
-_CLAIM_SOURCE_ROWS = (
-    select(
-        claim_source.c.claim_id,
-        Source.url,
-        Source.publisher,
-        Source.title,
-        Source.published_on,
-        Source.language,
-    )
-    .join(Source, Source.id == claim_source.c.source_id)
-    .where(claim_source.c.claim_id.in_(_IDS))
-    .order_by(claim_source.c.claim_id, Source.id)
-)
-
-
-def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Event documents for these row ids, in the given order."""
-    if not event_ids:
-        return []
-    ids = list(event_ids)
-    conn = session.connection()
-    rows = conn.execute(_EVENT_ROWS, {"ids": ids}).all()
-    participants = _participants(session, ids)
-    tags = _tags(session, ids)
-    sources = _event_sources(session, ids)
-    claims = _claims(session, ids)
-
-    docs: dict[int, dict[str, Any]] = {}
-    for r in rows:
-        location = None
-        if r.place_name is not None:
-            location = {
-                "name": r.place_name,
-                "place": r.place_code,
-                "lat": r.lat,
-                "lon": r.lon,
-                "precision": r.location_precision,
-                "country": r.country_code,
-            }
-        casualties = None
-        if any(
-            v is not None for v in (r.casualties_killed, r.casualties_wounded, r.casualties_note)
-        ):
-            casualties = {
-                "killed": r.casualties_killed,
-                "wounded": r.casualties_wounded,
-                "note": r.casualties_note,
-            }
-        docs[r.id] = {
-            "id": r.public_id,
-            "kind": r.kind,
-            "category": r.category,
-            "date": r.date,
-            "date_precision": r.date_precision,
-            "end_date": r.end_date,
-            "title": r.title,
-            "summary": r.summary,
-            "participants": participants.get(r.id, []),
-            "location": location,
-            "cameo_code": r.cameo_code,
-            "goldstein": r.goldstein,
-            "casualties": casualties,
-            "tags": tags.get(r.id, []),
-            "confidence": r.confidence,
-            "fact_ref": r.fact_ref,
-            "sources": sources.get(r.id, []),
-            "claims": claims.get(r.id, []),
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
-            "url": f"/v1/events/{r.public_id}",
-        }
-    return [docs[i] for i in ids if i in docs]
-
-
-def _source_dict(s: Any) -> dict[str, Any]:
-    return {
-        "url": s.url,
-        "publisher": s.publisher,
-        "title": s.title,
-        "published_on": s.published_on,
-        "language": s.language,
-    }
-
-
-def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = session.connection().execute(_PARTICIPANT_ROWS, {"ids": ids}).all()
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        item: dict[str, Any]
-        if r.state is not None:
-            item = {"state": r.state}
-        elif r.organisation is not None:
-            item = {"organisation": r.organisation}
-        else:
-            item = {"group": r.group_name}
-        item["role"] = r.role
-        out[r.event_id].append(item)
-    return out
-
-
-def _tags(session: Session, ids: list[int]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = defaultdict(list)
-    for event_id, tag in session.connection().execute(_TAG_ROWS, {"ids": ids}):
-        out[event_id].append(tag)
-    # Sorted here, not in SQL, so the order never depends on the database's collation.
-    return {event_id: sorted(tags) for event_id, tags in out.items()}
-
-
-def _event_sources(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = session.connection().execute(_SOURCE_ROWS, {"ids": ids}).all()
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        out[r.event_id].append(_source_dict(r))
-    return out
-
-
-def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    rows = session.connection().execute(_CLAIM_ROWS, {"ids": ids}).all()
-    if not rows:
-        return {}
-    claim_sources: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    claim_ids = [row.id for row in rows]
-    for r in session.connection().execute(_CLAIM_SOURCE_ROWS, {"ids": claim_ids}):
-        claim_sources[r.claim_id].append(_source_dict(r))
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        if r.state is not None:
-            claimant = {"state": r.state}
-        elif r.organisation is not None:
-            claimant = {"organisation": r.organisation}
-        else:
-            claimant = {"group": r.claimant_group}
-        out[r.event_id].append(
-            {
-                "topic": r.topic,
-                "claimant": claimant,
-                "statement": r.statement,
-                "value": r.value,
-                "unit": r.unit,
-                "made_on": r.made_on,
-                "sources": claim_sources.get(r.id, []),
-            }
-        )
-    return out
-
-
 def _linked(rows: Iterable[Any]) -> list[dict[str, Any]]:
     return [
         {
@@ -660,7 +427,8 @@ def _outgoing(session: Session, event_id: int) -> list[dict[str, Any]]:
 
 def representation(session: Session, event_id: int) -> dict[str, Any]:
     """What revisions and the change feed record: the document plus its outgoing links."""
-    doc = documents(session, [event_id])[0]
+    # Assembled, never the stored copy: a write records this before its commit stores that.
+    doc = documents.assemble(session, [event_id])[0]
     doc["links"] = {"outgoing": _outgoing(session, event_id)}
     return doc
 

@@ -62,7 +62,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from app.errors import Gone, InvalidParameter, NotFound
-from app.events import service as event_service
+from app.events import documents
 from app.models import Event, EventLink, Membership, Organisation, Participant, State
 
 # The organisations service's reader, so a membership record has one shape everywhere.
@@ -800,7 +800,7 @@ def thread(session: Session, public_id: str) -> dict[str, Any]:
     public = {r.id: r.public_id for r in rows}
     items = [
         {**doc, "thread": {"position": position[i][0], "depth": position[i][1]}}
-        for i, doc in zip(ids, event_service.documents(session, ids), strict=True)
+        for i, doc in zip(ids, documents.documents(session, ids), strict=True)
     ]
     rank = {event_id: n for n, event_id in enumerate(ids)}
     links = [

@@ -1,4 +1,4 @@
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from email.utils import format_datetime
 from typing import Annotated, Any
 
@@ -94,12 +94,6 @@ def get_facets(session: SessionDep, query: Annotated[FacetsQuery, Query()]) -> d
     return service.facets(session, query)
 
 
-def _json_safe(batches: Iterable[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
-    # Renderers see what the JSON API serves: ISO strings, not Python dates.
-    for batch in batches:
-        yield orjson.loads(orjson.dumps(batch))
-
-
 def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: str) -> Response:
     settings = request.app.state.settings
     # Validate now, with the request's session, so bad parameters are a 422 problem and not an
@@ -120,7 +114,7 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         )
         return Response(orjson.dumps(document), media_type=media, headers=headers)
     if fmt == "atom":
-        docs = next(_json_safe([service.newest_changes(session, query)]))
+        docs = service.newest_changes(session, query)
         body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.session_factory
@@ -130,7 +124,8 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         with factory() as export_session:
             yield from service.export(export_session, query)
 
-    batches = _json_safe(read())
+    # Documents come JSON-safe (ISO strings, not dates): renderers see what the JSON API serves.
+    batches = read()
     stream: Iterator[str] | Iterator[bytes]
     if fmt == "csv":
         stream = formats.render_csv(batches)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidParameter
-from app.events import service as event_service
+from app.events import documents
 from app.models import (
     Event,
     EventTag,
@@ -52,7 +52,8 @@ PAGE_FIELDS = {"cursor", "limit", "count", "format", "group_by"}
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[dict[str, Any]]
+    # Dicts, or on the plain path the stored documents as orjson Fragments (served as they are).
+    items: list[Any]
     next_cursor: str | None
     total: int | None
 
@@ -454,7 +455,7 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
-    items = event_service.documents(session, [r.id for r in rows])
+    items = documents.stored(session, [r.id for r in rows])
     return Page(items=items, next_cursor=next_cursor, total=total)
 
 
@@ -472,7 +473,7 @@ def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) 
     rows = session.execute(ranked.offset(offset).limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
-    items = event_service.documents(session, [r.id for r in rows])
+    items = documents.documents(session, [r.id for r in rows])
     for item in items:
         item["snippet"] = snippet(item, terms)
     next_cursor = encode_offset(cursor_secret, query, offset + len(rows)) if more else None
@@ -513,7 +514,7 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
         rows = session.execute(stmt).all()
         if not rows:
             return
-        yield event_service.documents(session, [r.id for r in rows])
+        yield documents.documents(session, [r.id for r in rows])
         after = (rows[-1].date, rows[-1].public_id)
 
 
@@ -526,7 +527,7 @@ def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any
         return sorted(docs, key=lambda d: d["updated_at"], reverse=True)[: query.limit]
     stmt = filtered(session, query).order_by(Event.updated_at.desc(), Event.public_id)
     rows = session.execute(stmt.limit(query.limit)).all()
-    return event_service.documents(session, [r.id for r in rows])
+    return documents.documents(session, [r.id for r in rows])
 
 
 # --- the timeline as it was known at an instant ----------------------------------------------

@@ -1,0 +1,464 @@
+"""Event documents: the JSON each event is served as, assembled from its tables and stored.
+
+`assemble` builds documents from Core rows (participants, tags, sources, claims). Every commit
+that changes an event, or a source an event cites, rewrites the stored copy in the same
+transaction (the session listeners below), so reads take `EventDocument.body` as it is: a page
+of 50 is one primary-key read instead of six queries and the dicts built from them. A missing
+or outdated row is assembled on read instead, which keeps reads right while
+`python -m app.events.documents` fills the table after an upgrade.
+
+Bulk loaders that write with Core (bench/synth.py, app/import.py) bypass the listeners and call
+`fill` themselves.
+"""
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import BindParameter, bindparam, delete, event, insert, inspect, select
+from sqlalchemy.orm import InstanceState, Session, UOWTransaction
+
+from app.models import (
+    Claim,
+    Event,
+    EventDocument,
+    EventSource,
+    EventTag,
+    Organisation,
+    Participant,
+    Place,
+    Source,
+    State,
+    claim_source,
+)
+
+# Bump when `assemble` changes what a document holds: stored rows of another format are then
+# ignored (assembled on read) until `python -m app.events.documents` rewrites them.
+FORMAT = 1
+BATCH = 500
+
+
+def serialise(doc: dict[str, Any]) -> bytes:
+    # The options of app.json.JSONBytes, so a stored body is byte for byte what would be served.
+    return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+
+
+# The statements are built once: a statement object made per call pays for its SQLAlchemy cache
+# key every time, which at 50 events a page cost more than the queries (bench/README.md).
+_IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
+_e = Event.__table__.c
+_EVENT_ROWS = (
+    select(
+        _e.id,
+        _e.public_id,
+        _e.kind,
+        _e.category,
+        _e.date,
+        _e.date_precision,
+        _e.end_date,
+        _e.title,
+        _e.summary,
+        _e.place_name,
+        _e.lat,
+        _e.lon,
+        _e.location_precision,
+        _e.cameo_code,
+        _e.goldstein,
+        _e.casualties_killed,
+        _e.casualties_wounded,
+        _e.casualties_note,
+        _e.confidence,
+        _e.fact_ref,
+        _e.created_at,
+        _e.updated_at,
+        Place.code.label("place_code"),
+        State.code.label("country_code"),
+    )
+    .outerjoin(Place, Place.id == _e.place_id)
+    .outerjoin(State, State.id == _e.location_state_id)
+    .where(_e.id.in_(_IDS))
+)
+_p = Participant.__table__.c
+_PARTICIPANT_ROWS = (
+    select(
+        _p.event_id,
+        _p.role,
+        _p.group_name,
+        State.code.label("state"),
+        Organisation.code.label("organisation"),
+    )
+    .outerjoin(State, State.id == _p.state_id)
+    .outerjoin(Organisation, Organisation.id == _p.organisation_id)
+    .where(_p.event_id.in_(_IDS))
+    .order_by(_p.event_id, _p.position)
+)
+_TAG_ROWS = select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(_IDS))
+_SOURCE_ROWS = (
+    select(
+        EventSource.event_id,
+        Source.url,
+        Source.publisher,
+        Source.title,
+        Source.published_on,
+        Source.language,
+    )
+    .join(Source, Source.id == EventSource.source_id)
+    .where(EventSource.event_id.in_(_IDS))
+    .order_by(EventSource.event_id, EventSource.position)
+)
+_c = Claim.__table__.c
+_CLAIM_ROWS = (
+    select(
+        _c.id,
+        _c.event_id,
+        _c.topic,
+        _c.claimant_group,
+        _c.statement,
+        _c.value,
+        _c.unit,
+        _c.made_on,
+        State.code.label("state"),
+        Organisation.code.label("organisation"),
+    )
+    .outerjoin(State, State.id == _c.claimant_state_id)
+    .outerjoin(Organisation, Organisation.id == _c.claimant_organisation_id)
+    .where(_c.event_id.in_(_IDS))
+    .order_by(_c.event_id, _c.position)
+)
+_CLAIM_SOURCE_ROWS = (
+    select(
+        claim_source.c.claim_id,
+        Source.url,
+        Source.publisher,
+        Source.title,
+        Source.published_on,
+        Source.language,
+    )
+    .join(Source, Source.id == claim_source.c.source_id)
+    .where(claim_source.c.claim_id.in_(_IDS))
+    .order_by(claim_source.c.claim_id, Source.id)
+)
+
+
+def assemble(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Event documents for these row ids, in the given order, built from their tables."""
+    docs = _build(session, list(event_ids))
+    return [docs[i] for i in event_ids if i in docs]
+
+
+def _build(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    conn = session.connection()
+    rows = conn.execute(_EVENT_ROWS, {"ids": ids}).all()
+    participants = _participants(session, ids)
+    tags = _tags(session, ids)
+    sources = _event_sources(session, ids)
+    claims = _claims(session, ids)
+
+    docs: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        location = None
+        if r.place_name is not None:
+            location = {
+                "name": r.place_name,
+                "place": r.place_code,
+                "lat": r.lat,
+                "lon": r.lon,
+                "precision": r.location_precision,
+                "country": r.country_code,
+            }
+        casualties = None
+        if any(
+            v is not None for v in (r.casualties_killed, r.casualties_wounded, r.casualties_note)
+        ):
+            casualties = {
+                "killed": r.casualties_killed,
+                "wounded": r.casualties_wounded,
+                "note": r.casualties_note,
+            }
+        docs[r.id] = {
+            "id": r.public_id,
+            "kind": r.kind,
+            "category": r.category,
+            "date": r.date,
+            "date_precision": r.date_precision,
+            "end_date": r.end_date,
+            "title": r.title,
+            "summary": r.summary,
+            "participants": participants.get(r.id, []),
+            "location": location,
+            "cameo_code": r.cameo_code,
+            "goldstein": r.goldstein,
+            "casualties": casualties,
+            "tags": tags.get(r.id, []),
+            "confidence": r.confidence,
+            "fact_ref": r.fact_ref,
+            "sources": sources.get(r.id, []),
+            "claims": claims.get(r.id, []),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "url": f"/v1/events/{r.public_id}",
+        }
+    return docs
+
+
+def _source_dict(s: Any) -> dict[str, Any]:
+    return {
+        "url": s.url,
+        "publisher": s.publisher,
+        "title": s.title,
+        "published_on": s.published_on,
+        "language": s.language,
+    }
+
+
+def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    rows = session.connection().execute(_PARTICIPANT_ROWS, {"ids": ids}).all()
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        item: dict[str, Any]
+        if r.state is not None:
+            item = {"state": r.state}
+        elif r.organisation is not None:
+            item = {"organisation": r.organisation}
+        else:
+            item = {"group": r.group_name}
+        item["role"] = r.role
+        out[r.event_id].append(item)
+    return out
+
+
+def _tags(session: Session, ids: list[int]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = defaultdict(list)
+    for event_id, tag in session.connection().execute(_TAG_ROWS, {"ids": ids}):
+        out[event_id].append(tag)
+    # Sorted here, not in SQL, so the order never depends on the database's collation.
+    return {event_id: sorted(tags) for event_id, tags in out.items()}
+
+
+def _event_sources(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    rows = session.connection().execute(_SOURCE_ROWS, {"ids": ids}).all()
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        out[r.event_id].append(_source_dict(r))
+    return out
+
+
+def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    rows = session.connection().execute(_CLAIM_ROWS, {"ids": ids}).all()
+    if not rows:
+        return {}
+    claim_sources: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    claim_ids = [row.id for row in rows]
+    for r in session.connection().execute(_CLAIM_SOURCE_ROWS, {"ids": claim_ids}):
+        claim_sources[r.claim_id].append(_source_dict(r))
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r.state is not None:
+            claimant = {"state": r.state}
+        elif r.organisation is not None:
+            claimant = {"organisation": r.organisation}
+        else:
+            claimant = {"group": r.claimant_group}
+        out[r.event_id].append(
+            {
+                "topic": r.topic,
+                "claimant": claimant,
+                "statement": r.statement,
+                "value": r.value,
+                "unit": r.unit,
+                "made_on": r.made_on,
+                "sources": claim_sources.get(r.id, []),
+            }
+        )
+    return out
+
+
+# --- the stored copies ----------------------------------------------------------------------
+
+_d = EventDocument.__table__.c
+_STORED = select(_d.event_id, _d.body).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
+
+
+def _bodies(session: Session, ids: list[int]) -> dict[int, bytes]:
+    """Stored bodies, with the missing, outdated, and changed-but-uncommitted ones assembled."""
+    found = {row.event_id: bytes(row.body) for row in session.execute(_STORED, {"ids": ids})}
+    pending = session.info.get(_TOUCHED)
+    if pending is not None:
+        for event_id in pending[0]:
+            found.pop(event_id, None)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        found.update((i, serialise(doc)) for i, doc in _build(session, missing).items())
+    return found
+
+
+def stored(session: Session, event_ids: Sequence[int]) -> list[orjson.Fragment]:
+    """The documents of these events as serialised JSON, in the given order, for responses that
+    embed them untouched (orjson writes a Fragment as it is)."""
+    ids = list(event_ids)
+    found = _bodies(session, ids) if ids else {}
+    return [orjson.Fragment(found[i]) for i in ids if i in found]
+
+
+def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The documents of these events as JSON-safe dicts (dates as ISO strings), in the given
+    order, for callers that read or extend them."""
+    ids = list(event_ids)
+    found = _bodies(session, ids) if ids else {}
+    return [orjson.loads(found[i]) for i in ids if i in found]
+
+
+def write(session: Session, event_ids: Sequence[int]) -> int:
+    """Rewrite the stored documents of these events from their tables; returns how many."""
+    ids = sorted(set(event_ids))
+    written = 0
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        docs = _build(session, chunk)
+        session.execute(delete(EventDocument).where(EventDocument.event_id.in_(chunk)))
+        rows = [
+            {"event_id": i, "format": FORMAT, "body": serialise(doc)} for i, doc in docs.items()
+        ]
+        if rows:
+            session.execute(insert(EventDocument), rows)
+        written += len(rows)
+    return written
+
+
+def outdated(session: Session) -> list[int]:
+    """Events without a stored document of the current format."""
+    current = select(_d.event_id).where(_d.format == FORMAT)
+    return list(
+        session.scalars(select(Event.id).where(Event.id.not_in(current)).order_by(Event.id))
+    )
+
+
+def fill(session: Session, *, everything: bool = False) -> Iterator[tuple[int, int]]:
+    """Write the missing and outdated documents (all of them with `everything`) batch by batch,
+    yielding (done, total) after each; the caller commits when it likes."""
+    ids = (
+        list(session.scalars(select(Event.id).order_by(Event.id)))
+        if everything
+        else outdated(session)
+    )
+    for start in range(0, len(ids), BATCH):
+        write(session, ids[start : start + BATCH])
+        session.flush()
+        yield min(start + BATCH, len(ids)), len(ids)
+
+
+# --- keeping them in step: every ORM write goes through these -------------------------------
+
+_TOUCHED = "app.events.documents.touched"
+_CITED_FIELDS = ("url", "publisher", "title", "published_on", "language")
+
+
+def _cited_change(state: InstanceState[Any]) -> bool:
+    """A source's change that shows in the documents citing it (not its version or notes)."""
+    return state.identity is not None and any(
+        state.attrs[name].history.has_changes() for name in _CITED_FIELDS
+    )
+
+
+@event.listens_for(Session, "after_flush")
+def _collect(session: Session, _flush: UOWTransaction) -> None:
+    """Note which events a flush changed. The unit of work's lists still hold what was flushed;
+    ids are known now (a new row's only after its insert)."""
+    events: set[int] = set()
+    sources: set[int] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        # The instance's own dict, not attributes: reading an expired one would load it.
+        state = inspect(obj)
+        if isinstance(obj, Event) and state.identity is not None:
+            events.add(state.identity[0])
+        elif isinstance(obj, Participant | EventTag | EventSource | Claim):
+            if state.dict.get("event_id") is not None:
+                events.add(state.dict["event_id"])
+        elif isinstance(obj, Source) and obj in session.dirty and _cited_change(state):
+            sources.add(state.identity[0])
+    if events or sources:
+        touched = session.info.setdefault(_TOUCHED, (set(), set()))
+        touched[0].update(events)
+        touched[1].update(sources)
+
+
+@event.listens_for(Session, "before_commit")
+def _rewrite(session: Session) -> None:
+    # The commit's own flush comes after this hook: flush first, so its changes are collected.
+    session.flush()
+    touched = session.info.pop(_TOUCHED, None)
+    if touched is None:
+        return
+    events, sources = touched
+    if sources:
+        citing = select(EventSource.event_id).where(EventSource.source_id.in_(sources))
+        claimed = (
+            select(Claim.event_id)
+            .join(claim_source, claim_source.c.claim_id == Claim.id)
+            .where(claim_source.c.source_id.in_(sources))
+        )
+        events |= set(session.scalars(citing.union(claimed)))
+    write(session, sorted(events))
+    # Flushed here so a failing write fails the commit, and with it the change.
+    session.flush()
+    session.info.pop(_TOUCHED, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_TOUCHED, None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from app.config import get_settings
+    from app.db import create_db_engine, create_session_factory
+
+    parser = argparse.ArgumentParser(
+        prog="python -m app.events.documents",
+        description="Write the stored event documents that are missing or of an older format"
+        " (after an upgrade, or a bulk load that wrote tables directly). The API serves correct"
+        " documents without them, only slower. Commits after every batch, so it can be stopped"
+        " and run again.",
+    )
+    parser.add_argument(
+        "--database-url", help="database to fill (default: DATABASE_URL, as the API uses)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="rewrite every document, not only the missing ones"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the final summary line")
+    args = parser.parse_args(argv)
+    url = args.database_url or get_settings().database_url
+    engine = create_db_engine(url)
+    started = time.monotonic()
+    done = total = 0
+    try:
+        with create_session_factory(engine)() as session:
+            for done, total in fill(session, everything=args.all):
+                session.commit()
+                if not args.quiet:
+                    rate = done / max(time.monotonic() - started, 1e-9)
+                    print(
+                        f"documents: {done:,}/{total:,} ({done * 100 // total} %), {rate:,.0f}/s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            session.commit()
+    finally:
+        engine.dispose()
+    print(
+        f"documents: {done:,} written ({total:,} were missing or outdated)"
+        f" in {time.monotonic() - started:.1f} s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
