@@ -35,6 +35,7 @@ from app.models import (
     State,
     claim_source,
 )
+from app.revisions.service import serialise_writers
 
 # Bump when `assemble` changes what a document holds: stored rows of another format are then
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
@@ -320,6 +321,10 @@ def write(session: Session, event_ids: Sequence[int]) -> int:
     written = 0
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
+        # Delete then insert under the change feed's writer lock (held already by an editorial
+        # write; taken here by a fill): two transactions never rewrite the same rows at once.
+        # SQLite has one writer anyway.
+        serialise_writers(session)
         docs = _build(session, chunk)
         session.execute(delete(EventDocument).where(EventDocument.event_id.in_(chunk)))
         rows = [

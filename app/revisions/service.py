@@ -27,7 +27,7 @@ def json_safe(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
-def _serialise_writers(session: Session) -> None:
+def serialise_writers(session: Session) -> None:
     """Make revision ids follow commit order.
 
     Ids come from a sequence at insert time, so two PostgreSQL transactions could commit in the
@@ -50,7 +50,7 @@ def record(
     before: Any | None,
     after: Any | None,
 ) -> Revision:
-    _serialise_writers(session)
+    serialise_writers(session)
     revision = Revision(
         resource=resource,
         resource_key=key,
