@@ -50,6 +50,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
   CMD python -c "import os, urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ.get(\"PORT\", \"8000\")}/readyz', timeout=2)" || exit 1
 # DATABASE_URL comes from the environment; without it the image uses a SQLite file in /srv/app/var.
 # One worker per core (WEB_CONCURRENCY); set SEED_ON_START=true to load seed/ after migrating.
+# app.events.documents stores the event documents an upgrade left missing (a no-op otherwise).
 # Webhooks are delivered by separate containers of the same image running
 # `python -m app.webhooks.worker` (as many as you like on PostgreSQL).
-CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --no-access-log"]
+CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && python -m app.events.documents --quiet && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --no-access-log"]
