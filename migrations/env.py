@@ -15,7 +15,7 @@ def _url() -> str:
 
 
 # Dialect-specific search objects made by the full-text migration; not in the metadata.
-SEARCH_OBJECTS = ("event_fts", "ix_event_search")
+SEARCH_OBJECTS = ("event_fts", "ix_event_search", "search_vector")
 
 
 def _include(

@@ -27,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnClause
 
 from app.errors import InvalidParameter
 from app.events import documents
@@ -240,14 +241,16 @@ def filtered(
             Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag)))
         )
     if query.q:
-        stmt = stmt.where(Event.id.in_(_matching_ids(session, search_terms(query.q))))
+        stmt = stmt.where(_text_match(session, search_terms(query.q)))
     elif query.order == "relevance":
         raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
     return stmt
 
 
-# SQLite's FTS5 table (made by a migration, not in the metadata: it is SQLite-only).
+# SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
+# migrations, not in the metadata: each exists on one database only).
 EVENT_FTS = table("event_fts", column("rowid"))
+SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
 
 
 def search_terms(q: str) -> list[str]:
@@ -259,43 +262,62 @@ def search_terms(q: str) -> list[str]:
     return terms
 
 
-def _matching_ids(session: Session, terms: list[str]) -> Any:
+# Up to this many matches, PostgreSQL reads them all through the GIN index before paging
+# (bench/README.md: a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the timeline
+# order and testing each event finds a page of a common word sooner. At 1M events the two cost
+# the same near 10,000 matches: walking costs about 51 x N/m tests, reading m index lookups.
+FEW_MATCHES = 5_000
+
+
+def _text_match(session: Session, terms: list[str]) -> Any:
     """Events whose text has every word, each as a word prefix ("tinzaouat" finds
-    "tinzaouaten"): FTS5 on SQLite, a GIN-indexed tsvector on PostgreSQL."""
+    "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
         tsquery = " & ".join(f"{term}:*" for term in terms)
-        return select(Event.id).where(
-            func.to_tsvector(literal_column("'simple'"), Event.search_text).op("@@")(
-                func.to_tsquery(literal_column("'simple'"), tsquery)
-            )
-        )
+        condition = SEARCH_VECTOR.op("@@")(func.to_tsquery(literal_column("'simple'"), tsquery))
+        matches = select(Event.id).where(condition)
+        # PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches),
+        # so it walks the date index for a rare word, testing every event it passes. A bounded
+        # count through the index tells how many there really are.
+        bounded = matches.limit(FEW_MATCHES + 1).subquery()
+        if (session.scalar(select(func.count()).select_from(bounded)) or 0) <= FEW_MATCHES:
+            # OFFSET 0 keeps the planner from merging the subquery into the outer query, so the
+            # matches are read first (and all of them, whatever a concurrent write adds).
+            return Event.id.in_(matches.offset(0))
+        # Many matches: tested on the page's own rows (no self-join), in whichever order the
+        # plan reads them.
+        return condition
     match = " ".join(f'"{term}"*' for term in terms)
-    return (
+    return Event.id.in_(
         select(literal_column("rowid"))
         .select_from(text("event_fts"))
         .where(text("event_fts MATCH :fts_query").bindparams(fts_query=match))
     )
 
 
-def _relevance(session: Session, terms: list[str]) -> Any:
-    """A score per matching event, higher is better (bm25 on SQLite, ts_rank on PostgreSQL)."""
+def _ranked(session: Session, stmt: Select[Any], terms: list[str]) -> tuple[Select[Any], Any]:
+    """The matching events with a score, higher is better (bm25 on SQLite, ts_rank on
+    PostgreSQL), and the score column."""
     if session.get_bind().dialect.name == "postgresql":
         tsquery = " & ".join(f"{term}:*" for term in terms)
-        return func.ts_rank(
-            func.to_tsvector(literal_column("'simple'"), Event.search_text),
-            func.to_tsquery(literal_column("'simple'"), tsquery),
-        )
+        rank = func.ts_rank(SEARCH_VECTOR, func.to_tsquery(literal_column("'simple'"), tsquery))
+        score = rank.label("score")
+        return stmt.add_columns(score), score
     match = " ".join(f'"{term}"*' for term in terms)
+    # Scored once by one MATCH and joined: a correlated bm25() per row ran the MATCH again for
+    # every matching event, quadratic in the matches (minutes for a common word at 1M).
     # bm25 is lower for better matches; negated so that both engines sort descending.
-    return (
-        select(-func.bm25(literal_column("event_fts")))
-        .select_from(EVENT_FTS)
-        .where(
-            text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=match),
-            EVENT_FTS.c.rowid == Event.id,
+    scores = (
+        select(
+            EVENT_FTS.c.rowid.label("event_id"),
+            (-func.bm25(literal_column("event_fts"))).label("score"),
         )
-        .scalar_subquery()
+        .select_from(EVENT_FTS)
+        .where(text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=match))
+        .subquery("fts_scores")
     )
+    joined = stmt.join(scores, scores.c.event_id == Event.id).add_columns(scores.c.score)
+    return joined, scores.c.score
 
 
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
@@ -468,8 +490,8 @@ def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) 
     if query.count:
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     offset = decode_offset(cursor_secret, query, query.cursor) if query.cursor else 0
-    score = _relevance(session, terms).label("score")
-    ranked = stmt.add_columns(score).order_by(score.desc(), Event.date, Event.public_id)
+    ranked, score = _ranked(session, stmt, terms)
+    ranked = ranked.order_by(score.desc(), Event.date, Event.public_id)
     rows = session.execute(ranked.offset(offset).limit(query.limit + 1)).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
