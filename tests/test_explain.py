@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from app.models import State
 from app.timeline import service
 from app.timeline.schemas import TimelineQuery
 from tests.conftest import ON_POSTGRES
@@ -208,3 +209,22 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
         assert "ix_event_timeline" in plan or "ix_event_search" in plan, plan
     else:
         assert "event_fts" in plan, plan
+
+
+@pytest.mark.parametrize("pair", ["MLI,FRA", "FRA,MLI"])
+def test_a_pair_is_read_off_its_rarest_state(engine: Engine, session: Session, pair: str) -> None:
+    """Whichever order the pair is given in, the page is read off the state with fewer
+    participations, and its plan still reads that state's index in page order."""
+    query = TimelineQuery.model_validate({"between": pair})
+    ids = {
+        code: service._lookup(session, State, [code], "state", "between")[0]
+        for code in pair.split(",")
+    }
+    counts = {code: service._participations(session, state_id) for code, state_id in ids.items()}
+    assert counts["MLI"] != counts["FRA"], counts
+    driver = service._driver(session, query)
+    assert driver is not None
+    assert driver.state_id == ids[min(counts, key=counts.__getitem__)]
+    plan = page_plan(engine, session, {"between": pair})
+    assert "ix_event_participant_state_timeline" in plan, plan
+    assert_no_full_scan(plan)

@@ -203,10 +203,10 @@ def filtered(
         codes = list(dict.fromkeys(query.between.split(",")))
         if len(codes) < 2:
             raise InvalidParameter(["query", "between"], "give at least two different state codes")
-        for i, state_id in enumerate(_lookup(session, State, codes, "state", "between")):
-            if skip == "between" and i == 0:
+        for state_id in _lookup(session, State, codes, "state", "between"):
+            if skip == "between" and driver is not None and state_id == driver.state_id:
                 continue
-            # Correlated: the page is read off the first state's index, each row checked here.
+            # Correlated: the page is read off the rarest state's index, each row checked here.
             other = Participant.__table__.alias("other_state")
             stmt = stmt.where(
                 exists().where(other.c.event_id == Event.id, other.c.state_id == state_id)
@@ -389,6 +389,15 @@ class Driver:
     skip: str
     table: Any
     match: Any
+    # For `between`: the state read from the index; the others are tested on each row.
+    state_id: int | None = None
+
+
+# A pair is read off its rarest state's participations, found by counting each state's up to
+# this many. At 1M, a page of USA with South Sudan (about 5,000 participations) read USA's
+# first and took 168 ms on SQLite (seconds under load); read off South Sudan, 8 ms. The counts
+# cost about 3 ms for a pair of common states; above the cap states tie and the first is read.
+RARITY_CAP = 10_000
 
 
 def _driver(session: Session, query: TimelineQuery) -> Driver | None:
@@ -397,9 +406,12 @@ def _driver(session: Session, query: TimelineQuery) -> Driver | None:
         (state_id,) = _lookup(session, State, query.state, "state", "state")
         return Driver("state", p, p.state_id == state_id)
     if query.between:
-        first = query.between.split(",")[0]
-        (state_id,) = _lookup(session, State, [first], "state", "between")
-        return Driver("between", p, p.state_id == state_id)
+        codes = list(dict.fromkeys(query.between.split(",")))
+        if len(codes) < 2:
+            return None  # filtered() refuses it
+        state_ids = _lookup(session, State, codes, "state", "between")
+        rarest = min(state_ids, key=lambda state_id: _participations(session, state_id))
+        return Driver("between", p, p.state_id == rarest, rarest)
     if len(query.organisation) == 1 and not query.include_members:
         (org_id,) = _lookup(
             session, Organisation, query.organisation, "organisation", "organisation"
@@ -408,6 +420,17 @@ def _driver(session: Session, query: TimelineQuery) -> Driver | None:
     if len(query.tag) == 1:
         return Driver("tag", t, t.tag == query.tag[0])
     return None
+
+
+def _participations(session: Session, state_id: int) -> int:
+    """How many events a state takes part in, counted up to RARITY_CAP (an index-only count)."""
+    capped = (
+        select(Participant.state_id)
+        .where(Participant.state_id == state_id)
+        .limit(RARITY_CAP)
+        .subquery()
+    )
+    return session.scalar(select(func.count()).select_from(capped)) or 0
 
 
 def _plan(session: Session, query: TimelineQuery) -> tuple[Select[Any], Any, Any]:
