@@ -43,6 +43,12 @@ FORMAT = 1
 BATCH = 500
 
 
+# What a document shows of each source: the columns read, the keys written, and the fields
+# whose change rewrites the documents citing the source.
+SOURCE_FIELDS = ("url", "publisher", "title", "published_on", "language")
+_SOURCE_COLUMNS = [getattr(Source, name) for name in SOURCE_FIELDS]
+
+
 def serialise(doc: dict[str, Any]) -> bytes:
     # The options of app.json.JSONBytes, so a stored body is byte for byte what would be served.
     return orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
@@ -99,14 +105,7 @@ _PARTICIPANT_ROWS = (
 )
 _TAG_ROWS = select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(_IDS))
 _SOURCE_ROWS = (
-    select(
-        EventSource.event_id,
-        Source.url,
-        Source.publisher,
-        Source.title,
-        Source.published_on,
-        Source.language,
-    )
+    select(EventSource.event_id, *_SOURCE_COLUMNS)
     .join(Source, Source.id == EventSource.source_id)
     .where(EventSource.event_id.in_(_IDS))
     .order_by(EventSource.event_id, EventSource.position)
@@ -131,14 +130,7 @@ _CLAIM_ROWS = (
     .order_by(_c.event_id, _c.position)
 )
 _CLAIM_SOURCE_ROWS = (
-    select(
-        claim_source.c.claim_id,
-        Source.url,
-        Source.publisher,
-        Source.title,
-        Source.published_on,
-        Source.language,
-    )
+    select(claim_source.c.claim_id, *_SOURCE_COLUMNS)
     .join(Source, Source.id == claim_source.c.source_id)
     .where(claim_source.c.claim_id.in_(_IDS))
     .order_by(claim_source.c.claim_id, Source.id)
@@ -209,28 +201,23 @@ def _build(session: Session, ids: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def _source_dict(s: Any) -> dict[str, Any]:
-    return {
-        "url": s.url,
-        "publisher": s.publisher,
-        "title": s.title,
-        "published_on": s.published_on,
-        "language": s.language,
-    }
+    return {name: getattr(s, name) for name in SOURCE_FIELDS}
+
+
+def _actor(state: str | None, organisation: str | None, group: str | None) -> dict[str, Any]:
+    """A participant or claimant: one state, organisation or named group."""
+    if state is not None:
+        return {"state": state}
+    if organisation is not None:
+        return {"organisation": organisation}
+    return {"group": group}
 
 
 def _participants(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     rows = session.connection().execute(_PARTICIPANT_ROWS, {"ids": ids}).all()
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        item: dict[str, Any]
-        if r.state is not None:
-            item = {"state": r.state}
-        elif r.organisation is not None:
-            item = {"organisation": r.organisation}
-        else:
-            item = {"group": r.group_name}
-        item["role"] = r.role
-        out[r.event_id].append(item)
+        out[r.event_id].append({**_actor(r.state, r.organisation, r.group_name), "role": r.role})
     return out
 
 
@@ -260,16 +247,10 @@ def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]
         claim_sources[r.claim_id].append(_source_dict(r))
     out: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if r.state is not None:
-            claimant = {"state": r.state}
-        elif r.organisation is not None:
-            claimant = {"organisation": r.organisation}
-        else:
-            claimant = {"group": r.claimant_group}
         out[r.event_id].append(
             {
                 "topic": r.topic,
-                "claimant": claimant,
+                "claimant": _actor(r.state, r.organisation, r.claimant_group),
                 "statement": r.statement,
                 "value": r.value,
                 "unit": r.unit,
@@ -354,20 +335,18 @@ def fill(session: Session, *, everything: bool = False) -> Iterator[tuple[int, i
     )
     for start in range(0, len(ids), BATCH):
         write(session, ids[start : start + BATCH])
-        session.flush()
         yield min(start + BATCH, len(ids)), len(ids)
 
 
 # --- keeping them in step: every ORM write goes through these -------------------------------
 
 _TOUCHED = "app.events.documents.touched"
-_CITED_FIELDS = ("url", "publisher", "title", "published_on", "language")
 
 
 def _cited_change(state: InstanceState[Any]) -> bool:
     """A source's change that shows in the documents citing it (not its version or notes)."""
     return state.identity is not None and any(
-        state.attrs[name].history.has_changes() for name in _CITED_FIELDS
+        state.attrs[name].history.has_changes() for name in SOURCE_FIELDS
     )
 
 
@@ -409,10 +388,9 @@ def _rewrite(session: Session) -> None:
             .where(claim_source.c.source_id.in_(sources))
         )
         events |= set(session.scalars(citing.union(claimed)))
+    # Executed at once, not queued for a flush: a failing write fails the commit, and with it
+    # the change.
     write(session, sorted(events))
-    # Flushed here so a failing write fails the commit, and with it the change.
-    session.flush()
-    session.info.pop(_TOUCHED, None)
 
 
 @event.listens_for(Session, "after_rollback")

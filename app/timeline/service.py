@@ -145,6 +145,14 @@ def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int
     return list(states.values()), list(orgs.values())
 
 
+def _pair(session: Session, between: str) -> list[int]:
+    """The state ids of `between=`: at least two different states, all known."""
+    codes = list(dict.fromkeys(between.split(",")))
+    if len(codes) < 2:
+        raise InvalidParameter(["query", "between"], "give at least two different state codes")
+    return _lookup(session, State, codes, "state", "between")
+
+
 def _with_role(state_ids: list[int], org_ids: list[int], role: ParticipantRole) -> Any:
     return Event.id.in_(
         select(Participant.event_id).where(
@@ -200,10 +208,7 @@ def filtered(
                 Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
             )
     if query.between:
-        codes = list(dict.fromkeys(query.between.split(",")))
-        if len(codes) < 2:
-            raise InvalidParameter(["query", "between"], "give at least two different state codes")
-        for state_id in _lookup(session, State, codes, "state", "between"):
+        for state_id in _pair(session, query.between):
             if skip == "between" and driver is not None and state_id == driver.state_id:
                 continue
             # Correlated: the page is read off the rarest state's index, each row checked here.
@@ -253,6 +258,16 @@ EVENT_FTS = table("event_fts", column("rowid"))
 SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
 
 
+def _tsquery(terms: list[str]) -> Any:
+    """PostgreSQL: every word, each as a prefix."""
+    return func.to_tsquery(literal_column("'simple'"), " & ".join(f"{term}:*" for term in terms))
+
+
+def _fts_match(terms: list[str]) -> str:
+    """SQLite FTS5: every word, each as a prefix."""
+    return " ".join(f'"{term}"*' for term in terms)
+
+
 def search_terms(q: str) -> list[str]:
     """The words of a query, folded like the indexed text. Only letters and digits survive, so
     nothing in `q` can reach either engine's query syntax."""
@@ -273,8 +288,7 @@ def _text_match(session: Session, terms: list[str]) -> Any:
     """Events whose text has every word, each as a word prefix ("tinzaouat" finds
     "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL."""
     if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{term}:*" for term in terms)
-        condition = SEARCH_VECTOR.op("@@")(func.to_tsquery(literal_column("'simple'"), tsquery))
+        condition = SEARCH_VECTOR.op("@@")(_tsquery(terms))
         matches = select(Event.id).where(condition)
         # PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches),
         # so it walks the date index for a rare word, testing every event it passes. A bounded
@@ -287,11 +301,10 @@ def _text_match(session: Session, terms: list[str]) -> Any:
         # Many matches: tested on the page's own rows (no self-join), in whichever order the
         # plan reads them.
         return condition
-    match = " ".join(f'"{term}"*' for term in terms)
     return Event.id.in_(
         select(literal_column("rowid"))
         .select_from(text("event_fts"))
-        .where(text("event_fts MATCH :fts_query").bindparams(fts_query=match))
+        .where(text("event_fts MATCH :fts_query").bindparams(fts_query=_fts_match(terms)))
     )
 
 
@@ -299,11 +312,8 @@ def _ranked(session: Session, stmt: Select[Any], terms: list[str]) -> tuple[Sele
     """The matching events with a score, higher is better (bm25 on SQLite, ts_rank on
     PostgreSQL), and the score column."""
     if session.get_bind().dialect.name == "postgresql":
-        tsquery = " & ".join(f"{term}:*" for term in terms)
-        rank = func.ts_rank(SEARCH_VECTOR, func.to_tsquery(literal_column("'simple'"), tsquery))
-        score = rank.label("score")
+        score = func.ts_rank(SEARCH_VECTOR, _tsquery(terms)).label("score")
         return stmt.add_columns(score), score
-    match = " ".join(f'"{term}"*' for term in terms)
     # Scored once by one MATCH and joined: a correlated bm25() per row ran the MATCH again for
     # every matching event, quadratic in the matches (minutes for a common word at 1M).
     # bm25 is lower for better matches; negated so that both engines sort descending.
@@ -313,7 +323,7 @@ def _ranked(session: Session, stmt: Select[Any], terms: list[str]) -> tuple[Sele
             (-func.bm25(literal_column("event_fts"))).label("score"),
         )
         .select_from(EVENT_FTS)
-        .where(text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=match))
+        .where(text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=_fts_match(terms)))
         .subquery("fts_scores")
     )
     joined = stmt.join(scores, scores.c.event_id == Event.id).add_columns(scores.c.score)
@@ -406,11 +416,9 @@ def _driver(session: Session, query: TimelineQuery) -> Driver | None:
         (state_id,) = _lookup(session, State, query.state, "state", "state")
         return Driver("state", p, p.state_id == state_id)
     if query.between:
-        codes = list(dict.fromkeys(query.between.split(",")))
-        if len(codes) < 2:
-            return None  # filtered() refuses it
-        state_ids = _lookup(session, State, codes, "state", "between")
-        rarest = min(state_ids, key=lambda state_id: _participations(session, state_id))
+        rarest = min(
+            _pair(session, query.between), key=lambda state_id: _participations(session, state_id)
+        )
         return Driver("between", p, p.state_id == rarest, rarest)
     if len(query.organisation) == 1 and not query.include_members:
         (org_id,) = _lookup(
