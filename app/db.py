@@ -1,4 +1,5 @@
 from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -131,11 +132,11 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={WRITE_TRANSACTION: True})
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit before the response is sent, or roll back."""
-    factory: sessionmaker[Session] = request.app.state.session_factory
+@contextmanager
+def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Session]:
+    """A request's one transaction: committed when the block ends, rolled back if it raises."""
     with factory() as session:
-        if request.method not in SAFE_METHODS:
+        if write:
             begin_write(session)
         try:
             yield session
@@ -143,6 +144,13 @@ def get_session(request: Request) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: commit before the response is sent, or roll back."""
+    factory: sessionmaker[Session] = request.app.state.session_factory
+    with transaction(factory, write=request.method not in SAFE_METHODS) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

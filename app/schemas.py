@@ -84,16 +84,6 @@ Longitude = Annotated[float, Field(ge=-180, le=180)]
 WikidataQid = Annotated[str, StringConstraints(pattern=r"^Q[1-9][0-9]*$")]
 
 
-def no_values() -> list[Any]:
-    """Default factory for repeatable query parameters.
-
-    Not `default_factory=list`: for a builtin factory pydantic parses `list`'s text signature
-    each time FastAPI asks for the default of an absent parameter, which cost about 0.5 ms per
-    timeline request (seven list parameters), more than the database query.
-    """
-    return []
-
-
 def fold(text: str) -> str:
     """Lower-case, strip accents and collapse spaces: "Tinzaouatène" -> "tinzaouatene"."""
     decomposed = unicodedata.normalize("NFKD", text)

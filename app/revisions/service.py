@@ -173,16 +173,18 @@ def guard(
         )
 
 
+# Two subqueries, not one SELECT of two aggregates: each is then a single index probe
+# (SQLite's min/max optimisation), where the pair scanned the whole revision index. Built once:
+# every timeline page runs it, and building a statement costs several times running this one.
+_r = Revision.__table__.c
+_DATA_VERSION = select(
+    select(func.max(_r.id)).scalar_subquery(), select(func.max(_r.at)).scalar_subquery()
+)
+
+
 def data_version(session: Session) -> tuple[int, dt.datetime | None]:
     """The latest revision id and time: changes whenever any resource changes."""
-    # Two subqueries, not one SELECT of two aggregates: each is then a single index probe
-    # (SQLite's min/max optimisation), where the pair scanned the whole revision index.
-    row = session.execute(
-        select(
-            select(func.max(Revision.id)).scalar_subquery(),
-            select(func.max(Revision.at)).scalar_subquery(),
-        )
-    ).one()
+    row = session.execute(_DATA_VERSION).one()
     at = row[1]
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=dt.UTC)

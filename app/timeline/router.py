@@ -5,8 +5,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-from app.db import SessionDep
+from app.db import SessionDep, transaction
 from app.json import JSONBytes
 from app.revisions import service as revision_service
 from app.schemas import problem_responses
@@ -52,9 +53,7 @@ FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     response_class=JSONBytes,
     responses=FORMAT_RESPONSES,
 )
-def get_timeline(
-    request: Request, session: SessionDep, query: Annotated[TimelineQuery, Query()]
-) -> Response:
+async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()]) -> Response:
     """Events in date order, filtered and paged.
 
     Every event carries its participants with their roles, its location, its sources and the
@@ -64,10 +63,22 @@ def get_timeline(
     Examples: every ambassador recall involving Algeria is
     `?state=DZA&category=ambassador_recall`; the April 2025 crisis is `?from=2025-04&to=2025-04`.
     """
+    # The hot path (issue 7): the whole transaction in one trip to the thread pool. A sync
+    # endpoint with SessionDep makes three (session in, endpoint, session out), and each trip
+    # costs about 0.12 ms here, as much as reading the page.
+    return await run_in_threadpool(_timeline, request, query)
+
+
+def _timeline(request: Request, query: TimelineQuery) -> Response:
+    with transaction(request.app.state.session_factory, write=False) as session:
+        fmt = query.format or formats.negotiate(request.headers.get("accept"))
+        if fmt != "json":
+            return _export(request, session, query, fmt)
+        return _page(request, session, query)
+
+
+def _page(request: Request, session: SessionDep, query: TimelineQuery) -> Response:
     settings = request.app.state.settings
-    fmt = query.format or formats.negotiate(request.headers.get("accept"))
-    if fmt != "json":
-        return _export(request, session, query, fmt)
     _, changed_at = revision_service.data_version(session)
     result = service.page(session, query, cursor_secret=settings.cursor_secret)
     next_url = None

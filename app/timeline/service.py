@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import (
     Select,
     and_,
+    bindparam,
     column,
     exists,
     func,
@@ -113,12 +114,24 @@ def decode_offset(secret: str, query: TimelineQuery, cursor: str) -> int:
     return int(data["o"])
 
 
+# Built once per table: every filtered page looks codes up, and building a statement costs
+# several times running this one.
+_BY_CODE = {
+    model: select(model.__table__.c.code, model.__table__.c.id).where(
+        model.__table__.c.code.in_(bindparam("codes", expanding=True))
+    )
+    for model in (State, Organisation)
+}
+
+
+def _ids_by_code(session: Session, model: Any, codes: list[str]) -> dict[str, int]:
+    return dict(session.execute(_BY_CODE[model], {"codes": codes}).tuples().all())
+
+
 def _lookup(session: Session, model: Any, codes: list[str], what: str, param: str) -> list[int]:
     if not codes:
         return []
-    found = dict(
-        session.execute(select(model.code, model.id).where(model.code.in_(codes))).tuples().all()
-    )
+    found = _ids_by_code(session, model, codes)
     for code in codes:
         if code not in found:
             raise InvalidParameter(["query", param], f"unknown {what} code {code!r}")
@@ -129,16 +142,8 @@ def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int
     """Split codes into state and organisation ids; a code may name either."""
     if not codes:
         return [], []
-    states = dict(
-        session.execute(select(State.code, State.id).where(State.code.in_(codes))).tuples().all()
-    )
-    orgs = dict(
-        session.execute(
-            select(Organisation.code, Organisation.id).where(Organisation.code.in_(codes))
-        )
-        .tuples()
-        .all()
-    )
+    states = _ids_by_code(session, State, codes)
+    orgs = _ids_by_code(session, Organisation, codes)
     for code in codes:
         if code not in states and code not in orgs:
             raise InvalidParameter(["query", param], f"unknown state or organisation code {code!r}")
@@ -200,16 +205,17 @@ def filtered(
     if end:
         stmt = stmt.where(Event.date <= end)
 
+    # The driver has looked its codes up (and refused unknown ones) already.
     skip = driver.skip if driver else None
-    if query.state:
+    if query.state and skip != "state":
         ids = _lookup(session, State, query.state, "state", "state")
-        if skip != "state":
-            stmt = stmt.where(
-                Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
-            )
+        stmt = stmt.where(
+            Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
+        )
     if query.between:
-        for state_id in _pair(session, query.between):
-            if skip == "between" and driver is not None and state_id == driver.state_id:
+        pair = driver.pair if driver is not None and skip == "between" else None
+        for state_id in pair or _pair(session, query.between):
+            if driver is not None and state_id == driver.state_id:
                 continue
             # Correlated: the page is read off the rarest state's index, each row checked here.
             other = Participant.__table__.alias("other_state")
@@ -225,15 +231,17 @@ def filtered(
             _with_role(*_actor_ids(session, query.target, "target"), ParticipantRole.target)
         )
     if query.organisation:
-        org_ids = _lookup(session, Organisation, query.organisation, "organisation", "organisation")
-        conditions = [
-            Event.id.in_(
-                select(Participant.event_id).where(Participant.organisation_id.in_(org_ids))
-            )
-        ]
-        if query.include_members:
-            conditions.extend(_member_on_event_date(org_id) for org_id in org_ids)
         if skip != "organisation":
+            org_ids = _lookup(
+                session, Organisation, query.organisation, "organisation", "organisation"
+            )
+            conditions = [
+                Event.id.in_(
+                    select(Participant.event_id).where(Participant.organisation_id.in_(org_ids))
+                )
+            ]
+            if query.include_members:
+                conditions.extend(_member_on_event_date(org_id) for org_id in org_ids)
             stmt = stmt.where(or_(*conditions))
     elif query.include_members:
         raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
@@ -399,8 +407,10 @@ class Driver:
     skip: str
     table: Any
     match: Any
-    # For `between`: the state read from the index; the others are tested on each row.
+    # For `between`: the state read from the index, and the pair's states, each tested on
+    # every row except that one.
     state_id: int | None = None
+    pair: tuple[int, ...] = ()
 
 
 # A pair is read off its rarest state's participations, found by counting each state's up to
@@ -416,10 +426,9 @@ def _driver(session: Session, query: TimelineQuery) -> Driver | None:
         (state_id,) = _lookup(session, State, query.state, "state", "state")
         return Driver("state", p, p.state_id == state_id)
     if query.between:
-        rarest = min(
-            _pair(session, query.between), key=lambda state_id: _participations(session, state_id)
-        )
-        return Driver("between", p, p.state_id == rarest, rarest)
+        pair = _pair(session, query.between)
+        rarest = min(pair, key=lambda state_id: _participations(session, state_id))
+        return Driver("between", p, p.state_id == rarest, rarest, tuple(pair))
     if len(query.organisation) == 1 and not query.include_members:
         (org_id,) = _lookup(
             session, Organisation, query.organisation, "organisation", "organisation"
@@ -430,15 +439,17 @@ def _driver(session: Session, query: TimelineQuery) -> Driver | None:
     return None
 
 
+_PARTICIPATIONS = select(func.count()).select_from(
+    select(Participant.__table__.c.state_id)
+    .where(Participant.__table__.c.state_id == bindparam("state_id"))
+    .limit(RARITY_CAP)
+    .subquery()
+)
+
+
 def _participations(session: Session, state_id: int) -> int:
     """How many events a state takes part in, counted up to RARITY_CAP (an index-only count)."""
-    capped = (
-        select(Participant.state_id)
-        .where(Participant.state_id == state_id)
-        .limit(RARITY_CAP)
-        .subquery()
-    )
-    return session.scalar(select(func.count()).select_from(capped)) or 0
+    return session.scalar(_PARTICIPATIONS, {"state_id": state_id}) or 0
 
 
 def _plan(session: Session, query: TimelineQuery) -> tuple[Select[Any], Any, Any]:

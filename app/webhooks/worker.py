@@ -35,7 +35,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import httpx
-from sqlalchemy import ColumnElement, and_, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, get_settings
@@ -66,6 +76,18 @@ RECORD_WITHIN_SECONDS = 0.02
 # comes back empty), not with a write transaction on every turn.
 REAP_EVERY_SECONDS = 1.0
 D = WebhookDelivery
+# Built once: an idle worker asks this many times a second, in the API's process too.
+_now: BindParameter[dt.datetime] = bindparam("now")
+_DUE = (
+    select(D.id)
+    .where(
+        or_(
+            and_(D.status == "pending", D.next_attempt_at <= _now),
+            and_(D.status == "in_flight", D.lease_expires_at < _now),
+        )
+    )
+    .limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,15 +590,8 @@ class Worker:
 
     def has_work(self) -> bool:
         """A read-only look, so an idle worker never takes SQLite's write lock."""
-        now = self.clock()
         with self.session_factory() as session:
-            due = select(D.id).where(
-                or_(
-                    and_(D.status == "pending", D.next_attempt_at <= now),
-                    and_(D.status == "in_flight", D.lease_expires_at < now),
-                )
-            )
-            return session.scalar(due.limit(1)) is not None
+            return session.scalar(_DUE, {"now": self.clock()}) is not None
 
     def run_once(self) -> int:
         """Claim one batch, deliver it concurrently, record the results a chunk at a time as
