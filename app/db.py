@@ -1,4 +1,4 @@
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,7 +146,27 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
             raise
 
 
-def get_session(request: Request) -> Iterator[Session]:
+async def one_writer(request: Request) -> AsyncIterator[None]:
+    """Let one writing request of this process at a time into the database.
+
+    FastAPI runs a sync dependency's start, the endpoint and its end as three separate trips to
+    the thread pool. A writer that has taken the database's write lock (SQLite) or a row lock
+    (PostgreSQL) then waits for a free thread to commit, while the threads may all be held by
+    other writers waiting for that very lock: nobody moves until the lock wait runs out (503).
+    Waiting here, in the event loop and before taking a thread, cannot block a lock holder.
+    Other processes' writers still wait in the database, which is safe: their lock holders have
+    threads of their own.
+    """
+    if request.method in SAFE_METHODS:
+        yield
+        return
+    async with request.app.state.writers:
+        yield
+
+
+def get_session(
+    request: Request, _: Annotated[None, Depends(one_writer, scope="function")]
+) -> Iterator[Session]:
     """One transaction per request: commit before the response is sent, or roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
     with transaction(factory, write=request.method not in SAFE_METHODS) as session:

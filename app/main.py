@@ -1,6 +1,7 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -112,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         # One process only: with several uvicorn workers, set WEBHOOK_WORKER=off and run
         # `python -m app.webhooks.worker` instead.
         worker = EmbeddedWorker(settings).start() if settings.webhook_worker == "embedded" else None
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.writers = anyio.Lock()  # app.db.one_writer
 
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
     app.add_middleware(GZipMiddleware, minimum_size=1024)

@@ -638,6 +638,36 @@ class TestConcurrency:
         assert got.json()["title"] == "A wins"
         assert version_of(got) == 2
 
+    def test_more_writers_than_threads_all_commit(self, writable: Writable) -> None:
+        """Six writers at once through one thread: none may hold the database's write lock
+        while waiting for the thread (app.db.one_writer). Without that, the second writer sat
+        in BEGIN IMMEDIATE on the only thread until SQLite's lock wait ran out: a 503."""
+        from fastapi.testclient import TestClient
+
+        from app.config import Settings
+        from app.main import create_app
+
+        settings = Settings(
+            database_url=writable.url,
+            cursor_secret="test-secret",
+            webhook_worker="off",
+            threadpool_size=1,
+        )
+        statuses: list[int] = []
+        with TestClient(create_app(settings)) as client:
+
+            def write(n: int) -> None:
+                body = new_event(f"2025-05-05-writer-{n}")
+                response = client.post("/v1/events", json=body, headers=writable.auth())
+                statuses.append(response.status_code)
+
+            threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert statuses == [201] * 6
+
 
 def test_seed_reload_after_writes_records_nothing_new(writable: Writable) -> None:
     from app.config import PROJECT_ROOT
