@@ -161,15 +161,18 @@ def stale_documents(engine: Engine) -> list[str]:
     (app/events/documents.py), by public id."""
     with create_session_factory(engine)() as session:
         ids = list(session.scalars(select(Event.id).order_by(Event.id)))
-        stored = dict(
-            session.execute(select(EventDocument.event_id, EventDocument.body)).tuples().all()
-        )
+        stored = {
+            event_id: (bytes(body), line)
+            for event_id, body, line in session.execute(
+                select(EventDocument.event_id, EventDocument.body, EventDocument.csv)
+            )
+        }
         fresh = dict(zip(ids, documents.assemble(session, ids), strict=True))
         names = dict(session.execute(select(Event.id, Event.public_id)).tuples().all())
     return [
         names[i]
         for i in ids
-        if i not in stored or bytes(stored[i]) != documents.serialise(fresh[i])
+        if stored.get(i) != (documents.serialise(fresh[i]), documents.csv_line(fresh[i]))
     ]
 
 

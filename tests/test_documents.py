@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, select, update
 from app.config import PROJECT_ROOT
 from app.events import documents
 from app.models import Event, EventDocument
+from app.timeline import formats
 from tests.conftest import Writable, stale_documents
 from tests.test_writes import SOURCE, create, new_event
 
@@ -111,7 +112,9 @@ def test_missing_and_outdated_copies_are_assembled_on_read_then_refilled(
     writable: Writable,
 ) -> None:
     w = writable
-    served = w.client.get("/v1/timeline", params={"from": "2025-04", "limit": 200})
+    params = {"from": "2025-04", "limit": 200}
+    served = w.client.get("/v1/timeline", params=params)
+    exported = w.client.get("/v1/timeline", params={"from": "2025-04", "format": "csv"})
     with w.session() as s, s.begin():
         ids = list(s.scalars(select(Event.id).where(Event.date >= dt.date(2025, 4, 1))))
         s.execute(delete(EventDocument).where(EventDocument.event_id.in_(ids[::2])))
@@ -119,14 +122,12 @@ def test_missing_and_outdated_copies_are_assembled_on_read_then_refilled(
         s.execute(
             update(EventDocument)
             .where(EventDocument.event_id.in_(ids[1::2]))
-            .values(format=documents.FORMAT - 1, body=b'{"stale": true}')
+            .values(format=documents.FORMAT - 1, body=b'{"stale": true}', csv="stale\r\n")
         )
-    again = w.client.get(
-        "/v1/timeline",
-        params={"from": "2025-04", "limit": 200},
-        headers={"Cache-Control": "no-cache"},
-    )
-    assert again.content == served.content
+    fresh = {"Cache-Control": "no-cache"}
+    assert w.client.get("/v1/timeline", params=params, headers=fresh).content == served.content
+    again = w.client.get("/v1/timeline", params={"from": "2025-04", "format": "csv"}, headers=fresh)
+    assert again.text == exported.text
 
     done = subprocess.run(
         [sys.executable, "-m", "app.events.documents", "--database-url", w.url],
@@ -153,3 +154,29 @@ def test_reads_inside_a_writing_transaction_see_its_changes(writable: Writable) 
         assert doc["title"] == "Changed, not yet committed"
         s.rollback()
     assert stored_body(w, "2025-04-21-documents-uncommitted")["title"] == "A test statement"
+
+
+def test_the_csv_export_copies_the_stored_lines(writable: Writable) -> None:
+    """A CSV export streams each event's stored line as it is (no document parsed), and the
+    line is the one rendering the served document gives."""
+    w = writable
+    event_id = "2025-04-22-documents-csv"
+    create(w, new_event(event_id, title='A "quoted", title'))
+    with w.session() as s, s.begin():
+        row = s.execute(
+            select(EventDocument.event_id, EventDocument.csv)
+            .join(Event, Event.id == EventDocument.event_id)
+            .where(Event.public_id == event_id)
+        ).one()
+        assert row.csv == formats.csv_line(timeline_item(w, event_id))
+        s.execute(
+            update(EventDocument)
+            .where(EventDocument.event_id == row.event_id)
+            .values(csv=row.csv.replace("Written by the test suite.", "Read from the stored line"))
+        )
+    params = {"from": "2025-04-20", "to": "2025-04-20", "format": "csv"}
+    text = w.client.get("/v1/timeline", params=params, headers={"Cache-Control": "no-cache"}).text
+    assert text.startswith(formats.CSV_HEADER)
+    assert '"A ""quoted"", title"' in text and "Read from the stored line" in text
+    with w.session() as s, s.begin():
+        documents.write(s, [row.event_id])

@@ -36,10 +36,11 @@ from app.models import (
     claim_source,
 )
 from app.revisions.service import serialise_writers
+from app.timeline import formats
 
 # Bump when `assemble` changes what a document holds: stored rows of another format are then
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
-FORMAT = 1
+FORMAT = 2  # 2: with the CSV line
 BATCH = 500
 
 
@@ -265,19 +266,43 @@ def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]
 
 _d = EventDocument.__table__.c
 _STORED = select(_d.event_id, _d.body).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
+_STORED_CSV = select(_d.event_id, _d.csv).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
+
+
+def _unusable(session: Session, ids: list[int], found: dict[int, Any]) -> list[int]:
+    """Drop the stored copies that a change not yet committed has outdated; return the ids
+    that have none: those are assembled."""
+    pending = session.info.get(_TOUCHED)
+    if pending is not None:
+        for event_id in pending[0]:
+            found.pop(event_id, None)
+    return [i for i in ids if i not in found]
 
 
 def _bodies(session: Session, ids: list[int]) -> dict[int, bytes]:
     """Stored bodies, with the missing, outdated, and changed-but-uncommitted ones assembled."""
     found = {row.event_id: bytes(row.body) for row in session.execute(_STORED, {"ids": ids})}
-    pending = session.info.get(_TOUCHED)
-    if pending is not None:
-        for event_id in pending[0]:
-            found.pop(event_id, None)
-    missing = [i for i in ids if i not in found]
+    missing = _unusable(session, ids, found)
     if missing:
         found.update((i, serialise(doc)) for i, doc in _build(session, missing).items())
     return found
+
+
+def csv_line(doc: dict[str, Any]) -> str:
+    # From the document as served (JSON-safe: ISO dates), as the export wrote it before lines
+    # were stored.
+    return formats.csv_line(orjson.loads(serialise(doc)))
+
+
+def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
+    """The CSV export's lines of these events, in the given order; assembled where the stored
+    ones cannot be used, as for `stored`."""
+    ids = list(event_ids)
+    found = dict(session.execute(_STORED_CSV, {"ids": ids}).tuples().all()) if ids else {}
+    missing = _unusable(session, ids, found)
+    if missing:
+        found.update((i, csv_line(doc)) for i, doc in _build(session, missing).items())
+    return [found[i] for i in ids if i in found]
 
 
 def stored(session: Session, event_ids: Sequence[int]) -> list[orjson.Fragment]:
@@ -309,7 +334,8 @@ def write(session: Session, event_ids: Sequence[int]) -> int:
         docs = _build(session, chunk)
         session.execute(delete(EventDocument).where(EventDocument.event_id.in_(chunk)))
         rows = [
-            {"event_id": i, "format": FORMAT, "body": serialise(doc)} for i, doc in docs.items()
+            {"event_id": i, "format": FORMAT, "body": serialise(doc), "csv": csv_line(doc)}
+            for i, doc in docs.items()
         ]
         if rows:
             session.execute(insert(EventDocument), rows)

@@ -129,18 +129,25 @@ def csv_row(doc: dict[str, Any]) -> list[str]:
     return [safe_cell(values[k]) for k in CSV_COLUMNS]
 
 
-def render_csv(batches: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
+def _csv_text(rows: Iterable[list[str]]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180 line ends and quoting
-    writer.writerow(CSV_COLUMNS)
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)  # RFC 4180 line ends and quoting
+    return buffer.getvalue()
+
+
+CSV_HEADER = _csv_text([CSV_COLUMNS])
+
+
+def csv_line(doc: dict[str, Any]) -> str:
+    """The event's line of a CSV export, stored with its document (app/events/documents.py)."""
+    return _csv_text([csv_row(doc)])
+
+
+def render_csv(batches: Iterable[list[str]]) -> Iterator[str]:
+    """The header, then each batch of lines (`csv_line`) as one chunk."""
+    yield CSV_HEADER
     for batch in batches:
-        for doc in batch:
-            writer.writerow(csv_row(doc))
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue()
+        yield "".join(batch)
 
 
 # --- NDJSON ------------------------------------------------------------------------------

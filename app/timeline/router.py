@@ -1,6 +1,6 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.utils import format_datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -21,6 +21,7 @@ from app.timeline.schemas import (
 )
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
+T = TypeVar("T")
 
 
 # A JSON body, so it is documented (and checked by schema validators) as an object.
@@ -130,20 +131,19 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.session_factory
 
-    def read() -> Iterator[list[dict[str, Any]]]:
+    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
         # A streamed body outlives the request's session, so the export reads in its own.
         with factory() as export_session:
-            yield from service.export(export_session, query)
+            yield from export(export_session, query)
 
     # Documents come JSON-safe (ISO strings, not dates): renderers see what the JSON API serves.
-    batches = read()
     stream: Iterator[str] | Iterator[bytes]
     if fmt == "csv":
-        stream = formats.render_csv(batches)
+        stream = formats.render_csv(read(service.export_csv))
     elif fmt == "ndjson":
-        stream = formats.render_ndjson(batches)
+        stream = formats.render_ndjson(read(service.export))
     elif fmt == "geojson":
-        stream = formats.render_geojson(batches, licence)
+        stream = formats.render_geojson(read(service.export), licence)
     else:
-        stream = formats.render_ics(batches, base, "Diplomatic Timeline", licence)
+        stream = formats.render_ics(read(service.export), base, "Diplomatic Timeline", licence)
     return StreamingResponse(stream, media_type=media, headers=headers)

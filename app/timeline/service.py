@@ -45,6 +45,7 @@ from app.models import (
 from app.organisations.service import MEMBER_STATUSES
 from app.revisions import service as revision_service
 from app.schemas import fold, parse_partial_date
+from app.timeline import formats
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 from app.vocabulary import MembershipEnd, ParticipantRole
 
@@ -567,10 +568,22 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
     """Every matching event, in batches, for streamed exports: memory stays flat whatever the
     size of the export, since each batch is dropped once written."""
     if query.as_known_at is not None:
-        yield _historical_page(
-            session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
-        ).items
+        yield _historical(session, query)
         return
+    for ids in _export_ids(session, query):
+        yield documents.documents(session, ids)
+
+
+def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
+    """As `export`, each event as its CSV line: the stored ones, copied as they are."""
+    if query.as_known_at is not None:
+        yield [formats.csv_line(doc) for doc in _historical(session, query)]
+        return
+    for ids in _export_ids(session, query):
+        yield documents.csv_lines(session, ids)
+
+
+def _export_ids(session: Session, query: TimelineQuery) -> Iterator[list[int]]:
     base, date, key = _plan(session, query)
     after: tuple[dt.date, str] | None = None
     while True:
@@ -578,16 +591,21 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
         rows = session.execute(stmt).all()
         if not rows:
             return
-        yield documents.documents(session, [r.id for r in rows])
+        yield [r.id for r in rows]
         after = (rows[-1].date, rows[-1].public_id)
+
+
+def _historical(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:
+    """Every matching event as it was known at `as_known_at`."""
+    return _historical_page(
+        session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
+    ).items
 
 
 def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:
     """The matching events most recently created or changed first (for feeds)."""
     if query.as_known_at is not None:
-        docs = _historical_page(
-            session, query.model_copy(update={"limit": 10**9, "cursor": None}), ""
-        ).items
+        docs = _historical(session, query)
         return sorted(docs, key=lambda d: d["updated_at"], reverse=True)[: query.limit]
     stmt = filtered(session, query).order_by(Event.updated_at.desc(), Event.public_id)
     rows = session.execute(stmt.limit(query.limit)).all()
