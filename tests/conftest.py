@@ -172,7 +172,7 @@ def stale_documents(engine: Engine) -> list[str]:
     return [
         names[i]
         for i in ids
-        if stored.get(i) != (documents.serialise(fresh[i]), documents.csv_line(fresh[i]))
+        if stored.get(i) != (body := documents.serialise(fresh[i]), documents.csv_line(body))
     ]
 
 

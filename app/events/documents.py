@@ -288,10 +288,10 @@ def _bodies(session: Session, ids: list[int]) -> dict[int, bytes]:
     return found
 
 
-def csv_line(doc: dict[str, Any]) -> str:
+def csv_line(body: bytes) -> str:
     # From the document as served (JSON-safe: ISO dates), as the export wrote it before lines
     # were stored.
-    return formats.csv_line(orjson.loads(serialise(doc)))
+    return formats.csv_line(orjson.loads(body))
 
 
 def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
@@ -301,7 +301,7 @@ def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
     found = dict(session.execute(_STORED_CSV, {"ids": ids}).tuples().all()) if ids else {}
     missing = _unusable(session, ids, found)
     if missing:
-        found.update((i, csv_line(doc)) for i, doc in _build(session, missing).items())
+        found.update((i, csv_line(serialise(doc))) for i, doc in _build(session, missing).items())
     return [found[i] for i in ids if i in found]
 
 
@@ -333,9 +333,10 @@ def write(session: Session, event_ids: Sequence[int]) -> int:
         serialise_writers(session)
         docs = _build(session, chunk)
         session.execute(delete(EventDocument).where(EventDocument.event_id.in_(chunk)))
+        bodies = {i: serialise(doc) for i, doc in docs.items()}
         rows = [
-            {"event_id": i, "format": FORMAT, "body": serialise(doc), "csv": csv_line(doc)}
-            for i, doc in docs.items()
+            {"event_id": i, "format": FORMAT, "body": body, "csv": csv_line(body)}
+            for i, body in bodies.items()
         ]
         if rows:
             session.execute(insert(EventDocument), rows)
