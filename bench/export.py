@@ -1,4 +1,5 @@
-"""Streamed CSV export: rows per second and the server's peak memory, at two data sizes.
+"""Streamed CSV export: rows per second, uncompressed and gzipped, and the server's peak memory,
+at two data sizes.
 
 `python -m bench.export [--events 10000 100000] [--seed S] [--help]`
 
