@@ -15,11 +15,11 @@ import argparse
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import BindParameter, bindparam, delete, event, insert, inspect, select
+from sqlalchemy import BindParameter, Select, bindparam, delete, event, insert, inspect, select
 from sqlalchemy.orm import InstanceState, Session, UOWTransaction
 
 from app.models import (
@@ -42,6 +42,7 @@ from app.timeline import formats
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
 FORMAT = 2  # 2: with the CSV line
 BATCH = 500
+T = TypeVar("T")
 
 
 # What a document shows of each source: the columns read, the keys written, and the fields
@@ -269,23 +270,31 @@ _STORED = select(_d.event_id, _d.body).where(_d.event_id.in_(_IDS), _d.format ==
 _STORED_CSV = select(_d.event_id, _d.csv).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
 
 
-def _unusable(session: Session, ids: list[int], found: dict[int, Any]) -> list[int]:
-    """Drop the stored copies that a change not yet committed has outdated; return the ids
-    that have none: those are assembled."""
+def _current(
+    session: Session,
+    ids: list[int],
+    statement: Select[Any],
+    *,
+    stored: Callable[[Any], T],
+    built: Callable[[bytes], T],
+) -> dict[int, T]:
+    """Each event's stored value where it can be used; for the missing, outdated, and
+    changed-but-uncommitted ones, the value `built` from the document assembled afresh."""
+    found = {
+        event_id: stored(value) for event_id, value in session.execute(statement, {"ids": ids})
+    }
     pending = session.info.get(_TOUCHED)
     if pending is not None:
         for event_id in pending[0]:
             found.pop(event_id, None)
-    return [i for i in ids if i not in found]
+    missing = [i for i in ids if i not in found]
+    if missing:
+        found.update((i, built(serialise(doc))) for i, doc in _build(session, missing).items())
+    return found
 
 
 def _bodies(session: Session, ids: list[int]) -> dict[int, bytes]:
-    """Stored bodies, with the missing, outdated, and changed-but-uncommitted ones assembled."""
-    found = {row.event_id: bytes(row.body) for row in session.execute(_STORED, {"ids": ids})}
-    missing = _unusable(session, ids, found)
-    if missing:
-        found.update((i, serialise(doc)) for i, doc in _build(session, missing).items())
-    return found
+    return _current(session, ids, _STORED, stored=bytes, built=lambda body: body)
 
 
 def csv_line(body: bytes) -> str:
@@ -295,13 +304,9 @@ def csv_line(body: bytes) -> str:
 
 
 def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
-    """The CSV export's lines of these events, in the given order; assembled where the stored
-    ones cannot be used, as for `stored`."""
+    """The CSV export's lines of these events, in the given order, as `stored` gives bodies."""
     ids = list(event_ids)
-    found = dict(session.execute(_STORED_CSV, {"ids": ids}).tuples().all()) if ids else {}
-    missing = _unusable(session, ids, found)
-    if missing:
-        found.update((i, csv_line(serialise(doc))) for i, doc in _build(session, missing).items())
+    found = _current(session, ids, _STORED_CSV, stored=str, built=csv_line) if ids else {}
     return [found[i] for i in ids if i in found]
 
 
