@@ -65,6 +65,11 @@ LOCK_WAIT_SECONDS = 5
 # How long a request waits for a free pooled connection, or for PostgreSQL to accept one.
 POOL_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
+# SQLite's page cache per connection, in KiB (its default is 2 MB). Pages outside it are read
+# from the operating system's cache with a system call each: at 1M events a page of 50 reads
+# about 150 of them, and a 64 MB cache cut its time by a third (bench/README.md). It fills only
+# as pages are read, so an idle or small database costs nothing.
+SQLITE_CACHE_KIB = 64 * 1024
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -76,6 +81,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 

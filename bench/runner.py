@@ -512,10 +512,10 @@ def inprocess_search(database_url: str, words: dict[str, str], reps: int) -> lis
             # The targets: a rare word's page, and a common word's page *ranked*.
             params = {"q": word, "order": "relevance"} if kind == "common" else {"q": word}
             query = TimelineQuery.model_validate(params)
-            stmt = service.filtered(session, query)
+            stmt, params = service.filtered(session, query)
             from sqlalchemy import func, select
 
-            matches = session.scalar(select(func.count()).select_from(stmt.subquery()))
+            matches = session.scalar(select(func.count()).select_from(stmt.subquery()), params)
             for _ in range(reps):
                 t0 = time.perf_counter()
                 page = service.page(session, query, cursor_secret=CURSOR_SECRET)

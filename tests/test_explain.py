@@ -17,7 +17,7 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from app.models import State
-from app.timeline import service
+from app.timeline import service, statements
 from app.timeline.schemas import TimelineQuery
 from tests.conftest import ON_POSTGRES
 
@@ -202,7 +202,7 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
     engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Many matches: no self-join and no fence, so the page can walk its order index."""
-    monkeypatch.setattr(service, "FEW_MATCHES", 0)
+    monkeypatch.setattr(statements, "FEW_MATCHES", 0)
     sql, plan = text_page(engine, session, "tinzaouaten")
     if ON_POSTGRES:
         assert "OFFSET" not in sql and "event.search_vector @@" in sql, sql
@@ -222,9 +222,9 @@ def test_a_pair_is_read_off_its_rarest_state(engine: Engine, session: Session, p
     }
     counts = {code: service._participations(session, state_id) for code, state_id in ids.items()}
     assert counts["MLI"] != counts["FRA"], counts
-    driver = service._driver(session, query)
+    driver = service.resolve(session, query, driven=True).driver
     assert driver is not None
-    assert driver.state_id == ids[min(counts, key=counts.__getitem__)]
+    assert driver.value == ids[min(counts, key=counts.__getitem__)]
     plan = page_plan(engine, session, {"between": pair})
     assert "ix_event_participant_state_timeline" in plan, plan
     assert_no_full_scan(plan)

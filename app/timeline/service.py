@@ -8,46 +8,21 @@ import hmac
 import html
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    Select,
-    and_,
-    bindparam,
-    column,
-    exists,
-    func,
-    literal,
-    literal_column,
-    or_,
-    select,
-    table,
-    text,
-    union_all,
-)
+from sqlalchemy import Select, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnClause
 
 from app.errors import InvalidParameter
 from app.events import documents
-from app.models import (
-    Event,
-    EventTag,
-    Membership,
-    Organisation,
-    Participant,
-    Place,
-    PlaceAlias,
-    State,
-)
+from app.models import Event, Organisation, Participant, Place, PlaceAlias, State
 from app.organisations.service import MEMBER_STATUSES
 from app.revisions import service as revision_service
 from app.schemas import fold, parse_partial_date
-from app.timeline import formats
+from app.timeline import formats, statements
 from app.timeline.schemas import FacetsQuery, TimelineQuery
-from app.vocabulary import MembershipEnd, ParticipantRole
 
 CURSOR_VERSION = 1
 PAGE_FIELDS = {"cursor", "limit", "count", "format", "group_by"}
@@ -141,8 +116,6 @@ def _lookup(session: Session, model: Any, codes: list[str], what: str, param: st
 
 def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int], list[int]]:
     """Split codes into state and organisation ids; a code may name either."""
-    if not codes:
-        return [], []
     states = _ids_by_code(session, State, codes)
     orgs = _ids_by_code(session, Organisation, codes)
     for code in codes:
@@ -159,124 +132,6 @@ def _pair(session: Session, between: str) -> list[int]:
     return _lookup(session, State, codes, "state", "between")
 
 
-def _with_role(state_ids: list[int], org_ids: list[int], role: ParticipantRole) -> Any:
-    return Event.id.in_(
-        select(Participant.event_id).where(
-            Participant.role == role.value,
-            or_(Participant.state_id.in_(state_ids), Participant.organisation_id.in_(org_ids)),
-        )
-    )
-
-
-def _member_on_event_date(org_id: int) -> Any:
-    """A participating state belonged to the organisation on the event's date."""
-    return exists(
-        select(Participant.id)
-        .join(Membership, Membership.state_id == Participant.state_id)
-        .where(
-            Participant.event_id == Event.id,
-            Membership.organisation_id == org_id,
-            Membership.status.in_(MEMBER_STATUSES),
-            Membership.start_on <= Event.date,
-            or_(
-                Membership.end_kind == MembershipEnd.open.value,
-                and_(
-                    Membership.end_kind == MembershipEnd.dated.value,
-                    Membership.end_on > Event.date,
-                ),
-            ),
-        )
-    )
-
-
-def filtered(
-    session: Session, query: TimelineQuery, *, driver: "Driver | None" = None
-) -> Select[tuple[int, dt.date, str]]:
-    """The matching events, unordered and unpaged. Raises InvalidParameter for bad values.
-
-    With a `driver`, its own condition is left out: the caller reads that table directly.
-    """
-    stmt = select(Event.id, Event.date, Event.public_id).where(Event.deleted_at.is_(None))
-    start = parse_partial_date(query.from_) if query.from_ else None
-    end = parse_partial_date(query.to, end=True) if query.to else None
-    if start and end and start > end:
-        raise InvalidParameter(["query", "from"], f"from ({start}) is after to ({end})")
-    if start:
-        stmt = stmt.where(Event.date >= start)
-    if end:
-        stmt = stmt.where(Event.date <= end)
-
-    # The driver has looked its codes up (and refused unknown ones) already.
-    skip = driver.skip if driver else None
-    if query.state and skip != "state":
-        ids = _lookup(session, State, query.state, "state", "state")
-        stmt = stmt.where(
-            Event.id.in_(select(Participant.event_id).where(Participant.state_id.in_(ids)))
-        )
-    if query.between:
-        pair = driver.pair if driver is not None and skip == "between" else None
-        for state_id in pair or _pair(session, query.between):
-            if driver is not None and state_id == driver.state_id:
-                continue
-            # Correlated: the page is read off the rarest state's index, each row checked here.
-            other = Participant.__table__.alias("other_state")
-            stmt = stmt.where(
-                exists().where(other.c.event_id == Event.id, other.c.state_id == state_id)
-            )
-    if query.actor:
-        stmt = stmt.where(
-            _with_role(*_actor_ids(session, query.actor, "actor"), ParticipantRole.initiator)
-        )
-    if query.target:
-        stmt = stmt.where(
-            _with_role(*_actor_ids(session, query.target, "target"), ParticipantRole.target)
-        )
-    if query.organisation:
-        if skip != "organisation":
-            org_ids = _lookup(
-                session, Organisation, query.organisation, "organisation", "organisation"
-            )
-            conditions = [
-                Event.id.in_(
-                    select(Participant.event_id).where(Participant.organisation_id.in_(org_ids))
-                )
-            ]
-            if query.include_members:
-                conditions.extend(_member_on_event_date(org_id) for org_id in org_ids)
-            stmt = stmt.where(or_(*conditions))
-    elif query.include_members:
-        raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
-    if query.kind:
-        stmt = stmt.where(Event.kind.in_([k.value for k in query.kind]))
-    if query.category:
-        stmt = stmt.where(Event.category.in_(query.category))
-    if query.tag and skip != "tag":
-        stmt = stmt.where(
-            Event.id.in_(select(EventTag.event_id).where(EventTag.tag.in_(query.tag)))
-        )
-    if query.q:
-        stmt = stmt.where(_text_match(session, search_terms(query.q)))
-    elif query.order == "relevance":
-        raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
-    return stmt
-
-
-# SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
-# migrations, not in the metadata: each exists on one database only).
-EVENT_FTS = table("event_fts", column("rowid"))
-SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
-
-
-def _tsquery(terms: list[str]) -> Any:
-    """PostgreSQL: every word, each as a prefix."""
-    return func.to_tsquery(literal_column("'simple'"), " & ".join(f"{term}:*" for term in terms))
-
-
-def _fts_match(terms: list[str]) -> str:
-    """SQLite FTS5: every word, each as a prefix."""
-    return " ".join(f'"{term}"*' for term in terms)
-
-
 def search_terms(q: str) -> list[str]:
     """The words of a query, folded like the indexed text. Only letters and digits survive, so
     nothing in `q` can reach either engine's query syntax."""
@@ -286,57 +141,143 @@ def search_terms(q: str) -> list[str]:
     return terms
 
 
-# Up to this many matches, PostgreSQL reads them all through the GIN index before paging
-# (bench/README.md: a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the timeline
-# order and testing each event finds a page of a common word sooner. At 1M events the two cost
-# the same near 10,000 matches: walking costs about 51 x N/m tests, reading m index lookups.
-FEW_MATCHES = 5_000
+def _engine_words(dialect: str, terms: list[str]) -> str:
+    """Every word, each as a prefix, in the engine's query syntax (bound as `words`)."""
+    if dialect == "postgresql":
+        return " & ".join(f"{term}:*" for term in terms)
+    return " ".join(f'"{term}"*' for term in terms)
 
 
-def _text_match(session: Session, terms: list[str]) -> Any:
-    """Events whose text has every word, each as a word prefix ("tinzaouat" finds
-    "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL."""
-    if session.get_bind().dialect.name == "postgresql":
-        condition = SEARCH_VECTOR.op("@@")(_tsquery(terms))
-        matches = select(Event.id).where(condition)
-        # PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches),
-        # so it walks the date index for a rare word, testing every event it passes. A bounded
-        # count through the index tells how many there really are.
-        bounded = matches.limit(FEW_MATCHES + 1).subquery()
-        if (session.scalar(select(func.count()).select_from(bounded)) or 0) <= FEW_MATCHES:
-            # OFFSET 0 keeps the planner from merging the subquery into the outer query, so the
-            # matches are read first (and all of them, whatever a concurrent write adds).
-            return Event.id.in_(matches.offset(0))
-        # Many matches: tested on the page's own rows (no self-join), in whichever order the
-        # plan reads them.
-        return condition
-    return Event.id.in_(
-        select(literal_column("rowid"))
-        .select_from(text("event_fts"))
-        .where(text("event_fts MATCH :fts_query").bindparams(fts_query=_fts_match(terms)))
-    )
+@dataclass(slots=True)
+class Filters:
+    """A query's filters checked and resolved against the database: codes to ids, partial dates
+    to days, words to the engine's query. The statement is built once per `shape`; these are
+    the values bound to it (`params`)."""
 
+    start: dt.date | None = None
+    end: dt.date | None = None
+    states: list[int] = field(default_factory=list)
+    pair: list[int] = field(default_factory=list)
+    actor: tuple[list[int], list[int]] | None = None  # (state ids, organisation ids)
+    target: tuple[list[int], list[int]] | None = None
+    organisations: list[int] = field(default_factory=list)
+    members: bool = False
+    kinds: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    words: str | None = None
+    text: statements.TextMode | None = None
+    driver: "Driver | None" = None
 
-def _ranked(session: Session, stmt: Select[Any], terms: list[str]) -> tuple[Select[Any], Any]:
-    """The matching events with a score, higher is better (bm25 on SQLite, ts_rank on
-    PostgreSQL), and the score column."""
-    if session.get_bind().dialect.name == "postgresql":
-        score = func.ts_rank(SEARCH_VECTOR, _tsquery(terms)).label("score")
-        return stmt.add_columns(score), score
-    # Scored once by one MATCH and joined: a correlated bm25() per row ran the MATCH again for
-    # every matching event, quadratic in the matches (minutes for a common word at 1M).
-    # bm25 is lower for better matches; negated so that both engines sort descending.
-    scores = (
-        select(
-            EVENT_FTS.c.rowid.label("event_id"),
-            (-func.bm25(literal_column("event_fts"))).label("score"),
+    @property
+    def shape(self) -> statements.Shape:
+        kind = self.driver.kind if self.driver else None
+        return statements.Shape(
+            start=self.start is not None,
+            end=self.end is not None,
+            states=bool(self.states) and kind != "state",
+            also=len(self._also()),
+            actor=self.actor is not None,
+            target=self.target is not None,
+            organisations=bool(self.organisations) and kind != "organisation",
+            members=self.members,
+            kinds=bool(self.kinds),
+            categories=bool(self.categories),
+            tags=bool(self.tags) and kind != "tag",
+            text=self.text,
+            driver=kind,
         )
-        .select_from(EVENT_FTS)
-        .where(text("event_fts MATCH :fts_rank_query").bindparams(fts_rank_query=_fts_match(terms)))
-        .subquery("fts_scores")
-    )
-    joined = stmt.join(scores, scores.c.event_id == Event.id).add_columns(scores.c.score)
-    return joined, scores.c.score
+
+    def _also(self) -> list[int]:
+        # Every state of the pair is tested on each row, but the one the driver reads.
+        driver = self.driver
+        if driver is not None and driver.kind == "between":
+            return [state_id for state_id in self.pair if state_id != driver.value]
+        return self.pair
+
+    @property
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "start": self.start,
+            "end": self.end,
+            "states": self.states,
+            "organisations": self.organisations,
+            "kinds": self.kinds,
+            "categories": self.categories,
+            "tags": self.tags,
+            "words": self.words,
+        }
+        for i, state_id in enumerate(self._also()):
+            params[f"also_{i}"] = state_id
+        for role, ids in (("actor", self.actor), ("target", self.target)):
+            if ids is not None:
+                params[f"{role}_states"], params[f"{role}_orgs"] = ids
+        if self.driver is not None:
+            params["driver"] = self.driver.value
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """The table a page is read from, when one filter names a single state, organisation or tag.
+
+    Reading (state_id, date, public_id) in index order and joining each row to its event stops
+    after one page; reading events and testing `id IN (events of the state)` reads and sorts
+    every event of the state first (bench/README.md).
+    """
+
+    kind: statements.DriverKind
+    # The state or organisation id, or the tag, read in index order.
+    value: int | str
+
+
+def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> Filters:
+    """The query's filters, checked: raises InvalidParameter for bad values (unknown codes, from
+    after to, …). With `driven`, also the table to read a page from (`Driver`)."""
+    f = Filters()
+    f.start = parse_partial_date(query.from_) if query.from_ else None
+    f.end = parse_partial_date(query.to, end=True) if query.to else None
+    if f.start and f.end and f.start > f.end:
+        raise InvalidParameter(["query", "from"], f"from ({f.start}) is after to ({f.end})")
+    f.states = _lookup(session, State, query.state, "state", "state")
+    if query.between:
+        f.pair = _pair(session, query.between)
+    if query.actor:
+        f.actor = _actor_ids(session, query.actor, "actor")
+    if query.target:
+        f.target = _actor_ids(session, query.target, "target")
+    if query.organisation:
+        f.organisations = _lookup(
+            session, Organisation, query.organisation, "organisation", "organisation"
+        )
+        f.members = query.include_members
+    elif query.include_members:
+        raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
+    f.kinds = [k.value for k in query.kind]
+    f.categories = query.category
+    f.tags = query.tag
+    if query.q:
+        dialect = session.get_bind().dialect.name
+        f.words = _engine_words(dialect, search_terms(query.q))
+        f.text = _text_mode(session, f.words) if dialect == "postgresql" else "fts"
+    elif query.order == "relevance":
+        raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
+    if driven:
+        f.driver = _driver(session, f)
+    return f
+
+
+def _text_mode(session: Session, words: str) -> statements.TextMode:
+    matches = session.scalar(statements.TEXT_MATCHES, {"words": words}) or 0
+    return "few" if matches <= statements.FEW_MATCHES else "many"
+
+
+def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[str, Any]]:
+    """The matching events as (id, date, public_id), unordered and unpaged, read off `event`,
+    and the values to execute it with. Raises InvalidParameter for bad values."""
+    f = resolve(session, query)
+    stmt, _, _ = statements.matching(f.shape)
+    return stmt, f.params
 
 
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
@@ -347,7 +288,8 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     """
     if query.as_known_at is not None:
         raise InvalidParameter(["query", "as_known_at"], "facets describe the current data only")
-    matching = filtered(session, query).add_columns(Event.kind, Event.category).cte("matching")
+    stmt, params = filtered(session, query)
+    matching = stmt.add_columns(Event.kind, Event.category).cte("matching")
     dialect = session.get_bind().dialect.name
     width = 7 if query.interval == "month" else 4
     iso = (
@@ -370,7 +312,7 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
         "state": [],
         "organisation": [],
     }
-    for facet, value, count in session.execute(union_all(*parts)):
+    for facet, value, count in session.execute(union_all(*parts), params):
         out[facet].append({"value": value, "count": count})
     actor = (
         select(
@@ -385,7 +327,7 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
         .where(or_(Participant.state_id.is_not(None), Participant.organisation_id.is_not(None)))
         .group_by(State.code, Organisation.code)
     )
-    for state, organisation, count in session.execute(actor):
+    for state, organisation, count in session.execute(actor, params):
         if state is not None:
             out["state"].append({"value": state, "count": count})
         else:
@@ -396,24 +338,6 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     return {"total": sum(f["count"] for f in out["kind"]), **out}
 
 
-@dataclass(frozen=True, slots=True)
-class Driver:
-    """The table a page is read from, when one filter names a single state, organisation or tag.
-
-    Reading (state_id, date, public_id) in index order and joining each row to its event stops
-    after one page; reading events and testing `id IN (events of the state)` reads and sorts
-    every event of the state first (bench/README.md).
-    """
-
-    skip: str
-    table: Any
-    match: Any
-    # For `between`: the state read from the index, and the pair's states, each tested on
-    # every row except that one.
-    state_id: int | None = None
-    pair: tuple[int, ...] = ()
-
-
 # A pair is read off its rarest state's participations, found by counting each state's up to
 # this many. At 1M, a page of USA with South Sudan (about 5,000 participations) read USA's
 # first and took 168 ms on SQLite (seconds under load); read off South Sudan, 8 ms. The counts
@@ -421,22 +345,17 @@ class Driver:
 RARITY_CAP = 10_000
 
 
-def _driver(session: Session, query: TimelineQuery) -> Driver | None:
-    p, t = Participant.__table__.c, EventTag.__table__.c
-    if len(query.state) == 1:
-        (state_id,) = _lookup(session, State, query.state, "state", "state")
-        return Driver("state", p, p.state_id == state_id)
-    if query.between:
-        pair = _pair(session, query.between)
-        rarest = min(pair, key=lambda state_id: _participations(session, state_id))
-        return Driver("between", p, p.state_id == rarest, rarest, tuple(pair))
-    if len(query.organisation) == 1 and not query.include_members:
-        (org_id,) = _lookup(
-            session, Organisation, query.organisation, "organisation", "organisation"
+def _driver(session: Session, f: Filters) -> Driver | None:
+    if len(f.states) == 1:
+        return Driver("state", f.states[0])
+    if f.pair:
+        return Driver(
+            "between", min(f.pair, key=lambda state_id: _participations(session, state_id))
         )
-        return Driver("organisation", p, p.organisation_id == org_id)
-    if len(query.tag) == 1:
-        return Driver("tag", t, t.tag == query.tag[0])
+    if len(f.organisations) == 1 and not f.members:
+        return Driver("organisation", f.organisations[0])
+    if len(f.tags) == 1:
+        return Driver("tag", f.tags[0])
     return None
 
 
@@ -453,53 +372,25 @@ def _participations(session: Session, state_id: int) -> int:
     return session.scalar(_PARTICIPATIONS, {"state_id": state_id}) or 0
 
 
-def _plan(session: Session, query: TimelineQuery) -> tuple[Select[Any], Any, Any]:
-    """The matching events as (id, date, public_id), and the columns to order and page on."""
-    driver = _driver(session, query)
-    if driver is None:
-        return filtered(session, query), Event.date, Event.public_id
-    conditions = filtered(session, query, driver=driver).whereclause
-    d = driver.table
-    stmt = (
-        select(d.event_id.label("id"), d.date.label("date"), d.public_id.label("public_id"))
-        .join(Event, Event.id == d.event_id)
-        .where(driver.match)
-        # A state taking part twice (two roles) would list the event twice.
-        .distinct()
-    )
-    if conditions is not None:
-        stmt = stmt.where(conditions)
-    if query.from_:
-        stmt = stmt.where(d.date >= parse_partial_date(query.from_))
-    if query.to:
-        stmt = stmt.where(d.date <= parse_partial_date(query.to, end=True))
-    return stmt, d.date, d.public_id
-
-
 def check(session: Session, query: TimelineQuery) -> None:
     """Raise InvalidParameter for bad values (unknown codes, from after to, …) without paging."""
-    filtered(session, query)
+    resolve(session, query)
 
 
-def _ordered_after(
-    stmt: Select[Any],
+def _rows(
+    session: Session,
+    f: Filters,
     desc: bool,
     after: tuple[dt.date, str] | None,
-    date: Any = Event.date,
-    key: Any = Event.public_id,
-) -> Select[Any]:
-    """Keyset continuation in (date, id) order, on the columns the plan reads."""
+    limit: int,
+) -> list[Any]:
+    """Up to `limit` matching rows (id, date, public_id) in timeline order, after `after`."""
+    params = f.params
+    params["limit"] = limit
     if after is not None:
-        after_date, after_id = after
-        # The cursor's date bounds the index range itself; a bare row-value comparison combined
-        # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
-        if desc:
-            stmt = stmt.where(date <= after_date, or_(date < after_date, key < after_id))
-        else:
-            stmt = stmt.where(date >= after_date, or_(date > after_date, key > after_id))
-    if desc:
-        return stmt.order_by(date.desc(), key.desc())
-    return stmt.order_by(date, key)
+        params["after_date"], params["after_id"] = after
+    stmt = statements.page(f.shape, desc, after is not None)
+    return list(session.execute(stmt, params).all())
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
@@ -507,13 +398,12 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         return _historical_page(session, query, cursor_secret)
     if query.order == "relevance":
         return _relevance_page(session, query, cursor_secret)
-    stmt, date, key = _plan(session, query)
+    f = resolve(session, query, driven=True)
     total = None
     if query.count:
-        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        total = session.scalar(statements.count(f.shape), f.params) or 0
     after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
-    stmt = _ordered_after(stmt, query.order == "desc", after, date, key)
-    rows = session.execute(stmt.limit(query.limit + 1)).all()
+    rows = _rows(session, f, query.order == "desc", after, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None
@@ -526,19 +416,18 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
 
 def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     """Best matches first; ties in date order. Paged by position: a ranking has no stable key."""
-    stmt = filtered(session, query)
-    assert query.q is not None  # noqa: S101 - filtered() refused relevance without q
-    terms = search_terms(query.q)
+    f = resolve(session, query)
+    assert query.q is not None  # noqa: S101 - resolve() refused relevance without q
     total = None
     if query.count:
-        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        total = session.scalar(statements.count(f.shape), f.params) or 0
     offset = decode_offset(cursor_secret, query, query.cursor) if query.cursor else 0
-    ranked, score = _ranked(session, stmt, terms)
-    ranked = ranked.order_by(score.desc(), Event.date, Event.public_id)
-    rows = session.execute(ranked.offset(offset).limit(query.limit + 1)).all()
+    params = {**f.params, "offset": offset, "limit": query.limit + 1}
+    rows = session.execute(statements.ranked(f.shape), params).all()
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     items = documents.documents(session, [r.id for r in rows])
+    terms = search_terms(query.q)
     for item in items:
         item["snippet"] = snippet(item, terms)
     next_cursor = encode_offset(cursor_secret, query, offset + len(rows)) if more else None
@@ -584,11 +473,10 @@ def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
 
 
 def _export_ids(session: Session, query: TimelineQuery) -> Iterator[list[int]]:
-    base, date, key = _plan(session, query)
+    f = resolve(session, query, driven=True)
     after: tuple[dt.date, str] | None = None
     while True:
-        stmt = _ordered_after(base, query.order == "desc", after, date, key).limit(EXPORT_BATCH)
-        rows = session.execute(stmt).all()
+        rows = _rows(session, f, query.order == "desc", after, EXPORT_BATCH)
         if not rows:
             return
         yield [r.id for r in rows]
@@ -607,8 +495,9 @@ def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any
     if query.as_known_at is not None:
         docs = _historical(session, query)
         return sorted(docs, key=lambda d: d["updated_at"], reverse=True)[: query.limit]
-    stmt = filtered(session, query).order_by(Event.updated_at.desc(), Event.public_id)
-    rows = session.execute(stmt.limit(query.limit)).all()
+    stmt, params = filtered(session, query)
+    stmt = stmt.order_by(Event.updated_at.desc(), Event.public_id).limit(query.limit)
+    rows = session.execute(stmt, params).all()
     return documents.documents(session, [r.id for r in rows])
 
 
@@ -688,7 +577,7 @@ def matches(
 
 def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     assert query.as_known_at is not None  # noqa: S101 - the caller checked
-    filtered(session, query)  # the same parameter checks (unknown codes, from after to, …)
+    resolve(session, query)  # the same parameter checks (unknown codes, from after to, …)
     at = query.as_known_at
     events = revision_service.snapshot(session, "event", at)
     memberships = list(revision_service.snapshot(session, "membership", at).values())

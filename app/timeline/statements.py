@@ -1,0 +1,261 @@
+"""The timeline's SQL, built once per shape of query; every value is a bound parameter.
+
+At 1M events a page's statement took longer to build (about 0.4 ms of SQLAlchemy expression
+building and cache-key generation) than to run, on every request (bench/README.md). A `Shape`
+says which conditions a query needs; the statements for it are built on its first request and
+reused, with the request's values passed at execution. The SQL text is what it was before:
+SQLAlchemy already bound every value, so database plans are unchanged.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+
+from app.models import Event, EventTag, Membership, Participant
+from app.organisations.service import MEMBER_STATUSES
+from app.vocabulary import MembershipEnd, ParticipantRole
+
+# The table a page is read from: `None` reads events in timeline order and tests each; the
+# others read one state's, organisation's or tag's rows in (key, date, public_id) index order
+# and stop after a page (service._driver says when).
+DriverKind = Literal["state", "between", "organisation", "tag"]
+# How `q=` is matched: FTS5 on SQLite; on PostgreSQL, read every match first ("few") or test
+# the rows the plan reads ("many") (service._text_mode).
+TextMode = Literal["fts", "few", "many"]
+
+E = Event.__table__.c
+P = Participant.__table__.c
+T = EventTag.__table__.c
+M = Membership.__table__.c
+
+# SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
+# migrations, not in the metadata: each exists on one database only).
+EVENT_FTS = table("event_fts", column("rowid"))
+SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Which conditions a query's statement has. Values are bound at execution under the names
+    used below (`service.Filters.params` fills them)."""
+
+    start: bool = False
+    end: bool = False
+    states: bool = False
+    # States tested one by one on every row (`between=`, except the one the driver reads).
+    also: int = 0
+    actor: bool = False
+    target: bool = False
+    organisations: bool = False
+    members: bool = False
+    kinds: bool = False
+    categories: bool = False
+    tags: bool = False
+    text: TextMode | None = None
+    driver: DriverKind | None = None
+
+
+def _many(name: str) -> Any:
+    return bindparam(name, expanding=True)
+
+
+def _with_role(role: ParticipantRole, prefix: str) -> ColumnElement[bool]:
+    return E.id.in_(
+        select(P.event_id).where(
+            P.role == role.value,
+            or_(
+                P.state_id.in_(_many(f"{prefix}_states")),
+                P.organisation_id.in_(_many(f"{prefix}_orgs")),
+            ),
+        )
+    )
+
+
+def _member_on_event_date() -> ColumnElement[bool]:
+    """A participating state belonged to one of the organisations on the event's date."""
+    return exists(
+        select(P.id)
+        .join(Membership, M.state_id == P.state_id)
+        .where(
+            P.event_id == E.id,
+            M.organisation_id.in_(_many("organisations")),
+            M.status.in_(MEMBER_STATUSES),
+            M.start_on <= E.date,
+            or_(
+                M.end_kind == MembershipEnd.open.value,
+                and_(M.end_kind == MembershipEnd.dated.value, M.end_on > E.date),
+            ),
+        )
+    )
+
+
+def tsquery() -> Any:
+    """PostgreSQL: the words as a tsquery (`service.engine_words` writes it)."""
+    return func.to_tsquery(literal_column("'simple'"), bindparam("words"))
+
+
+def _text(mode: TextMode) -> ColumnElement[bool]:
+    """Events whose text has every word, each as a word prefix ("tinzaouat" finds
+    "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL."""
+    if mode == "fts":
+        return E.id.in_(
+            select(literal_column("rowid"))
+            .select_from(text("event_fts"))
+            .where(text("event_fts MATCH :words"))
+        )
+    condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(tsquery())
+    if mode == "few":
+        # OFFSET 0 keeps the planner from merging the subquery into the outer query, so the
+        # matches are read first (and all of them, whatever a concurrent write adds).
+        return E.id.in_(select(E.id).where(condition).offset(0))
+    # Many matches: tested on the page's own rows (no self-join), in whichever order the plan
+    # reads them.
+    return condition
+
+
+def conditions(shape: Shape) -> list[ColumnElement[bool]]:
+    """The filters on `event` rows, but the dates and the driver's own filter (the caller puts
+    those on the table it reads)."""
+    where: list[ColumnElement[bool]] = [E.deleted_at.is_(None)]
+    if shape.states:
+        where.append(E.id.in_(select(P.event_id).where(P.state_id.in_(_many("states")))))
+    for i in range(shape.also):
+        # Correlated: the page is read off the rarest state's index, each row checked here.
+        other = Participant.__table__.alias(f"also_{i}")
+        where.append(
+            exists().where(other.c.event_id == E.id, other.c.state_id == bindparam(f"also_{i}"))
+        )
+    if shape.actor:
+        where.append(_with_role(ParticipantRole.initiator, "actor"))
+    if shape.target:
+        where.append(_with_role(ParticipantRole.target, "target"))
+    if shape.organisations:
+        by_org = E.id.in_(select(P.event_id).where(P.organisation_id.in_(_many("organisations"))))
+        where.append(or_(by_org, _member_on_event_date()) if shape.members else by_org)
+    if shape.kinds:
+        where.append(E.kind.in_(_many("kinds")))
+    if shape.categories:
+        where.append(E.category.in_(_many("categories")))
+    if shape.tags:
+        where.append(E.id.in_(select(T.event_id).where(T.tag.in_(_many("tags")))))
+    if shape.text is not None:
+        where.append(_text(shape.text))
+    return where
+
+
+def _driver_table(kind: DriverKind) -> tuple[Any, ColumnElement[bool]]:
+    if kind == "tag":
+        return T, T.tag == bindparam("driver")
+    if kind == "organisation":
+        return P, P.organisation_id == bindparam("driver")
+    return P, P.state_id == bindparam("driver")
+
+
+@lru_cache(maxsize=512)
+def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
+    """The matching events as (id, date, public_id), unordered, and the columns to order and
+    page on: the driver's copies of the event's date and public id, or the event's own."""
+    where = conditions(shape)
+    if shape.driver is None:
+        date, key = E.date, E.public_id
+        stmt = select(E.id, E.date, E.public_id)
+    else:
+        d, match = _driver_table(shape.driver)
+        date, key = d.date, d.public_id
+        stmt = (
+            select(d.event_id.label("id"), d.date.label("date"), d.public_id.label("public_id"))
+            .join(Event.__table__, E.id == d.event_id)
+            .where(match)
+            # A state taking part twice (two roles) would list the event twice.
+            .distinct()
+        )
+    if shape.start:
+        where.append(date >= bindparam("start"))
+    if shape.end:
+        where.append(date <= bindparam("end"))
+    return stmt.where(*where), date, key
+
+
+@lru_cache(maxsize=512)
+def page(shape: Shape, desc: bool, after: bool) -> Select[Any]:
+    """A page in (date, public id) order, after the cursor's position when `after`.
+
+    Binds `limit`, and `after_date` and `after_id` with a cursor."""
+    stmt, date, key = matching(shape)
+    if after:
+        after_date: Any = bindparam("after_date")
+        after_id: Any = bindparam("after_id")
+        # The cursor's date bounds the index range itself; a bare row-value comparison combined
+        # with `from` makes SQLite scan from `from` (research/performance-baseline.md).
+        if desc:
+            stmt = stmt.where(date <= after_date, or_(date < after_date, key < after_id))
+        else:
+            stmt = stmt.where(date >= after_date, or_(date > after_date, key > after_id))
+    order = (date.desc(), key.desc()) if desc else (date, key)
+    return stmt.order_by(*order).limit(bindparam("limit", type_=Integer))
+
+
+@lru_cache(maxsize=512)
+def count(shape: Shape) -> Select[tuple[int]]:
+    stmt, _, _ = matching(shape)
+    return select(func.count()).select_from(stmt.subquery())
+
+
+# Up to this many matches, PostgreSQL reads them all through the GIN index before paging
+# (bench/README.md: a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the timeline
+# order and testing each event finds a page of a common word sooner. At 1M events the two cost
+# the same near 10,000 matches: walking costs about 51 x N/m tests, reading m index lookups.
+FEW_MATCHES = 5_000
+
+# PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches), so it
+# walks the date index for a rare word, testing every event it passes. A bounded count through
+# the GIN index tells how many there really are.
+TEXT_MATCHES = select(func.count()).select_from(
+    select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
+)
+
+
+@lru_cache(maxsize=64)
+def ranked(shape: Shape) -> Select[Any]:
+    """Best matches first (bm25 on SQLite, ts_rank on PostgreSQL), ties in timeline order;
+    binds `offset` and `limit`. Relevance pages are read off `event`, never a driver."""
+    stmt, _, _ = matching(shape)
+    if shape.text == "fts":
+        # Scored once by one MATCH and joined: a correlated bm25() per row ran the MATCH again
+        # for every matching event, quadratic in the matches (minutes for a common word at 1M).
+        # bm25 is lower for better matches; negated so that both engines sort descending.
+        scores = (
+            select(
+                EVENT_FTS.c.rowid.label("event_id"),
+                (-func.bm25(literal_column("event_fts"))).label("score"),
+            )
+            .select_from(EVENT_FTS)
+            .where(text("event_fts MATCH :words"))
+            .subquery("fts_scores")
+        )
+        stmt = stmt.join(scores, scores.c.event_id == E.id).add_columns(scores.c.score)
+        score = scores.c.score
+    else:
+        score = func.ts_rank(SEARCH_VECTOR, tsquery()).label("score")
+        stmt = stmt.add_columns(score)
+    return (
+        stmt.order_by(score.desc(), E.date, E.public_id)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
