@@ -7,7 +7,7 @@ reused, with the request's values passed at execution. The SQL text is what it w
 SQLAlchemy already bound every value, so database plans are unchanged.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.dialects import postgresql  # noqa: F401 - see below
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from app.models import Event, EventTag, Membership, Participant
@@ -35,9 +36,10 @@ from app.vocabulary import MembershipEnd, ParticipantRole
 # others read one state's, organisation's or tag's rows in (key, date, public_id) index order
 # and stop after a page (service._driver says when).
 DriverKind = Literal["state", "between", "organisation", "tag"]
-# How `q=` is matched: FTS5 on SQLite; on PostgreSQL, read every match first ("few") or test
-# the rows the plan reads ("many") (service._text_mode).
-TextMode = Literal["fts", "few", "many"]
+# How `q=` is matched (service._text_mode). SQLite's FTS5: look every match up ("fts"), or walk
+# the timeline in order and keep the matches ("fts_walk"). PostgreSQL's tsvector: read every
+# match first ("few"), or test the rows the plan reads ("many").
+TextMode = Literal["fts", "fts_walk", "few", "many"]
 
 E = Event.__table__.c
 P = Participant.__table__.c
@@ -106,26 +108,36 @@ def _member_on_event_date() -> ColumnElement[bool]:
 
 
 def tsquery() -> Any:
-    """PostgreSQL: the words as a tsquery (`service.engine_words` writes it)."""
+    """PostgreSQL: the words as a tsquery (`service._engine_words` writes it).
+
+    Statements are built at import time, so the PostgreSQL dialect is imported above: it
+    registers `to_tsquery`, and a `func.to_tsquery` made before that cannot be compiled."""
     return func.to_tsquery(literal_column("'simple'"), bindparam("words"))
 
 
-def _text(mode: TextMode) -> ColumnElement[bool]:
+def _text(mode: TextMode, *, driven: bool) -> ColumnElement[bool]:
     """Events whose text has every word, each as a word prefix ("tinzaouat" finds
     "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL."""
-    if mode == "fts":
-        return E.id.in_(
+    if mode in ("fts", "fts_walk"):
+        matches: Select[Any] = (
             select(literal_column("rowid"))
             .select_from(text("event_fts"))
             .where(text("event_fts MATCH :words"))
         )
+        if mode == "fts":
+            return E.id.in_(matches)
+        # `+ 0` keeps SQLite from looking each match up by id (then sorting them all: 170 ms for
+        # a word in 5 % of 1M events); it walks the timeline index instead, testing each event
+        # against the list of matches, and stops after a page (8 ms).
+        return (E.id + literal_column("0")).in_(matches)
     condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(tsquery())
-    if mode == "few":
-        # OFFSET 0 keeps the planner from merging the subquery into the outer query, so the
-        # matches are read first (and all of them, whatever a concurrent write adds).
+    if mode == "few" and driven:
+        # Read off a driver's index, each row is tested against every match, read first: OFFSET
+        # 0 keeps the planner from merging the subquery into the outer query.
         return E.id.in_(select(E.id).where(condition).offset(0))
-    # Many matches: tested on the page's own rows (no self-join), in whichever order the plan
-    # reads them.
+    # Few matches read off `event`: `matching` orders them so that no index can (one pass
+    # over the text index's matches, then a sort). Many: tested on the page's own rows, in
+    # whichever order the plan reads them.
     return condition
 
 
@@ -155,7 +167,7 @@ def conditions(shape: Shape) -> list[ColumnElement[bool]]:
     if shape.tags:
         where.append(E.id.in_(select(T.event_id).where(T.tag.in_(_many("tags")))))
     if shape.text is not None:
-        where.append(_text(shape.text))
+        where.append(_text(shape.text, driven=shape.driver is not None))
     return where
 
 
@@ -172,6 +184,8 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
     """The matching events as (id, date, public_id), unordered, and the columns to order and
     page on: the driver's copies of the event's date and public id, or the event's own."""
     where = conditions(shape)
+    date: Any
+    key: Any
     if shape.driver is None:
         date, key = E.date, E.public_id
         stmt = select(E.id, E.date, E.public_id)
@@ -189,6 +203,11 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
         where.append(date >= bindparam("start"))
     if shape.end:
         where.append(date <= bindparam("end"))
+    if shape.text == "few" and shape.driver is None:
+        # PostgreSQL underestimates prefix matches (3,459 for a word with 977) and would walk the
+        # timeline index, testing every event it passes (3.2 s at 1M). Ordered by `date + 0`,
+        # no index gives the order: it reads the matches through the text index and sorts them.
+        date = E.date + literal_column("0")
     return stmt.where(*where), date, key
 
 
@@ -223,39 +242,65 @@ def count(shape: Shape) -> Select[tuple[int]]:
 # the same near 10,000 matches: walking costs about 51 x N/m tests, reading m index lookups.
 FEW_MATCHES = 5_000
 
+# How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect.
 # PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches), so it
-# walks the date index for a rare word, testing every event it passes. A bounded count through
-# the GIN index tells how many there really are.
-TEXT_MATCHES = select(func.count()).select_from(
-    select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
-)
+# walks the date index for a rare word, testing every event it passes; SQLite never walks it.
+TEXT_MATCHES = {
+    "postgresql": select(func.count()).select_from(
+        select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
+    ),
+    "sqlite": select(func.count()).select_from(
+        select(EVENT_FTS.c.rowid)
+        .where(text("event_fts MATCH :words"))
+        .limit(FEW_MATCHES + 1)
+        .subquery()
+    ),
+}
+
+
+def _fts_scores(top: bool) -> Any:
+    """Every match's bm25 score, higher is better (bm25 is lower for better matches; negated so
+    that both engines sort descending). With `top`, only the best `candidates`, each row also
+    carrying the lowest score among them (`floor`) and how many there are (`n`)."""
+    bm25 = func.bm25(literal_column("event_fts"))
+    scores = (
+        select(EVENT_FTS.c.rowid.label("event_id"), (-bm25).label("score"))
+        .select_from(EVENT_FTS)
+        .where(text("event_fts MATCH :words"))
+    )
+    if not top:
+        return scores.subquery("fts_scores")
+    best = scores.order_by(bm25).limit(bindparam("candidates", type_=Integer)).subquery("best")
+    return select(
+        best.c.event_id,
+        best.c.score,
+        func.min(best.c.score).over().label("floor"),
+        func.count().over().label("n"),
+    ).subquery("fts_scores")
 
 
 @lru_cache(maxsize=64)
-def ranked(shape: Shape) -> Select[Any]:
-    """Best matches first (bm25 on SQLite, ts_rank on PostgreSQL), ties in timeline order;
-    binds `offset` and `limit`. Relevance pages are read off `event`, never a driver."""
-    stmt, _, _ = matching(shape)
-    if shape.text == "fts":
-        # Scored once by one MATCH and joined: a correlated bm25() per row ran the MATCH again
-        # for every matching event, quadratic in the matches (minutes for a common word at 1M).
-        # bm25 is lower for better matches; negated so that both engines sort descending.
-        scores = (
-            select(
-                EVENT_FTS.c.rowid.label("event_id"),
-                (-func.bm25(literal_column("event_fts"))).label("score"),
-            )
-            .select_from(EVENT_FTS)
-            .where(text("event_fts MATCH :words"))
-            .subquery("fts_scores")
-        )
+def ranked(shape: Shape, top: bool = False) -> Select[Any]:
+    """Best matches first (bm25 on SQLite, ts_rank on PostgreSQL), ties in timeline order.
+    Relevance pages are read off `event`, never a driver.
+
+    Binds `offset` and `limit`; on SQLite with `top`, `candidates` instead, and every row of
+    the best candidates that passes the filters is returned (`service._ranked_rows`)."""
+    if shape.text in ("fts", "fts_walk"):
+        # Scored once by one MATCH and joined, which also keeps only the matches: a correlated
+        # bm25() per row ran the MATCH again for every matching event, quadratic in the matches
+        # (minutes for a common word at 1M).
+        stmt, _, _ = matching(replace(shape, text=None))
+        scores = _fts_scores(top)
         stmt = stmt.join(scores, scores.c.event_id == E.id).add_columns(scores.c.score)
+        if top:
+            stmt = stmt.add_columns(scores.c.floor, scores.c.n)
         score = scores.c.score
     else:
+        stmt, _, _ = matching(shape)
         score = func.ts_rank(SEARCH_VECTOR, tsquery()).label("score")
         stmt = stmt.add_columns(score)
-    return (
-        stmt.order_by(score.desc(), E.date, E.public_id)
-        .offset(bindparam("offset", type_=Integer))
-        .limit(bindparam("limit", type_=Integer))
-    )
+    stmt = stmt.order_by(score.desc(), E.date, E.public_id)
+    if top:
+        return stmt
+    return stmt.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))
