@@ -129,7 +129,7 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         docs = service.newest_changes(session, query)
         body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)
         return Response(body, media_type=media, headers=headers)
-    factory = request.app.state.session_factory
+    factory = request.app.state.stream_session_factory
 
     def read(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
         # A streamed body outlives the request's session, so the export reads in its own.
