@@ -340,6 +340,9 @@ class Event(Timestamps, Base):
     participants: Mapped[list["Participant"]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="Participant.position"
     )
+    state_pairs: Mapped[list["StatePair"]] = relationship(
+        cascade="all, delete-orphan", lazy="raise"
+    )
     tags: Mapped[list["EventTag"]] = relationship(
         cascade="all, delete-orphan", lazy="raise", order_by="EventTag.tag"
     )
@@ -431,6 +434,32 @@ class Participant(Base):
 
     state: Mapped[State | None] = relationship(lazy="raise")
     organisation: Mapped[Organisation | None] = relationship(lazy="raise")
+
+
+class StatePair(Base):
+    """Each pair of different states taking part in an event (in any roles), lower id first.
+
+    Derived from the participants and replaced with them on every write. With the event's date
+    and public id copied as on Participant, "events involving both X and Y, in timeline order"
+    is one range scan of (state_a, state_b, date, public_id) that stops after a page. Read off
+    one state's participations instead, a pair that shares few events walked most of the rarer
+    state's history (bench/README.md).
+    """
+
+    __tablename__ = "event_state_pair"
+    __table_args__ = (
+        CheckConstraint("state_a < state_b", name="ordered"),
+        Index(
+            "ix_event_state_pair_timeline", "state_a", "state_b", "date", "public_id", "event_id"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
+    state_a: Mapped[int] = mapped_column(ForeignKey("state.id", ondelete="RESTRICT"))
+    state_b: Mapped[int] = mapped_column(ForeignKey("state.id", ondelete="RESTRICT"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    public_id: Mapped[str] = mapped_column(String(120))
 
 
 class EventSource(Base):

@@ -722,8 +722,23 @@ def events(
 # ---------------------------------------------------------------- database writers
 
 
+# Mirrors app.events.service._state_pairs: every pair of different states of an event, lower
+# id first, with the event's date and public id.
+STATE_PAIRS = (
+    "INSERT INTO event_state_pair (event_id, state_a, state_b, date, public_id) "
+    "SELECT DISTINCT a.event_id, a.state_id, b.state_id, a.date, a.public_id "
+    "FROM event_participant a JOIN event_participant b "
+    "ON b.event_id = a.event_id AND a.state_id < b.state_id"
+)
+
+
 class Writer:
     url: str
+    conn: Any
+
+    def derive_state_pairs(self) -> int:
+        """Fill event_state_pair from the participants loaded; the number of pairs."""
+        return int(self.conn.execute(STATE_PAIRS).rowcount)
 
     def count_events(self) -> int:
         raise NotImplementedError
@@ -939,6 +954,8 @@ def run(url: str, n: int, seed: int, *, reset: bool, batch: int, quiet: bool) ->
         if not quiet:
             rate = done / max(time.perf_counter() - t_gen, 1e-9)
             say(f"\rsynth: {done:,}/{n:,} events ({100 * done / n:.0f} %), {rate:,.0f}/s ", end="")
+    totals["event_state_pair"] = writer.derive_state_pairs()
+    writer.commit()
     if not quiet:
         say(f"\nsynth: rebuilding {len(index_sql)} indexes and statistics")
     writer.finish(index_sql)
@@ -1033,7 +1050,8 @@ def main(argv: list[str] | None = None) -> int:
     totals = run(url, args.events, args.seed, reset=args.reset, batch=args.batch, quiet=args.quiet)
     shown = make_safe(url)
     print(
-        f"synth: {totals['event']:,} events, {totals['event_participant']:,} participants, "
+        f"synth: {totals['event']:,} events, {totals['event_participant']:,} participants "
+        f"({totals['event_state_pair']:,} state pairs), "
         f"{totals['event_tag']:,} tags, {totals['event_source']:,} event sources, "
         f"{totals['claim']:,} claims, {totals['state']} states, {totals['organisation']} "
         f"organisations, {totals['membership']:,} memberships into {shown} "

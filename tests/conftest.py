@@ -8,6 +8,7 @@ never touches the database the URL names.
 import os
 import uuid
 from collections.abc import Iterator
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from app.config import PROJECT_ROOT, Settings, normalise_database_url
 from app.db import create_db_engine, create_session_factory
 from app.events import documents
 from app.main import create_app
-from app.models import Event, EventDocument
+from app.models import Event, EventDocument, Participant, StatePair
 from app.seed import load
 
 SERVER_URL = normalise_database_url(os.environ.get("DATABASE_URL", "sqlite://"))
@@ -153,6 +154,7 @@ class Writable:
     def close(self) -> None:
         self.client.close()
         self.app.state.engine.dispose()
+        self.app.state.stream_engine.dispose()
         self.engine.dispose()
 
 
@@ -176,12 +178,45 @@ def stale_documents(engine: Engine) -> list[str]:
     ]
 
 
+def stale_pairs(engine: Engine) -> list[str]:
+    """Events whose state pairs (`event_state_pair`) are not every pair of their participating
+    states with the event's date and public id, once each, by public id."""
+    p, pair = Participant.__table__.c, StatePair.__table__.c
+    with engine.connect() as conn:
+        events = {
+            i: (date, public_id)
+            for i, date, public_id in conn.execute(select(Event.id, Event.date, Event.public_id))
+        }
+        states: dict[int, set[int]] = {}
+        for event_id, state_id in conn.execute(
+            select(p.event_id, p.state_id).where(p.state_id.is_not(None))
+        ):
+            states.setdefault(event_id, set()).add(state_id)
+        rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(pair.event_id, pair.state_a, pair.state_b, pair.date, pair.public_id)
+            )
+        ]
+    expected = {
+        (event_id, a, b, *events[event_id])
+        for event_id, ids in states.items()
+        for a, b in combinations(sorted(ids), 2)
+    }
+    wrong = set(rows) ^ expected
+    if len(rows) != len(set(rows)):
+        wrong |= {r for r in rows if rows.count(r) > 1}
+    return sorted({events[r[0]][1] for r in wrong})
+
+
 @pytest.fixture(scope="module")
 def writable(databases: ThrowawayDatabases) -> Iterator[Writable]:
     w = Writable(seeded_database(databases))
     with w.client:
         yield w
-    # Every write a module made left the stored documents as the tables say.
+    # Every write a module made left the stored documents and state pairs as the tables say.
     stale = stale_documents(w.engine)
+    pairs = stale_pairs(w.engine)
     w.close()
     assert stale == [], f"stale stored documents after {w.url}: {stale[:10]}"
+    assert pairs == [], f"state pairs out of step with participants after {w.url}: {pairs[:10]}"

@@ -17,7 +17,7 @@ from app.events.schemas import EventDetail
 from app.models import Event, Revision
 from tests import oracle
 from tests.conftest import Writable
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, ids
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 SOURCE = {
@@ -325,6 +325,33 @@ class TestUpdate:
         )
         assert response.json()["location"] is None
         assert response.json()["tags"] == ["other"]
+
+    def test_pairs_of_states_follow_the_participants(self, writable: Writable) -> None:
+        """`between=` reads a table of state pairs derived from the participants: a new
+        participant, one removed and a new date all show in its pages at once."""
+
+        def between(pair: str) -> list[str]:
+            response = writable.client.get("/v1/timeline", params={"between": pair, "limit": 500})
+            return ids(response)
+
+        event_id = "2025-04-27-three-states"
+        parts = [
+            {"state": "MLI", "role": "initiator"},
+            {"state": "DZA", "role": "target"},
+            {"state": "NER", "role": "affected"},
+        ]
+        create(writable, new_event(event_id, participants=parts))
+        assert event_id in between("NER,DZA")
+        assert event_id in between("DZA,MLI,NER")
+        response = self.patch(
+            writable, event_id, {"participants": parts[:2], "date": "2025-04-26"}, '"1"'
+        )
+        assert response.status_code == 200, response.text
+        assert event_id not in between("NER,DZA")
+        page = writable.client.get(
+            "/v1/timeline", params={"between": "MLI,DZA", "from": "2025-04-26", "to": "2025-04-26"}
+        )
+        assert event_id in ids(page)
 
     @pytest.mark.parametrize(
         ("patch", "field"),

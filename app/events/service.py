@@ -2,6 +2,7 @@
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from itertools import combinations
 from typing import Any
 
 from sqlalchemy import select
@@ -32,6 +33,7 @@ from app.models import (
     Place,
     Source,
     State,
+    StatePair,
 )
 from app.revisions import service as revision_service
 from app.schemas import Outcome, fold, patched
@@ -92,6 +94,7 @@ def _load_options() -> list[Any]:
     return [
         selectinload(Event.participants).selectinload(Participant.state),
         selectinload(Event.participants).selectinload(Participant.organisation),
+        selectinload(Event.state_pairs),
         selectinload(Event.tags),
         selectinload(Event.source_links).selectinload(EventSource.source),
         selectinload(Event.claims).selectinload(Claim.sources),
@@ -246,6 +249,7 @@ def _apply(
         event.casualties_note = casualties.note if casualties else None
         event.search_text = _search_text(data, place)
         event.participants = participants
+        event.state_pairs = _state_pairs(participants, data)
         event.tags = reconcile(
             event.tags, list(data.tags), lambda t: t.tag, lambda tag: EventTag(tag=tag)
         )
@@ -280,6 +284,14 @@ def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Par
         date=data.date,
         public_id=data.id,
     )
+
+
+def _state_pairs(participants: list[Participant], data: EventCreate) -> list[StatePair]:
+    states = sorted({p.state_id for p in participants if p.state_id is not None})
+    return [
+        StatePair(state_a=a, state_b=b, date=data.date, public_id=data.id)
+        for a, b in combinations(states, 2)
+    ]
 
 
 def _claim(c: ClaimIn, i: int, refs: Refs, source: Source) -> Claim:
@@ -366,6 +378,7 @@ def upsert(
         public_id=data.id,
         search_text="",
         participants=[],
+        state_pairs=[],
         tags=[],
         source_links=[],
         claims=[],

@@ -189,10 +189,10 @@ class Filters:
         )
 
     def _also(self) -> list[int]:
-        # Every state of the pair is tested on each row, but the one the driver reads.
+        # Every state of `between=` is tested on each row, but the pair the driver reads.
         driver = self.driver
-        if driver is not None and driver.kind == "between":
-            return [state_id for state_id in self.pair if state_id != driver.value]
+        if driver is not None and driver.kind == "pair":
+            return [s for s in self.pair if s not in (driver.value, driver.second)]
         return self.pair
 
     @property
@@ -213,13 +213,14 @@ class Filters:
             if ids is not None:
                 params[f"{role}_states"], params[f"{role}_orgs"] = ids
         if self.driver is not None:
-            params["driver"] = self.driver.value
+            params["driver"], params["driver_b"] = self.driver.value, self.driver.second
         return params
 
 
 @dataclass(frozen=True, slots=True)
 class Driver:
-    """The table a page is read from, when one filter names a single state, organisation or tag.
+    """The table a page is read from, when one filter names a single state, pair of states,
+    organisation or tag.
 
     Reading (state_id, date, public_id) in index order and joining each row to its event stops
     after one page; reading events and testing `id IN (events of the state)` reads and sorts
@@ -227,8 +228,10 @@ class Driver:
     """
 
     kind: statements.DriverKind
-    # The state or organisation id, or the tag, read in index order.
+    # The state or organisation id, or the tag, read in index order; for a pair, the lower of
+    # its two state ids, and `second` the higher.
     value: int | str
+    second: int | None = None
 
 
 def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> Filters:
@@ -263,7 +266,7 @@ def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> 
     elif query.order == "relevance":
         raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
     if driven:
-        f.driver = _driver(session, f)
+        f.driver = _driver(f)
     return f
 
 
@@ -346,38 +349,19 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     return {"total": sum(f["count"] for f in out["kind"]), **out}
 
 
-# A pair is read off its rarest state's participations, found by counting each state's up to
-# this many. At 1M, a page of USA with South Sudan (about 5,000 participations) read USA's
-# first and took 168 ms on SQLite (seconds under load); read off South Sudan, 8 ms. The counts
-# cost about 3 ms for a pair of common states; above the cap states tie and the first is read.
-RARITY_CAP = 10_000
-
-
-def _driver(session: Session, f: Filters) -> Driver | None:
+def _driver(f: Filters) -> Driver | None:
     if len(f.states) == 1:
         return Driver("state", f.states[0])
     if f.pair:
-        return Driver(
-            "between", min(f.pair, key=lambda state_id: _participations(session, state_id))
-        )
+        # Any two states of `between=` narrow the page to their shared events; the others, if
+        # any, are tested on each row.
+        a, b = sorted(f.pair[:2])
+        return Driver("pair", a, b)
     if len(f.organisations) == 1 and not f.members:
         return Driver("organisation", f.organisations[0])
     if len(f.tags) == 1:
         return Driver("tag", f.tags[0])
     return None
-
-
-_PARTICIPATIONS = select(func.count()).select_from(
-    select(Participant.__table__.c.state_id)
-    .where(Participant.__table__.c.state_id == bindparam("state_id"))
-    .limit(RARITY_CAP)
-    .subquery()
-)
-
-
-def _participations(session: Session, state_id: int) -> int:
-    """How many events a state takes part in, counted up to RARITY_CAP (an index-only count)."""
-    return session.scalar(_PARTICIPATIONS, {"state_id": state_id}) or 0
 
 
 def check(session: Session, query: TimelineQuery) -> None:

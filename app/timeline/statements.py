@@ -28,14 +28,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql  # noqa: F401 - see below
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
-from app.models import Event, EventTag, Membership, Participant
+from app.models import Event, EventTag, Membership, Participant, StatePair
 from app.organisations.service import MEMBER_STATUSES
 from app.vocabulary import MembershipEnd, ParticipantRole
 
 # The table a page is read from: `None` reads events in timeline order and tests each; the
-# others read one state's, organisation's or tag's rows in (key, date, public_id) index order
-# and stop after a page (service._driver says when).
-DriverKind = Literal["state", "between", "organisation", "tag"]
+# others read one state's, pair of states', organisation's or tag's rows in (key, date,
+# public_id) index order and stop after a page (service._driver says when).
+DriverKind = Literal["state", "pair", "organisation", "tag"]
 # How `q=` is matched (service._text_mode). SQLite's FTS5: look every match up ("fts"), or walk
 # the timeline in order and keep the matches ("fts_walk"). PostgreSQL's tsvector: read every
 # match first ("few"), or test the rows the plan reads ("many").
@@ -44,6 +44,7 @@ TextMode = Literal["fts", "fts_walk", "few", "many"]
 E = Event.__table__.c
 P = Participant.__table__.c
 T = EventTag.__table__.c
+S = StatePair.__table__.c
 M = Membership.__table__.c
 
 # SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
@@ -60,7 +61,7 @@ class Shape:
     start: bool = False
     end: bool = False
     states: bool = False
-    # States tested one by one on every row (`between=`, except the one the driver reads).
+    # States tested one by one on every row (`between=`, but the pair the driver reads).
     also: int = 0
     actor: bool = False
     target: bool = False
@@ -148,7 +149,8 @@ def conditions(shape: Shape) -> list[ColumnElement[bool]]:
     if shape.states:
         where.append(E.id.in_(select(P.event_id).where(P.state_id.in_(_many("states")))))
     for i in range(shape.also):
-        # Correlated: the page is read off the rarest state's index, each row checked here.
+        # Correlated: the page is read off a driver's index (the pair's, or one state's), each
+        # row checked here.
         other = Participant.__table__.alias(f"also_{i}")
         where.append(
             exists().where(other.c.event_id == E.id, other.c.state_id == bindparam(f"also_{i}"))
@@ -172,6 +174,8 @@ def conditions(shape: Shape) -> list[ColumnElement[bool]]:
 
 
 def _driver_table(kind: DriverKind) -> tuple[Any, ColumnElement[bool]]:
+    if kind == "pair":
+        return S, and_(S.state_a == bindparam("driver"), S.state_b == bindparam("driver_b"))
     if kind == "tag":
         return T, T.tag == bindparam("driver")
     if kind == "organisation":
