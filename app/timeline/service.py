@@ -259,23 +259,24 @@ def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> 
     f.kinds = [k.value for k in query.kind]
     f.categories = query.category
     f.tags = query.tag
+    if driven:
+        f.driver = _driver(f)
     if query.q:
         dialect = session.get_bind().dialect.name
         f.words = _engine_words(dialect, search_terms(query.q))
         f.text = _text_mode(session, dialect, f, ranked=query.order == "relevance")
     elif query.order == "relevance":
         raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
-    if driven:
-        f.driver = _driver(f)
     return f
 
 
 def _text_mode(session: Session, dialect: str, f: Filters, *, ranked: bool) -> statements.TextMode:
     sqlite = dialect != "postgresql"
     others = (f.states, f.pair, f.actor, f.target, f.organisations, f.kinds, f.categories, f.tags)
-    if sqlite and (ranked or any(others)):
-        # Ranked: FTS5 scores the matches whatever their number. Other filters: the page is
-        # read off them, each row checked against the list of matches.
+    if sqlite and (ranked or (f.driver is None and any(others))):
+        # Ranked: FTS5 scores the matches whatever their number. Other filters read off
+        # `event` (a category, say): walking the timeline could pass many events before one
+        # passes both, so the matches are looked up instead.
         return "fts"
     matches = session.scalar(statements.TEXT_MATCHES[dialect], {"words": f.words}) or 0
     if matches <= statements.FEW_MATCHES:
