@@ -104,9 +104,8 @@ TAGS = [
 
 
 # Starlette's default, 9, compresses a 73 KB page in 2 ms, more than building it, and a CSV
-# export at 31 MB/s. Level 1: 0.5 ms and 106 MB/s, for output 12-19 % larger than level 9's
-# (level 4: 0.9 ms and 65 MB/s, which held a gzipped CSV export under 50,000 rows/s;
-# bench/README.md).
+# export at 31 MB/s. Level 1: 0.5 ms and 106 MB/s, for output 12 % larger than level 4's
+# (0.9 ms, 65 MB/s; bench/README.md).
 GZIP_LEVEL = 1
 
 # Routes announced for removal get `Deprecation` and `Sunset` headers (README, "Stability").
