@@ -3,8 +3,9 @@
 At 1M events a page's statement took longer to build (about 0.4 ms of SQLAlchemy expression
 building and cache-key generation) than to run, on every request (bench/README.md). A `Shape`
 says which conditions a query needs; the statements for it are built on its first request and
-reused, with the request's values passed at execution. The SQL text is what it was before:
-SQLAlchemy already bound every value, so database plans are unchanged.
+reused, with the request's values passed at execution. The SQL is what building it per
+request would give: SQLAlchemy binds every value either way, so the database sees the same
+statements.
 """
 
 from dataclasses import dataclass, replace
@@ -242,15 +243,15 @@ def count(shape: Shape) -> Select[tuple[int]]:
     return select(func.count()).select_from(stmt.subquery())
 
 
-# Up to this many matches, PostgreSQL reads them all through the GIN index before paging
-# (bench/README.md: a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the timeline
-# order and testing each event finds a page of a common word sooner. At 1M events the two cost
-# the same near 10,000 matches: walking costs about 51 x N/m tests, reading m index lookups.
+# Up to this many matches, a page reads them all through the text index, then orders them
+# (bench/README.md: PostgreSQL, a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the
+# page's order and testing each row finds a page of a common word sooner. At 1M events the two
+# cost the same near 10,000 matches: walking costs about 51 x N/m tests, reading m lookups.
 FEW_MATCHES = 5_000
 
-# How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect.
-# PostgreSQL's estimate for prefix terms is poor (3,459 for a word with 977 matches), so it
-# walks the date index for a rare word, testing every event it passes; SQLite never walks it.
+# How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect: it
+# picks the page's plan (service._text_mode). The planners cannot: PostgreSQL's estimate for
+# prefix terms is poor (3,459 for a word with 977 matches), and SQLite has none.
 TEXT_MATCHES = {
     "postgresql": select(func.count()).select_from(
         select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
