@@ -113,8 +113,13 @@ def create_db_engine(
             # A write transaction takes SQLite's write lock up front. Otherwise two writers both
             # read, then the second fails to upgrade its lock ("database is locked") instead of
             # waiting and seeing the first one's commit.
-            immediate = conn.get_execution_options().get(WRITE_TRANSACTION, False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            if conn.get_execution_options().get(WRITE_TRANSACTION, False):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            # A read's BEGIN takes no lock, so it neither waits nor fails for want of one: it
+            # goes straight to the driver, past SQLAlchemy's execution path (events, result,
+            # error wrapping), which cost about 40 µs of a 1 ms timeline page.
+            conn.connection.driver_connection.execute("BEGIN")
 
         return engine
     # pool_pre_ping replaces connections that died while pooled (a restarted server, a killed

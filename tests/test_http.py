@@ -1,15 +1,18 @@
 """HTTP behaviour for frontends: ETags and 304s, Last-Modified, Cache-Control, gzip, offline
 docs, deprecation headers, and the response cache."""
 
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from app.caching import Deprecation
 from app.config import Settings
 from app.main import create_app
+from app.revisions import service as revision_service
 from tests.conftest import ON_POSTGRES, Writable
 
 SHOOT_DOWN = "/v1/events/2025-04-01-algeria-shoots-down-malian-drone"
@@ -41,6 +44,24 @@ class TestConditionalRequests:
             "/v1/timeline?limit=5", headers={"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
         )
         assert old.status_code == 200
+
+    def test_last_modified_is_the_latest_change_on_every_kind_of_page(
+        self, client: TestClient, session: Session
+    ) -> None:
+        # The plain page reads the time with its rows; an empty page, a ranked page and a
+        # historical page ask for it on their own.
+        _, changed_at = revision_service.data_version(session)
+        assert changed_at is not None
+        expected = format_datetime(changed_at, usegmt=True)
+        for query in (
+            "limit=5",
+            "from=2099",
+            "q=drone&order=relevance",
+            "as_known_at=2100-01-01T00:00:00Z",
+        ):
+            response = client.get(f"/v1/timeline?{query}")
+            assert response.status_code == 200, response.text
+            assert response.headers["last-modified"] == expected, query
 
     def test_cache_control(self, client: TestClient) -> None:
         assert "max-age" in client.get("/v1/timeline?limit=1").headers["cache-control"]

@@ -283,6 +283,14 @@ def _current(
     found = {
         event_id: stored(value) for event_id, value in session.execute(statement, {"ids": ids})
     }
+    return _completed(session, ids, found, built)
+
+
+def _completed(
+    session: Session, ids: list[int], found: dict[int, T], built: Callable[[bytes], T]
+) -> dict[int, T]:
+    """`found` (the stored values read), less the events this session changed, plus the value
+    `built` afresh for every event in `ids` without one."""
     pending = session.info.get(_TOUCHED)
     if pending is not None:
         for event_id in pending[0]:
@@ -310,11 +318,17 @@ def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
     return [found[i] for i in ids if i in found]
 
 
-def stored(session: Session, event_ids: Sequence[int]) -> list[orjson.Fragment]:
+def stored(
+    session: Session, rows: Sequence[tuple[int, int | None, bytes | None]]
+) -> list[orjson.Fragment]:
     """The documents of these events as serialised JSON, in the given order, for responses that
-    embed them untouched (orjson writes a Fragment as it is)."""
-    ids = list(event_ids)
-    found = _bodies(session, ids) if ids else {}
+    embed them untouched (orjson writes a Fragment as it is).
+
+    `rows` are (event id, stored format, stored body), read with the page
+    (`statements.page_documents`); a body missing or of another format is assembled afresh."""
+    ids = [row[0] for row in rows]
+    read = {i: bytes(body) for i, format_, body in rows if format_ == FORMAT and body is not None}
+    found = _completed(session, ids, read, lambda body: body) if ids else {}
     return [orjson.Fragment(found[i]) for i in ids if i in found]
 
 

@@ -34,6 +34,8 @@ class Page:
     items: list[Any]
     next_cursor: str | None
     total: int | None
+    # The time of the latest change to any data (Last-Modified), None before the first.
+    changed_at: dt.datetime | None
 
 
 def _fingerprint(query: TimelineQuery) -> str:
@@ -376,14 +378,17 @@ def _rows(
     desc: bool,
     after: tuple[dt.date, str] | None,
     limit: int,
+    *,
+    with_documents: bool = False,
 ) -> list[Any]:
-    """Up to `limit` matching rows (id, date, public_id) in timeline order, after `after`."""
+    """Up to `limit` matching rows (id, date, public_id) in timeline order, after `after`;
+    `with_documents` adds (document_format, body, changed_at) (`statements.page_documents`)."""
     params = f.params
     params["limit"] = limit
     if after is not None:
         params["after_date"], params["after_id"] = after
-    stmt = statements.page(f.shape, desc, after is not None)
-    return list(session.execute(stmt, params).all())
+    build = statements.page_documents if with_documents else statements.page
+    return list(session.execute(build(f.shape, desc, after is not None), params).all())
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
@@ -396,15 +401,17 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.count:
         total = session.scalar(statements.count(f.shape), f.params) or 0
     after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
-    rows = _rows(session, f, query.order == "desc", after, query.limit + 1)
+    rows = _rows(session, f, query.order == "desc", after, query.limit + 1, with_documents=True)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
-    items = documents.stored(session, [r.id for r in rows])
-    return Page(items=items, next_cursor=next_cursor, total=total)
+    # Unpacked, not read by name: a Row's attribute costs about 0.5 µs, 75 µs a page.
+    items = documents.stored(session, [(i, fmt, body) for i, _, _, fmt, body, _ in rows])
+    changed_at = rows[0].changed_at if rows else revision_service.data_version(session)[1]
+    return Page(items=items, next_cursor=next_cursor, total=total, changed_at=changed_at)
 
 
 def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
@@ -423,7 +430,8 @@ def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) 
     for item in items:
         item["snippet"] = snippet(item, terms)
     next_cursor = encode_offset(cursor_secret, query, offset + len(rows)) if more else None
-    return Page(items=items, next_cursor=next_cursor, total=total)
+    changed_at = revision_service.data_version(session)[1]
+    return Page(items=items, next_cursor=next_cursor, total=total, changed_at=changed_at)
 
 
 # SQLite ranks by bm25, which FTS5 computes from its index alone. Joining every match to its
@@ -628,4 +636,5 @@ def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str)
         next_cursor = encode_cursor(
             cursor_secret, query, dt.date.fromisoformat(last["date"]), last["id"]
         )
-    return Page(items=items, next_cursor=next_cursor, total=total)
+    changed_at = revision_service.data_version(session)[1]
+    return Page(items=items, next_cursor=next_cursor, total=total, changed_at=changed_at)
