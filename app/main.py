@@ -149,10 +149,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url, pool_size=2, sqlite_cache_kib=SQLITE_STREAM_CACHE_KIB
         )
     app.state.stream_engine = streams
-    # SQLite runs in this process: a page that reads one index range is served on the event
-    # loop (app/timeline/router.py). PostgreSQL's round trips release the GIL, and a second
-    # thread overlaps them, so its pages always go to the thread pool.
-    app.state.inline_pages = engine.dialect.name == "sqlite"
     app.state.stream_session_factory = create_session_factory(streams)
     app.state.writers = anyio.Lock()  # app.db.one_writer
 

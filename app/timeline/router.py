@@ -57,17 +57,10 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     Examples: every ambassador recall involving Algeria is
     `?state=DZA&category=ambassador_recall`; the April 2025 crisis is `?from=2025-04&to=2025-04`.
     """
-    fmt = query.format or formats.negotiate(request.headers.get("accept"))
-    if fmt == "json" and request.app.state.inline_pages and service.one_range(query):
-        # The hot path (issue 7). On SQLite, a page read as one index range takes about 0.5 ms
-        # at 1M events, and handing it to a thread and back cost more than reading it: served
-        # here, on the event loop, the headline page ran at 1.3-1.9x the requests per second
-        # (bench/README.md). Anything that may read more than a page still goes to a thread,
-        # so a slow query never holds up the requests behind it.
-        return _timeline(request, query, fmt)
-    # The whole transaction in one trip to the thread pool. A sync endpoint with SessionDep
-    # makes three (session in, endpoint, session out), and each trip costs about 0.12 ms.
-    return await run_in_threadpool(_timeline, request, query, fmt)
+    # The hot path (issue 7): the whole transaction in one trip to the thread pool. A sync
+    # endpoint with SessionDep makes three (session in, endpoint, session out), and each trip
+    # costs about 0.12 ms here, as much as reading the page.
+    return await run_in_threadpool(_timeline, request, query)
 
 
 router.add_api_route(
@@ -83,8 +76,9 @@ router.add_api_route(
 )
 
 
-def _timeline(request: Request, query: TimelineQuery, fmt: str) -> Response:
+def _timeline(request: Request, query: TimelineQuery) -> Response:
     with transaction(request.app.state.session_factory, write=False) as session:
+        fmt = query.format or formats.negotiate(request.headers.get("accept"))
         if fmt != "json":
             return _export(request, session, query, fmt)
         return _page(request, session, query)

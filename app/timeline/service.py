@@ -367,27 +367,6 @@ def _driver(f: Filters) -> Driver | None:
     return None
 
 
-def one_range(query: TimelineQuery) -> bool:
-    """Whether the page is read as one index range that stops after the page, whatever the
-    data: at most one filter, with one value (a pair for `between`), read through its own
-    timeline index, which the dates bound. Words, counts, rankings, history, roles and a
-    filter tested on each row can each read far more than a page."""
-    if query.q or query.count or query.as_known_at is not None or query.order == "relevance":
-        return False
-    if query.actor or query.target or query.include_members:
-        return False
-    # How many values each filter given has.
-    given = [
-        len(values)
-        for values in (query.state, query.organisation, query.kind, query.category, query.tag)
-        if values
-    ]
-    if query.between:
-        # A pair is one range of the pair index; a third state is tested on each row.
-        given.append(1 if query.between.count(",") == 1 else 2)
-    return given in ([], [1])
-
-
 def check(session: Session, query: TimelineQuery) -> None:
     """Raise InvalidParameter for bad values (unknown codes, from after to, …) without paging."""
     resolve(session, query)
