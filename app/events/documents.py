@@ -19,7 +19,17 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import BindParameter, Select, bindparam, delete, event, insert, inspect, select
+from sqlalchemy import (
+    BindParameter,
+    Select,
+    bindparam,
+    delete,
+    event,
+    exists,
+    insert,
+    inspect,
+    select,
+)
 from sqlalchemy.orm import InstanceState, Session, UOWTransaction
 
 from app.models import (
@@ -363,12 +373,19 @@ def write(session: Session, event_ids: Sequence[int]) -> int:
     return written
 
 
+# NOT EXISTS, not NOT IN: at 1M events PostgreSQL cannot hash a NOT IN list of a million ids
+# in work_mem, and probes the subquery once per event instead (hours); it plans NOT EXISTS as
+# an anti-join (seconds).
+OUTDATED = (
+    select(Event.id)
+    .where(~exists().where(_d.event_id == Event.id, _d.format == FORMAT))
+    .order_by(Event.id)
+)
+
+
 def outdated(session: Session) -> list[int]:
     """Events without a stored document of the current format."""
-    current = select(_d.event_id).where(_d.format == FORMAT)
-    return list(
-        session.scalars(select(Event.id).where(Event.id.not_in(current)).order_by(Event.id))
-    )
+    return list(session.scalars(OUTDATED))
 
 
 def fill(session: Session, *, everything: bool = False) -> Iterator[tuple[int, int]]:
