@@ -193,9 +193,7 @@ def test_finding_the_outdated_documents_reads_each_table_once(
     compiled = documents.OUTDATED.compile(dialect=engine.dialect)
     conn = session.connection()
     if ON_POSTGRES:
-        plan = "\n".join(
-            r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
-        )
+        plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params))
         assert "Anti Join" in plan, plan
         assert "SubPlan" not in plan, plan
     else:
