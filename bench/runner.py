@@ -247,7 +247,7 @@ def bare_server(workers: int) -> Server:
 def datasette_server(db: Path) -> Server:
     port = free_port()
     cmd = [str(DATASETTE), "serve", "-i", str(db), "--host", HOST, "--port", str(port)]
-    # It counts every table of an immutable file before it answers: a scan of the 4 GB file
+    # It counts every table of an immutable file before it answers: a scan of the 6 GB file
     # at 1M events, minutes when the file is not in the operating system's cache.
     return Server("datasette", cmd, {}, "/-/versions.json", port, start_timeout=900.0)
 

@@ -87,11 +87,11 @@ def _plans(engine: Engine, session: Session, params: dict[str, Any]) -> tuple[st
         return "\n".join(inner), "\n".join(lines[:start] + lines[end:])
     rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters).all()
     # (id, parent, -, detail): the page is everything under its CO-ROUTINE (or MATERIALIZE).
-    below = {r[0] for r in rows if r[3] in ("CO-ROUTINE page", "MATERIALIZE page")}
+    head = {r[0] for r in rows if r[3] in ("CO-ROUTINE page", "MATERIALIZE page")}
+    below = set(head)
     for node, parent, _, _ in rows:
         if parent in below:
             below.add(node)
-    head = {r[0] for r in rows if r[3] in ("CO-ROUTINE page", "MATERIALIZE page")}
     inner = [r[3] for r in rows if r[0] in below - head]
     outer = [r[3] for r in rows if r[0] not in below]
     assert inner, [r[3] for r in rows]
