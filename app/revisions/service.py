@@ -177,9 +177,10 @@ def guard(
 # (SQLite's min/max optimisation), where the pair scanned the whole revision index. Built once:
 # every timeline page runs it, and building a statement costs several times running this one.
 _r = Revision.__table__.c
-_DATA_VERSION = select(
-    select(func.max(_r.id)).scalar_subquery(), select(func.max(_r.at)).scalar_subquery()
-)
+# The time of the latest change to any resource; the timeline's page reads it in its own
+# statement (app/timeline/statements.py).
+LAST_CHANGE = select(func.max(_r.at)).scalar_subquery()
+_DATA_VERSION = select(select(func.max(_r.id)).scalar_subquery(), LAST_CHANGE)
 
 
 def data_version(session: Session) -> tuple[int, dt.datetime | None]:

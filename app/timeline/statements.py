@@ -29,16 +29,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql  # noqa: F401 - see below
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
-from app.models import (
-    Event,
-    EventDocument,
-    EventTag,
-    Membership,
-    Participant,
-    Revision,
-    StatePair,
-)
+from app.models import Event, EventDocument, EventTag, Membership, Participant, StatePair
 from app.organisations.service import MEMBER_STATUSES
+from app.revisions.service import LAST_CHANGE
 from app.vocabulary import MembershipEnd, ParticipantRole
 
 # The table a page is read from: `None` reads events in timeline order and tests each; the
@@ -56,7 +49,6 @@ T = EventTag.__table__.c
 S = StatePair.__table__.c
 M = Membership.__table__.c
 D = EventDocument.__table__.c
-R = Revision.__table__.c
 
 # SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
 # migrations, not in the metadata: each exists on one database only).
@@ -259,7 +251,6 @@ def page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     of documents; the outer ORDER BY sorts those few rows again, since a join may return them
     in any order."""
     inner = page(shape, desc, after).subquery("page")
-    latest = select(func.max(R.at)).scalar_subquery()
     order = (inner.c.date, inner.c.public_id)
     return (
         select(
@@ -268,7 +259,7 @@ def page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
             inner.c.public_id,
             D.format.label("document_format"),
             D.body,
-            latest.label("changed_at"),
+            LAST_CHANGE.label("changed_at"),
         )
         .select_from(inner)
         .outerjoin(EventDocument.__table__, D.event_id == inner.c.id)
