@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from app import observability
 from app.auth import service as auth_service
 from app.auth.service import Scope
 from app.config import Settings
@@ -298,6 +299,67 @@ class TestSecretsNeverReachTheLog:
     def test_ordinary_text_is_left_alone(self) -> None:
         text_ = "GET /v1/timeline?state=DZA 200 the token is unknown"
         assert redact(text_) == text_
+
+
+class TestAccessLinesWrittenDirectly:
+    """With the installed handler alone on the root logger, the middleware writes access lines
+    itself instead of through `logging` (app/observability.py, `_direct_handler`). pytest puts
+    its own capture handlers on the root logger, so elsewhere in this suite lines go through
+    `logging`; here they are moved aside. The real server's test below gets direct lines."""
+
+    FIELDS: ClassVar[dict[str, Any]] = {
+        "method": "GET",
+        "path": "/v1/keys/dtl_abcdefghijkl",
+        "status": 200,
+        "duration_ms": 1.25,
+        "client_ip": "127.0.0.1",
+        "key_id": 3,
+    }
+    MESSAGE = "GET /v1/keys/dtl_abcdefghijkl 200"
+
+    def _line(self, capsys: CAPTURED) -> dict[str, Any]:
+        observability._log_access(self.MESSAGE, "req-1", dict(self.FIELDS))
+        [line] = log_lines(capsys)
+        return line
+
+    def test_the_same_line_either_way(
+        self, capsys: CAPTURED, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        handler = configure_logging("INFO", "json")
+        capsys.readouterr()
+        monkeypatch.setattr(logging.root, "handlers", [handler])
+        assert observability._direct_handler() is handler
+        direct = self._line(capsys)
+        # Through logging, whose filter reads the request id from the request's context.
+        monkeypatch.setattr(logging.root, "handlers", [handler, logging.NullHandler()])
+        assert observability._direct_handler() is None
+        token = observability._request_id.set("req-1")
+        try:
+            logged = self._line(capsys)
+        finally:
+            observability._request_id.reset(token)
+        assert direct.pop("time")[:13] == logged.pop("time")[:13]  # the same hour at least
+        assert list(direct.items()) == list(logged.items())
+        assert direct["message"] == "GET /v1/keys/dtl_[REDACTED] 200"
+        assert direct["path"] == "/v1/keys/dtl_[REDACTED]"
+        assert direct["request_id"] == "req-1" and direct["key_id"] == 3
+
+    def test_only_when_nothing_else_would_see_the_line(
+        self, capsys: CAPTURED, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        handler = configure_logging("INFO", "json")
+        monkeypatch.setattr(logging.root, "handlers", [handler])
+        assert observability._direct_handler() is handler
+        parent = logging.getLogger("app")
+        monkeypatch.setattr(parent, "handlers", [logging.NullHandler()])
+        assert observability._direct_handler() is None
+        monkeypatch.setattr(parent, "handlers", [])
+        monkeypatch.setattr(observability.access_logger, "filters", [logging.Filter("x")])
+        assert observability._direct_handler() is None
+        monkeypatch.setattr(observability.access_logger, "filters", [])
+        # The text format (json_logs puts JSON back afterwards).
+        monkeypatch.setattr(logging.root, "handlers", [configure_logging("INFO", "text")])
+        assert observability._direct_handler() is None
 
 
 def test_a_real_server_logs_json_with_request_ids_and_no_secrets(
