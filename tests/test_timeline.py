@@ -4,6 +4,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from app.timeline import statements
 from app.timeline.schemas import TimelinePage
 from tests import oracle
 from tests.helpers import assert_problem, ids
@@ -241,6 +242,27 @@ class TestSearch:
             cursor = page["next_cursor"]
         assert sorted(walked) == sorted(all_ids(client, q="drone tinzaouaten"))
         assert len(walked) == len(set(walked))
+
+    @pytest.mark.parametrize("few", [0, 1, 3])
+    def test_how_many_matches_count_as_few_changes_no_page(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
+    ) -> None:
+        """Up to `FEW_MATCHES`, a page reads every match first; past it, it tests the rows it
+        walks. On PostgreSQL a page of words alone counts its matches as it reads them and,
+        past the limit, is read again the other way (`service._recounted`), also when that
+        first read found nothing to show. Either way, the same pages."""
+        queries: list[dict[str, Any]] = [
+            {"q": "ambassador"},
+            {"q": "drone"},
+            {"q": "ambassador", "from": "2023-06", "order": "desc"},
+            {"q": "ambassador", "to": "2019"},  # before the first event: an empty page
+            {"q": "ambassador", "state": "DZA"},
+        ]
+        expected = [all_ids(client, limit=2, **params) for params in queries]
+        assert all(expected[:3]) and not expected[3], expected
+        assert len(expected[0]) > 3  # more than the largest `few`
+        monkeypatch.setattr(statements, "FEW_MATCHES", few)
+        assert [all_ids(client, limit=2, **params) for params in queries] == expected
 
     def test_relevance_needs_words(self, client: TestClient) -> None:
         assert_problem(client.get("/v1/timeline", params={"order": "relevance"}), 422, "order")
