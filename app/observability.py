@@ -150,9 +150,9 @@ def _direct_handler() -> "_StderrHandler | None":
     else: the middleware then writes the line itself.
 
     Through `logging` (a LogRecord, two filters, the handler chain) the line cost about 70 µs,
-    nearly half of a 304 answered from the response cache; written directly, the same bytes cost
-    a third of that (bench/README.md). Any other handler or filter on the way, or the text
-    format, and the line goes through `logging` as configured."""
+    nearly half of a 304 answered from the response cache; written directly, about half of that
+    (bench/README.md). Any other handler or filter on the way, or the text format, and the line
+    goes through `logging` as configured."""
     handler = _installed
     if (
         handler is None
@@ -339,8 +339,8 @@ class TextFormatter(logging.Formatter):
 class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stderr is when a line is written (a test's capture included)."""
 
-    # JSON lines, at INFO and above, through the two filters `configure_logging` adds: what a
-    # line written by `write_line` gets too (`_direct_handler`).
+    # Set by `configure_logging` for the JSON format: a line `_log_access` makes and passes to
+    # `write_line` is then the very line `emit` would write (`_direct_handler`).
     direct = False
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -980,7 +980,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         say(f"\n## API on SQLite, {label_n} events, 2 workers")
         with api_server("api-sqlite-2w", sqlite_url, 2).running() as api:
-            warm(api, queries.mix(), settle_on=None if args.smoke else queries.headline)
+            warm(api, queries.mix(), settle_on=queries.headline)
             measure(
                 rows,
                 "sqlite-2w",
