@@ -412,15 +412,11 @@ def _recounted(session: Session, f: Filters, rows: list[Any]) -> bool:
     """Whether a page that counted its matches itself must be read again as "many" (`f` is then
     set for it). An empty page does not say how many there were: they are counted."""
     if rows:
-        matches = rows[0][6]
+        f.text = "few" if rows[0][6] <= statements.FEW_MATCHES else "many"
     else:
-        dialect = session.get_bind().dialect.name
-        matches = session.scalar(statements.TEXT_MATCHES[dialect], {"words": f.words}) or 0
+        f.text = _text_mode(session, session.get_bind().dialect.name, f, ranked=False)
     f.counted = True
-    if matches <= statements.FEW_MATCHES:
-        return False
-    f.text = "many"
-    return True
+    return f.text == "many"
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:

@@ -186,6 +186,16 @@ def _driver_table(kind: DriverKind) -> tuple[Any, ColumnElement[bool]]:
     return P, P.state_id == bindparam("driver")
 
 
+def _window(shape: Shape, date: Any) -> list[ColumnElement[bool]]:
+    """The date window's bounds on `date`, as bound by `start` and `end`."""
+    bounds = []
+    if shape.start:
+        bounds.append(date >= bindparam("start"))
+    if shape.end:
+        bounds.append(date <= bindparam("end"))
+    return bounds
+
+
 @lru_cache(maxsize=512)
 def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
     """The matching events as (id, date, public_id), unordered, and the columns to order and
@@ -208,10 +218,7 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
         )
     if shape.text is not None:
         where.append(_text(shape.text, event_id, driven=shape.driver is not None))
-    if shape.start:
-        where.append(date >= bindparam("start"))
-    if shape.end:
-        where.append(date <= bindparam("end"))
+    where.extend(_window(shape, date))
     if shape.text == "few" and shape.driver is None:
         # PostgreSQL underestimates prefix matches (3,459 for a word with 977) and would walk the
         # timeline index, testing every event it passes (3.2 s at 1M). Ordered by `date + 0`,
@@ -298,11 +305,7 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
         .prefix_with("MATERIALIZED")
     )
     date, key = matches.c.date, matches.c.public_id
-    stmt = select(matches.c.id, date, key)
-    if shape.start:
-        stmt = stmt.where(date >= bindparam("start"))
-    if shape.end:
-        stmt = stmt.where(date <= bindparam("end"))
+    stmt = select(matches.c.id, date, key).where(*_window(shape, date))
     counted = select(func.count()).select_from(matches).scalar_subquery()
     return _with_documents(_keyset(stmt, date, key, desc, after), desc).add_columns(
         counted.label("matches")
