@@ -30,7 +30,7 @@ from app.organisations.schemas import MembershipRead, OrganisationRead
 from app.states.schemas import StateDetail
 from app.timeline import service as timeline_service
 from app.timeline.schemas import TimelineQuery
-from app.webhooks import signing, ssrf
+from app.webhooks import signing, ssrf, wake
 from app.webhooks.schemas import EVENT_TYPES, EndpointCreate, EndpointUpdate, RecoverRequest
 
 logger = logging.getLogger("app.webhooks")
@@ -49,6 +49,7 @@ MAX_RECOVER = 10_000
 # Set after a commit that wrote deliveries: wakes an embedded worker in this process at once.
 wakeup = threading.Event()
 _PENDING = "webhooks_pending"
+_NOTIFY = select(func.pg_notify(wake.CHANNEL, ""))
 
 
 @sa_event.listens_for(Session, "after_commit")
@@ -60,6 +61,19 @@ def _wake_worker(session: Session) -> None:
 @sa_event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
+
+
+def queued(session: Session) -> None:
+    """Note that this transaction queued deliveries: its commit wakes the workers, in this
+    process (`wakeup`) and, on PostgreSQL, in every other (`wake.CHANNEL`)."""
+    if session.info.get(_PENDING):
+        return
+    session.info[_PENDING] = True
+    if session.get_bind().dialect.name == "postgresql":
+        # Sent by the server at commit, and dropped on rollback. Once per transaction: the
+        # server would merge the copies anyway. (If the savepoint that sent it is rolled back
+        # and a later one queues deliveries, the workers' poll finds them.)
+        session.execute(_NOTIFY)
 
 
 def new_id(prefix: str) -> str:
@@ -118,7 +132,7 @@ def _enqueue(
     ]
     session.add_all(deliveries)
     session.flush()
-    session.info[_PENDING] = True
+    queued(session)
     return deliveries
 
 
@@ -411,7 +425,7 @@ def _requeue(session: Session, delivery_ids: list[int], trigger: str) -> int:
             completed_at=None,
         )
     )
-    session.info[_PENDING] = True
+    queued(session)
     return len(delivery_ids)
 
 

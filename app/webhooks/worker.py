@@ -53,6 +53,7 @@ from app.db import begin_write, create_db_engine, create_session_factory, utcnow
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.observability import configure_logging
 from app.webhooks import service, signing, ssrf
+from app.webhooks.wake import CommitListener
 
 # httpx logs every request at INFO: one line per delivery is noise at volume, and costs time.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -782,7 +783,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--poll-interval",
         type=float,
-        help="seconds between queue checks when idle (WEBHOOK_POLL_INTERVAL, 0.5)",
+        help="seconds between queue checks when idle (WEBHOOK_POLL_INTERVAL, 0.05); a commit"
+        " that queues deliveries wakes the worker sooner (app/webhooks/wake.py)",
     )
     parser.add_argument(
         "--lease",
@@ -825,9 +827,12 @@ def main(argv: list[str] | None = None) -> int:
     retention = _retention_job(settings, worker)
     started = time.monotonic()
     stop = threading.Event()
+    wake = threading.Event()
+    listener = CommitListener(engine, wake) if CommitListener.supported(engine) else None
 
     def _stop(signum: int, _frame: object) -> None:
         stop.set()
+        wake.set()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -846,10 +851,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             # The loop runs in a thread so that this one, which receives the signals, can hand
             # back the leases of sends still waiting on a slow receiver.
+            if listener is not None:
+                listener.start()
             loop = threading.Thread(
                 target=worker.run,
                 args=(stop,),
                 kwargs={
+                    "wake": wake,
                     "poll_interval": settings.webhook_poll_interval,
                     "retention": retention,
                     "progress": progress,
@@ -866,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
                 logger.exception("webhook worker %s: could not release its leases", worker.id)
             loop.join()
     finally:
+        if listener is not None:
+            listener.stop()
         worker.close()
         worker.client.close()
         engine.dispose()

@@ -167,9 +167,11 @@ class Hooks(Writable):
         body: dict[str, Any] = response.json()
         return body
 
-    def enqueue(self, endpoint_id: str, count: int) -> None:
-        """`count` ping messages for one endpoint, written straight to the outbox."""
-        with self.session() as s, s.begin():
+    def enqueue(self, endpoint_id: str, count: int, *, roll_back: bool = False) -> None:
+        """`count` ping messages for one endpoint, written straight to the outbox (or written,
+        then rolled back)."""
+        with self.session() as s:
+            s.begin()
             row = s.get(WebhookEndpoint, endpoint_id)
             assert row is not None
             now = utcnow()
@@ -183,6 +185,10 @@ class Hooks(Writable):
                     created_at=now,
                 )
                 service._enqueue(s, [row], message, trigger="test")
+            if roll_back:
+                s.rollback()
+            else:
+                s.commit()
 
     def deliveries(self, endpoint_id: str) -> list[WebhookDelivery]:
         with self.session() as s:

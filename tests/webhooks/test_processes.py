@@ -1,5 +1,5 @@
 """Worker processes: a kill -9 mid-delivery loses nothing; many workers never double-send;
-the embedded worker is woken by commits."""
+workers are woken by commits, in their own process and in others."""
 
 import os
 import signal
@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from app.main import create_app
 from app.models import WebhookDelivery
+from app.webhooks.wake import CommitListener
 from tests.conftest import ON_POSTGRES
 from tests.webhooks.conftest import Hooks, Receiver, Reply, create_event, hook_settings
 
@@ -139,3 +140,39 @@ def test_embedded_worker_is_woken_by_the_commit(hooks: Hooks, receiver: Receiver
         wait_for(lambda: receiver.at("/embedded"), 4, "the embedded worker did not deliver")
         # Well before the 5 s poll: the commit woke it.
         assert time.monotonic() - started < 4
+
+
+def test_a_commit_in_another_process_wakes_a_worker_process(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    # It polls every 30 s: a delivery within seconds was woken by the commit.
+    worker = start_worker(hooks, WEBHOOK_POLL_INTERVAL="30")
+    try:
+        # The first may be found by the worker's first look at the queue, as it starts.
+        hooks.endpoint(receiver.url("/wake-first"))
+        wait_for(lambda: receiver.at("/wake-first"), 20, "the worker did not deliver at all")
+        # Now it waits: for the poll, or to be woken.
+        time.sleep(0.5)
+        started = time.monotonic()
+        hooks.endpoint(receiver.url("/wake-second"))
+        wait_for(lambda: receiver.at("/wake-second"), 10, "the commit did not wake the worker")
+        assert time.monotonic() - started < 5
+    finally:
+        stop_worker(worker)
+
+
+def test_the_listener_wakes_on_commit_and_not_on_rollback(hooks: Hooks) -> None:
+    endpoint = hooks.endpoint("http://127.0.0.1:9/never", event_types=["webhook.ping"])
+    wake = threading.Event()
+    listener = CommitListener(hooks.engine, wake).start()
+    try:
+        assert listener.listening.wait(10)
+        assert wake.wait(1)  # set on start: commits made before it listened are looked for
+        wake.clear()
+        hooks.enqueue(endpoint["id"], 1, roll_back=True)
+        assert not wake.wait(0.5)
+        hooks.enqueue(endpoint["id"], 1)
+        assert wake.wait(5)
+    finally:
+        listener.stop()
+        hooks.client.delete(f"/v1/webhook-endpoints/{endpoint['id']}", headers=hooks.auth("hooks"))
