@@ -31,13 +31,16 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import TypeVar, cast
 
 import httpx
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Table,
     and_,
     bindparam,
     insert,
@@ -77,6 +80,13 @@ RECORD_WITHIN_SECONDS = 0.02
 # comes back empty), not with a write transaction on every turn.
 REAP_EVERY_SECONDS = 1.0
 D = WebhookDelivery
+T = TypeVar("T")
+# Claims and results are written on the tables, not the entities: the ORM's bulk UPDATE and
+# INSERT paths cost about a tenth of the worker's CPU per delivery, for nothing the session
+# needs (bench/README.md, webhook section).
+_DELIVERY_TABLE = cast(Table, WebhookDelivery.__table__)
+_ATTEMPT_TABLE = cast(Table, WebhookAttempt.__table__)
+_ENDPOINT_TABLE = cast(Table, WebhookEndpoint.__table__)
 # Built once: an idle worker asks this many times a second, in the API's process too.
 _now: BindParameter[dt.datetime] = bindparam("now")
 _DUE = (
@@ -287,7 +297,7 @@ class Worker:
             if session.get_bind().dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             claimed = session.execute(
-                update(D)
+                update(_DELIVERY_TABLE)
                 .where(D.id.in_(due))
                 .values(
                     status="in_flight",
@@ -296,7 +306,6 @@ class Worker:
                     attempt_count=D.attempt_count + 1,
                 )
                 .returning(D.id)
-                .execution_options(synchronize_session=False)
             ).scalars()
             ids = list(claimed)
             if not ids:
@@ -404,7 +413,7 @@ class Worker:
             for code, jobs in by_status.items():
                 fenced.update(
                     session.execute(
-                        update(D)
+                        update(_DELIVERY_TABLE)
                         .where(*self._still_ours(jobs))
                         .values(
                             status="succeeded",
@@ -418,12 +427,11 @@ class Worker:
                             completed_at=now,
                         )
                         .returning(D.id)
-                        .execution_options(synchronize_session=False)
                     ).scalars()
                 )
             if ok:
                 session.execute(
-                    insert(WebhookAttempt),
+                    insert(_ATTEMPT_TABLE),
                     [self._attempt_row(job, result, None) for job, result in ok],
                 )
             healthy = {job.endpoint.id for job, _ in ok if job.delivery_id in fenced}
@@ -431,7 +439,7 @@ class Worker:
                 # A success only resets the health columns: one UPDATE, no read, and no row lock
                 # held beyond it (bench/README.md, webhook section).
                 session.execute(
-                    update(WebhookEndpoint)
+                    update(_ENDPOINT_TABLE)
                     .where(WebhookEndpoint.id.in_(sorted(healthy)))
                     .values(
                         consecutive_failures=0,
@@ -439,7 +447,6 @@ class Worker:
                         warned_at=None,
                         last_success_at=now,
                     )
-                    .execution_options(synchronize_session=False)
                 )
             lost = len(ok) - len(fenced)
             for job, result in done:
@@ -622,14 +629,19 @@ class Worker:
             self._pool.submit(self.attempt, job, None if i < self.concurrency else send_by): job
             for i, job in enumerate(jobs)
         }
+        # Each send reports itself here as it ends. `wait(FIRST_COMPLETED)` on the pending set
+        # instead walks all of them on every wake-up: quadratic in the claim, and a few per cent
+        # of the worker's CPU (bench/README.md, webhook section).
+        ended: SimpleQueue[Future[Result | None]] = SimpleQueue()
+        for future in futures:
+            future.add_done_callback(ended.put)
         pending = set(futures)
         results: list[tuple[Job, Result]] = []
         waiting_since = 0.0
         try:
             while pending:
-                finished, pending = wait(
-                    pending, timeout=RECORD_WITHIN_SECONDS, return_when=FIRST_COMPLETED
-                )
+                finished = _ended_within(ended, RECORD_WITHIN_SECONDS)
+                pending.difference_update(finished)
                 unsent: list[Job] = []
                 for future in finished:
                     result = future.result()
@@ -643,9 +655,7 @@ class Worker:
                     self.unclaim(unsent)
                     self._settle(unsent)
                 if results and (
-                    not pending
-                    or len(results) >= self.concurrency
-                    or time.monotonic() - waiting_since >= RECORD_WITHIN_SECONDS
+                    not pending or time.monotonic() - waiting_since >= RECORD_WITHIN_SECONDS
                 ):
                     self.record_batch(results)
                     self._settle([job for job, _ in results])
@@ -696,6 +706,19 @@ class Worker:
             else:
                 wake.wait(poll_interval)
                 wake.clear()
+
+
+def _ended_within(ended: "SimpleQueue[T]", timeout: float) -> list[T]:
+    """What has ended, waiting up to `timeout` for the first."""
+    try:
+        out = [ended.get(timeout=timeout)]
+    except Empty:
+        return []
+    while True:
+        try:
+            out.append(ended.get_nowait())
+        except Empty:
+            return out
 
 
 def make_worker(
