@@ -116,6 +116,7 @@ def test_missing_and_outdated_copies_are_assembled_on_read_then_refilled(
     params = {"from": "2025-04", "limit": 200}
     served = w.client.get("/v1/timeline", params=params)
     exported = w.client.get("/v1/timeline", params={"from": "2025-04", "format": "csv"})
+    lines = w.client.get("/v1/timeline", params={"from": "2025-04", "format": "ndjson"})
     with w.session() as s, s.begin():
         ids = list(s.scalars(select(Event.id).where(Event.date >= dt.date(2025, 4, 1))))
         s.execute(delete(EventDocument).where(EventDocument.event_id.in_(ids[::2])))
@@ -129,6 +130,8 @@ def test_missing_and_outdated_copies_are_assembled_on_read_then_refilled(
     assert w.client.get("/v1/timeline", params=params, headers=fresh).content == served.content
     again = w.client.get("/v1/timeline", params={"from": "2025-04", "format": "csv"}, headers=fresh)
     assert again.text == exported.text
+    ndjson = {"from": "2025-04", "format": "ndjson"}
+    assert w.client.get("/v1/timeline", params=ndjson, headers=fresh).text == lines.text
 
     done = subprocess.run(
         [sys.executable, "-m", "app.events.documents", "--database-url", w.url],

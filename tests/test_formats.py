@@ -1,10 +1,12 @@
 """Every timeline format, parsed by a real parser and compared with a golden file made from the
 real seed (timestamps, which change with every load, are normalised)."""
 
+import asyncio
 import csv
 import io
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.timeline.formats import safe_cell
+from app.timeline.router import read_ahead
 from tests import oracle
 from tests.helpers import assert_problem
 
@@ -221,3 +224,23 @@ class TestFacets:
             client.get("/v1/timeline/facets", params={"interval": "week"}), 422, "interval"
         )
         assert_problem(client.get("/v1/timeline/facets", params={"state": "XXX"}), 422, "state")
+
+
+def test_an_export_reads_one_chunk_ahead_and_no_more() -> None:
+    """The next chunk is read while this one is sent, never two: memory stays one chunk ahead."""
+    read: list[int] = []
+
+    def chunks() -> Iterator[int]:
+        for i in range(6):
+            read.append(i)
+            yield i
+
+    async def consume() -> list[int]:
+        sent: list[int] = []
+        async for chunk in read_ahead(chunks()):
+            await asyncio.sleep(0.02)  # time for a read ahead to run too far, if it would
+            assert len(read) <= len(sent) + 2  # this chunk and the next
+            sent.append(chunk)
+        return sent
+
+    assert asyncio.run(consume()) == list(range(6))

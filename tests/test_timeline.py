@@ -1,6 +1,9 @@
+import csv
 import datetime as dt
+import io
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -263,6 +266,21 @@ class TestSearch:
         assert len(expected[0]) > 3  # more than the largest `few`
         monkeypatch.setattr(statements, "FEW_MATCHES", few)
         assert [all_ids(client, limit=2, **params) for params in queries] == expected
+
+    @pytest.mark.parametrize("few", [0, 1, 3])
+    def test_exports_of_words_hold_every_match_whatever_few_is(
+        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
+    ) -> None:
+        """An export reads the whole query in batches: however the first batch was read, every
+        match comes, once, in timeline order."""
+        expected = all_ids(client, q="ambassador")
+        monkeypatch.setattr(statements, "FEW_MATCHES", few)
+        params = {"q": "ambassador", "format": "ndjson"}
+        lines = client.get("/v1/timeline", params=params).text.splitlines()
+        assert [orjson.loads(line)["id"] for line in lines] == expected
+        params["format"] = "csv"
+        rows = list(csv.DictReader(io.StringIO(client.get("/v1/timeline", params=params).text)))
+        assert [row["id"] for row in rows] == expected
 
     def test_relevance_needs_words(self, client: TestClient) -> None:
         assert_problem(client.get("/v1/timeline", params={"order": "relevance"}), 422, "order")

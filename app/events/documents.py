@@ -277,7 +277,6 @@ def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]
 
 _d = EventDocument.__table__.c
 _STORED = select(_d.event_id, _d.body).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
-_STORED_CSV = select(_d.event_id, _d.csv).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
 
 
 def _current(
@@ -321,11 +320,10 @@ def csv_line(body: bytes) -> str:
     return formats.csv_line(orjson.loads(body))
 
 
-def csv_lines(session: Session, event_ids: Sequence[int]) -> list[str]:
-    """The CSV export's lines of these events, in the given order, as `stored` gives bodies."""
-    ids = list(event_ids)
-    found = _current(session, ids, _STORED_CSV, stored=str, built=csv_line) if ids else {}
-    return [found[i] for i in ids if i in found]
+def csv_lines(session: Session, rows: Sequence[tuple[int, int | None, str | None]]) -> list[str]:
+    """The CSV export's lines of these events, in the given order: `rows` are (event id, stored
+    format, stored line), read with the batch (`statements.page_csv`), as `stored` takes them."""
+    return _in_order(session, rows, stored=str, built=csv_line)
 
 
 def stored(
@@ -336,10 +334,31 @@ def stored(
 
     `rows` are (event id, stored format, stored body), read with the page
     (`statements.page_documents`); a body missing or of another format is assembled afresh."""
+    return [orjson.Fragment(body) for body in _in_order(session, rows, stored=bytes, built=bytes)]
+
+
+def loaded(
+    session: Session, rows: Sequence[tuple[int, int | None, bytes | None]]
+) -> list[dict[str, Any]]:
+    """As `stored`, each document parsed (as `documents` gives them)."""
+    return [orjson.loads(body) for body in _in_order(session, rows, stored=bytes, built=bytes)]
+
+
+def _in_order(
+    session: Session,
+    rows: Sequence[tuple[int, int | None, Any]],
+    *,
+    stored: Callable[[Any], T],
+    built: Callable[[bytes], T],
+) -> list[T]:
+    """The stored values read with `rows` where they can be used (`_completed` for the rest), in
+    the rows' order."""
     ids = [row[0] for row in rows]
-    read = {i: bytes(body) for i, format_, body in rows if format_ == FORMAT and body is not None}
-    found = _completed(session, ids, read, lambda body: body) if ids else {}
-    return [orjson.Fragment(found[i]) for i in ids if i in found]
+    read = {
+        i: stored(value) for i, format_, value in rows if format_ == FORMAT and value is not None
+    }
+    found = _completed(session, ids, read, built) if ids else {}
+    return [found[i] for i in ids if i in found]
 
 
 def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]]:

@@ -238,9 +238,12 @@ class Driver:
     second: int | None = None
 
 
-def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> Filters:
+def resolve(
+    session: Session, query: TimelineQuery, *, driven: bool = False, one_page: bool = False
+) -> Filters:
     """The query's filters, checked: raises InvalidParameter for bad values (unknown codes, from
-    after to, …). With `driven`, also the table to read a page from (`Driver`)."""
+    after to, …). With `driven`, also the table to read a page from (`Driver`). With `one_page`
+    (a page, not a whole export), a PostgreSQL page of words may count its matches itself."""
     f = Filters()
     f.start = parse_partial_date(query.from_) if query.from_ else None
     f.end = parse_partial_date(query.to, end=True) if query.to else None
@@ -268,7 +271,7 @@ def resolve(session: Session, query: TimelineQuery, *, driven: bool = False) -> 
     if query.q:
         dialect = session.get_bind().dialect.name
         f.words = _engine_words(dialect, search_terms(query.q))
-        if driven and _counts_itself(dialect, f, ranked=query.order == "relevance"):
+        if one_page and _counts_itself(dialect, f, ranked=query.order == "relevance"):
             f.text, f.counted = "few", False
         else:
             f.text = _text_mode(session, dialect, f, ranked=query.order == "relevance")
@@ -393,15 +396,16 @@ def _rows(
     after: tuple[dt.date, str] | None,
     limit: int,
     *,
-    with_documents: bool = False,
+    csv: bool = False,
 ) -> list[Any]:
-    """Up to `limit` matching rows (id, date, public_id) in timeline order, after `after`;
-    `with_documents` adds (document_format, body, changed_at) (`statements.page_documents`)."""
+    """Up to `limit` matching rows in timeline order, after `after`: (id, date, public_id,
+    document_format, body, changed_at) (`statements.page_documents`), or with `csv`
+    (id, date, public_id, document_format, csv) (`statements.page_csv`)."""
     params = f.params
     params["limit"] = limit
     if after is not None:
         params["after_date"], params["after_id"] = after
-    build = statements.page_documents if with_documents else statements.page
+    build = statements.page_csv if csv else statements.page_documents
     if not f.counted:
         build = statements.few_page_documents
         params["few_limit"] = statements.FEW_MATCHES + 1
@@ -424,15 +428,15 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         return _historical_page(session, query, cursor_secret)
     if query.order == "relevance":
         return _relevance_page(session, query, cursor_secret)
-    f = resolve(session, query, driven=True)
+    f = resolve(session, query, driven=True, one_page=True)
     total = None
     if query.count:
         total = session.scalar(statements.count(f.shape), f.params) or 0
     after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
     desc = query.order == "desc"
-    rows = _rows(session, f, desc, after, query.limit + 1, with_documents=True)
+    rows = _rows(session, f, desc, after, query.limit + 1)
     if not f.counted and _recounted(session, f, rows):
-        rows = _rows(session, f, desc, after, query.limit + 1, with_documents=True)
+        rows = _rows(session, f, desc, after, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None
@@ -517,8 +521,8 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
     if query.as_known_at is not None:
         yield _historical(session, query)
         return
-    for ids in _export_ids(session, query):
-        yield documents.documents(session, ids)
+    for rows in _batches(session, query, csv=False):
+        yield documents.loaded(session, [(row[0], row[3], row[4]) for row in rows])
 
 
 def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
@@ -526,19 +530,21 @@ def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
     if query.as_known_at is not None:
         yield [formats.csv_line(doc) for doc in _historical(session, query)]
         return
-    for ids in _export_ids(session, query):
-        yield documents.csv_lines(session, ids)
+    for rows in _batches(session, query, csv=True):
+        yield documents.csv_lines(session, [(row[0], row[3], row[4]) for row in rows])
 
 
-def _export_ids(session: Session, query: TimelineQuery) -> Iterator[list[int]]:
+def _batches(session: Session, query: TimelineQuery, *, csv: bool) -> Iterator[list[Any]]:
+    """The matching rows in timeline order, EXPORT_BATCH at a time, with their stored
+    documents (`_rows`)."""
     f = resolve(session, query, driven=True)
     after: tuple[dt.date, str] | None = None
     while True:
-        rows = _rows(session, f, query.order == "desc", after, EXPORT_BATCH)
+        rows = _rows(session, f, query.order == "desc", after, EXPORT_BATCH, csv=csv)
         if not rows:
             return
-        yield [r.id for r in rows]
-        after = (rows[-1].date, rows[-1].public_id)
+        yield rows
+        after = (rows[-1][1], rows[-1][2])
 
 
 def _historical(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:
