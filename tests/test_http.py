@@ -113,7 +113,9 @@ class TestResponseCache:
                 if hit <= 1:
                     break
             conditional = c.get(url, headers={"If-None-Match": first.headers["etag"]})
+            before_keyed = len(statements)
             keyed = c.get(url, headers=writable.auth())
+            keyed_ran = len(statements) - before_keyed
             before_reload = len(statements)
             reload = c.get(url, headers={"Cache-Control": "no-cache"})
             reloaded = len(statements) - before_reload
@@ -127,10 +129,10 @@ class TestResponseCache:
         assert conditional.headers["etag"] == first.headers["etag"]
         # A caller with a key is never served from (or stored in) the shared cache.
         assert keyed.status_code == 200
-        assert len(statements) > hit + 1
+        assert keyed_ran >= 1  # the page's own statement at least
         # A reload (`Cache-Control: no-cache`) renders afresh.
         assert reload.content == first.content
-        assert reloaded > 1
+        assert reloaded > hit
 
     def test_a_write_through_another_replica_is_seen_at_once(self, writable: Writable) -> None:
         url = SHOOT_DOWN

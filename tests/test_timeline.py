@@ -6,10 +6,15 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
-from app.timeline import statements
-from app.timeline.schemas import TimelinePage
+from app.db import begin_write, create_session_factory
+from app.errors import InvalidParameter
+from app.models import State
+from app.timeline import service, statements
+from app.timeline.schemas import TimelinePage, TimelineQuery
 from tests import oracle
+from tests.conftest import Writable
 from tests.helpers import assert_problem, ids
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
@@ -398,3 +403,48 @@ class TestErrors:
     def test_cursor_survives_a_different_page_size(self, client: TestClient) -> None:
         cursor = client.get("/v1/timeline", params={"limit": 1}).json()["next_cursor"]
         assert client.get("/v1/timeline", params={"limit": 3, "cursor": cursor}).status_code == 200
+
+
+class TestStateCodes:
+    """A code names the same row for good, so a page looks a known one up once per database
+    connection (`service._ids_by_code`); an unknown one every time."""
+
+    def test_a_known_code_is_looked_up_once(self, writable: Writable) -> None:
+        lookups: list[str] = []
+
+        def grab(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "FROM state" in statement and "state.code IN" in statement:
+                lookups.append(statement)
+
+        fresh = {"Cache-Control": "no-cache"}
+        engine = writable.app.state.engine
+        event.listen(engine, "before_cursor_execute", grab)
+        try:
+            first = writable.client.get("/v1/timeline?state=DZA", headers=fresh)
+            after_first = len(lookups)
+            again = writable.client.get("/v1/timeline?state=DZA", headers=fresh)
+        finally:
+            event.remove(engine, "before_cursor_execute", grab)
+        assert after_first == 1
+        assert len(lookups) == 1
+        assert again.content == first.content
+
+    def test_a_code_created_after_it_was_unknown_is_found(self, writable: Writable) -> None:
+        assert_problem(writable.client.get("/v1/timeline?state=ZZN"), 422, "state")
+        body = {"code": "ZZN", "alpha2": "ZN", "name": "Created by the tests"}
+        assert writable.client.post("/v1/states", json=body, headers=writable.auth()).is_success
+        response = writable.client.get("/v1/timeline?state=ZZN")
+        assert response.status_code == 200
+        assert response.json()["items"] == []
+
+    def test_a_code_read_in_a_rolled_back_write_is_not_kept(self, writable: Writable) -> None:
+        query = TimelineQuery.model_validate({"state": ["ZZR"]})
+        factory = create_session_factory(writable.engine)
+        with factory() as session:
+            begin_write(session)
+            session.add(State(code="ZZR", alpha2="ZR", name="Rolled back by the tests"))
+            session.flush()
+            assert service.resolve(session, query).states
+            session.rollback()
+        with factory() as session, pytest.raises(InvalidParameter):
+            service.resolve(session, query)

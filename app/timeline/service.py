@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Select, bindparam, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
+from app.db import WRITE_TRANSACTION
 from app.errors import InvalidParameter
 from app.events import documents
 from app.models import Event, Organisation, Participant, Place, PlaceAlias, State
@@ -102,8 +103,27 @@ _BY_CODE = {
 }
 
 
+# A state's or organisation's code names the same row for good: codes are never reused or
+# changed (PATCH refuses it) and deleting is a soft delete. So a code once read is kept with the
+# pooled connection (`Connection.info`, which lives as long as the database connection) instead
+# of being looked up on every filtered page: that lookup was about a sixth of a page's CPU
+# (bench/README.md). An unknown code is looked up every time: it may have been created since.
+# Only read transactions fill it, so a row that a write transaction created and then rolled
+# back is never kept.
+_KNOWN_CODES = "dtl_known_codes"
+
+
 def _ids_by_code(session: Session, model: Any, codes: list[str]) -> dict[str, int]:
-    return dict(session.execute(_BY_CODE[model], {"codes": codes}).tuples().all())
+    connection = session.connection()
+    known: dict[tuple[Any, str], int] = connection.info.setdefault(_KNOWN_CODES, {})
+    found = {code: known[model, code] for code in codes if (model, code) in known}
+    missing = [code for code in codes if code not in found]
+    if missing:
+        rows = session.execute(_BY_CODE[model], {"codes": missing}).tuples().all()
+        found.update(rows)
+        if not connection.get_execution_options().get(WRITE_TRANSACTION, False):
+            known.update(((model, code), id_) for code, id_ in rows)
+    return found
 
 
 def _lookup(session: Session, model: Any, codes: list[str], what: str, param: str) -> list[int]:
