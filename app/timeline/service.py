@@ -106,7 +106,7 @@ _BY_CODE = {
 # A state's or organisation's code names the same row for good: codes are never reused or
 # changed (PATCH refuses it) and deleting is a soft delete. So a code once read is kept with the
 # pooled connection (`Connection.info`, which lives as long as the database connection) instead
-# of being looked up on every filtered page: that lookup was about a sixth of a page's CPU
+# of being looked up on every filtered page, which saved about 7 % of a page's time in process
 # (bench/README.md). An unknown code is looked up every time: it may have been created since.
 # Only read transactions fill it, so a row that a write transaction created and then rolled
 # back is never kept.
