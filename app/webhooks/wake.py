@@ -87,6 +87,15 @@ class CommitListener:
                 self._stop.wait(RECONNECT_SECONDS)
 
     def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except sqlite3.Error:
+                # The file cannot be opened (yet) or read: the worker's poll carries on meanwhile.
+                logger.warning("webhook wake: watching failed; retrying", exc_info=True)
+                self._stop.wait(RECONNECT_SECONDS)
+
+    def _watch_once(self) -> None:
         probe = sqlite3.connect(self.engine.url.database or "", isolation_level=None)
         try:
             version = probe.execute("PRAGMA data_version").fetchone()
@@ -97,8 +106,6 @@ class CommitListener:
                 if now != version:
                     version = now
                     self.wake.set()
-        except sqlite3.Error:
-            logger.warning("webhook wake: watching the database failed", exc_info=True)
         finally:
             self.listening.clear()
             probe.close()

@@ -2,6 +2,7 @@
 workers are woken by commits, in their own process and in others."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from app.main import create_app
 from app.models import WebhookDelivery
@@ -176,3 +177,33 @@ def test_the_listener_wakes_on_commit_and_not_on_rollback(hooks: Hooks) -> None:
     finally:
         listener.stop()
         hooks.client.delete(f"/v1/webhook-endpoints/{endpoint['id']}", headers=hooks.auth("hooks"))
+
+
+def test_the_listener_keeps_trying_until_the_database_answers(
+    hooks: Hooks, tmp_path: pathlib.Path
+) -> None:
+    # A database that is not there yet: a SQLite file whose folder is missing, a PostgreSQL
+    # database not yet created. The worker's poll covers the gap; the listener must not give up.
+    url = hooks.engine.url
+    if ON_POSTGRES:
+        url = url.set(database=f"dtl_wake_later_{os.getpid()}")
+    else:
+        url = url.set(database=str(tmp_path / "later" / "timeline.db"))
+    engine = create_engine(url)
+    wake = threading.Event()
+    listener = CommitListener(engine, wake).start()
+    try:
+        assert not listener.listening.wait(0.5)
+        if ON_POSTGRES:
+            with hooks.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{url.database}"')
+        else:
+            (tmp_path / "later").mkdir()
+        assert listener.listening.wait(10)
+        assert wake.wait(1)
+    finally:
+        listener.stop()
+        engine.dispose()
+        if ON_POSTGRES:
+            with hooks.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{url.database}"')
