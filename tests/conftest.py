@@ -104,6 +104,20 @@ def client(database_url: str) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def uncached_client(database_url: str) -> Iterator[TestClient]:
+    """As `client`, with no response cache: for tests that ask the same question twice and
+    change how the service answers it in between."""
+    settings = Settings(
+        database_url=database_url,
+        cursor_secret="test-secret",
+        webhook_worker="off",
+        response_cache_size=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
 def pytest_report_header() -> str:
     return f"database: {'postgresql (throwaway database per run)' if ON_POSTGRES else 'sqlite'}"
 

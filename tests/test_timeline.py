@@ -14,7 +14,7 @@ from app.models import State
 from app.timeline import service, statements
 from app.timeline.schemas import TimelinePage, TimelineQuery
 from tests import oracle
-from tests.conftest import Writable
+from tests.conftest import ON_POSTGRES, Writable
 from tests.helpers import assert_problem, ids
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
@@ -253,7 +253,7 @@ class TestSearch:
 
     @pytest.mark.parametrize("few", [0, 1, 3])
     def test_how_many_matches_count_as_few_changes_no_page(
-        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
+        self, uncached_client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
     ) -> None:
         """Up to `FEW_MATCHES`, a page reads every match first; past it, it tests the rows it
         walks. On PostgreSQL a page of words alone counts its matches as it reads them and,
@@ -266,25 +266,53 @@ class TestSearch:
             {"q": "ambassador", "to": "2019"},  # before the first event: an empty page
             {"q": "ambassador", "state": "DZA"},
         ]
-        expected = [all_ids(client, limit=2, **params) for params in queries]
+        expected = [all_ids(uncached_client, limit=2, **params) for params in queries]
         assert all(expected[:3]) and not expected[3], expected
         assert len(expected[0]) > 3  # more than the largest `few`
         monkeypatch.setattr(statements, "FEW_MATCHES", few)
-        assert [all_ids(client, limit=2, **params) for params in queries] == expected
+        assert [all_ids(uncached_client, limit=2, **params) for params in queries] == expected
+
+    @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite counts the matches in its FTS5 index")
+    @pytest.mark.parametrize("estimate", [0, 10**9])
+    def test_a_wrong_estimate_of_the_matches_changes_no_page(
+        self, uncached_client: TestClient, monkeypatch: pytest.MonkeyPatch, estimate: int
+    ) -> None:
+        """PostgreSQL chooses how to read `q=` from the planner's estimate of the matches
+        (`service._estimated_matches`), which may be far off: the pages stay the same."""
+        queries: list[dict[str, Any]] = [
+            {"q": "ambassador"},
+            {"q": "ambassador", "from": "2023-06", "order": "desc"},
+            {"q": "ambassador", "to": "2019"},
+            {"q": "ambassador", "state": "DZA"},
+            {"q": "drone", "category": "shoot_down"},
+        ]
+        expected = [all_ids(uncached_client, limit=2, **params) for params in queries]
+        assert expected[0] and not expected[2], expected
+        asked: list[str | None] = []
+
+        def wrong(_session: Any, words: str | None) -> int:
+            asked.append(words)
+            return estimate
+
+        monkeypatch.setattr(service, "_estimated_matches", wrong)
+        assert [all_ids(uncached_client, limit=2, **params) for params in queries] == expected
+        assert asked
 
     @pytest.mark.parametrize("few", [0, 1, 3])
     def test_exports_of_words_hold_every_match_whatever_few_is(
-        self, client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
+        self, uncached_client: TestClient, monkeypatch: pytest.MonkeyPatch, few: int
     ) -> None:
         """An export reads the whole query in batches: however the first batch was read, every
         match comes, once, in timeline order."""
-        expected = all_ids(client, q="ambassador")
+        expected = all_ids(uncached_client, q="ambassador")
         monkeypatch.setattr(statements, "FEW_MATCHES", few)
         params = {"q": "ambassador", "format": "ndjson"}
-        lines = client.get("/v1/timeline", params=params).text.splitlines()
+        lines = uncached_client.get("/v1/timeline", params=params).text.splitlines()
         assert [orjson.loads(line)["id"] for line in lines] == expected
         params["format"] = "csv"
-        rows = list(csv.DictReader(io.StringIO(client.get("/v1/timeline", params=params).text)))
+        rows = list(
+            csv.DictReader(io.StringIO(uncached_client.get("/v1/timeline", params=params).text))
+        )
         assert [row["id"] for row in rows] == expected
 
     def test_relevance_needs_words(self, client: TestClient) -> None:

@@ -291,10 +291,12 @@ def resolve(
     if query.q:
         dialect = session.get_bind().dialect.name
         f.words = _engine_words(dialect, search_terms(query.q))
-        if one_page and _counts_itself(dialect, f, ranked=query.order == "relevance"):
-            f.text, f.counted = "few", False
-        else:
-            f.text = _text_mode(session, dialect, f, ranked=query.order == "relevance")
+        ranked = query.order == "relevance"
+        f.text = _text_mode(session, dialect, f, ranked=ranked)
+        if one_page and f.text == "few" and _counts_itself(dialect, f, ranked=ranked):
+            # Expected to be few: the page counts them as it reads them, and is read again
+            # the other way if the estimate was low (`_recounted`).
+            f.counted = False
     elif query.order == "relevance":
         raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
     return f
@@ -309,7 +311,9 @@ def _counts_itself(dialect: str, f: Filters, *, ranked: bool) -> bool:
     return dialect == "postgresql" and not ranked and f.driver is None and not any(_others(f))
 
 
-def _text_mode(session: Session, dialect: str, f: Filters, *, ranked: bool) -> statements.TextMode:
+def _text_mode(
+    session: Session, dialect: str, f: Filters, *, ranked: bool, exact: bool = False
+) -> statements.TextMode:
     sqlite = dialect != "postgresql"
     others = _others(f)
     if sqlite and (ranked or (f.driver is None and any(others))):
@@ -317,10 +321,26 @@ def _text_mode(session: Session, dialect: str, f: Filters, *, ranked: bool) -> s
         # `event` (a category, say): walking the timeline could pass many events before one
         # passes both, so the matches are looked up instead.
         return "fts"
-    matches = session.scalar(statements.TEXT_MATCHES[dialect], {"words": f.words}) or 0
+    if sqlite or exact:
+        matches = session.scalar(statements.TEXT_MATCHES[dialect], {"words": f.words}) or 0
+    else:
+        matches = _estimated_matches(session, f.words)
     if matches <= statements.FEW_MATCHES:
         return "fts" if sqlite else "few"
     return "fts_walk" if sqlite else "many"
+
+
+def _estimated_matches(session: Session, words: str | None) -> int:
+    """PostgreSQL: how many events the planner expects to have the words.
+
+    Counting them, even only up to FEW_MATCHES + 1, builds the text index's whole bitmap and
+    reads a heap page per match: about 40 ms for a common word at 1M, a third of a `q=` page
+    with a state (bench/README.md). The planner's estimate comes from ANALYZE's statistics of
+    the commonest lexemes in 0.2 ms; a common word is among them and estimated within about
+    25 %, a rarer one is estimated low. It only chooses how the page is read, never what it
+    holds: a low estimate makes a page read every match first, which stays correct."""
+    plan = session.execute(statements.TEXT_ESTIMATE, {"words": words}).scalar_one()
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[str, Any]]:
@@ -438,7 +458,7 @@ def _recounted(session: Session, f: Filters, rows: list[Any]) -> bool:
     if rows:
         f.text = "few" if rows[0][6] <= statements.FEW_MATCHES else "many"
     else:
-        f.text = _text_mode(session, session.get_bind().dialect.name, f, ranked=False)
+        f.text = _text_mode(session, session.get_bind().dialect.name, f, ranked=False, exact=True)
     f.counted = True
     return f.text == "many"
 

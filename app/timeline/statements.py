@@ -352,6 +352,15 @@ TEXT_MATCHES = {
 }
 
 
+# PostgreSQL: the planner's estimate of TEXT_MATCHES's rows, read from its plan
+# (`service._estimated_matches`). The words stay a bound parameter, so the plan is made for
+# them: EXPLAIN plans its query afresh on every run, also once psycopg has prepared it.
+TEXT_ESTIMATE = text(
+    "EXPLAIN (FORMAT JSON) SELECT 1 FROM event"
+    " WHERE event.search_vector @@ to_tsquery('simple', :words)"
+)
+
+
 def _fts_scores(top: bool) -> Any:
     """Every match's bm25 score, higher is better (bm25 is lower for better matches; negated so
     that both engines sort descending). With `top`, only the best `candidates`, each row also
