@@ -484,7 +484,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         type=float,
         metavar="S",
         help="pass --poll-interval S to the separate latency worker (default: not passed, so"
-        " WEBHOOK_POLL_INTERVAL or 0.5 s, as deployed); for what-if measurements",
+        " WEBHOOK_POLL_INTERVAL or 0.05 s, as deployed); for what-if measurements",
     )
     parser.add_argument(
         "--skip-latency", action="store_true", help="measure throughput only (quicker)"
