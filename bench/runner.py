@@ -511,7 +511,7 @@ def build_queries(
     words += [w for (w,) in con.execute("SELECT name FROM place ORDER BY id LIMIT 12")]
     text = [timeline(q=w.lower()) for w in words]
     text += [timeline(q=w, state=codes[1 + i % 10]) for i, w in enumerate(words[:8])]
-    q.shapes["q= text (LIKE)"] = text
+    q.shapes["q= words"] = text
     q.rare_word, q.common_word = "extradition", "ceasefire"
 
     # Deep pages: follow next_cursor through the API and keep cursors from deep positions.
