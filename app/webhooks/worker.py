@@ -198,7 +198,7 @@ class Worker:
     def __init__(
         self,
         session_factory: sessionmaker[Session],
-        client: httpx.Client,
+        client: ssrf.WebhookClient,
         policy: Policy,
         *,
         clock: Callable[[], dt.datetime] = utcnow,
@@ -352,7 +352,7 @@ class Worker:
         }
         start = time.monotonic()
         try:
-            with self.client.stream("POST", job.endpoint.url, content=body, headers=headers) as r:
+            with self.client.post(job.endpoint.url, content=body, headers=headers) as r:
                 received = bytearray()
                 # Raw bytes, capped: a receiver cannot make us buffer or decompress a bomb.
                 for chunk in r.iter_raw():

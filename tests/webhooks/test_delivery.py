@@ -1,6 +1,7 @@
 """Retries, exhaustion, auto-disable, the 410 rule, recovery, SSRF and filters."""
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -161,6 +162,28 @@ def test_a_redirect_is_a_failure_and_not_followed(hooks: Hooks, receiver: Receiv
     (attempt,) = attempts(hooks, delivery.id)
     assert (attempt["response_status"], attempt["error_kind"]) == (302, "redirect")
     assert attempt["response_headers"]["location"] == "/elsewhere"
+
+
+def test_a_receiver_cookie_is_never_sent_back(hooks: Hooks, receiver: Receiver) -> None:
+    """Deliveries are stateless: a cookie one answer sets is not kept for the next delivery,
+    to that receiver or to another endpoint on the same host."""
+    receiver.reply = lambda r: Reply(headers={"Set-Cookie": "session=abc; Path=/"})
+    worker = hooks.worker()
+    try:
+        for path in ("/cookie-first", "/cookie-second"):
+            endpoint = hooks.endpoint(receiver.url(path), event_types=["webhook.ping"])
+            done = settled(hooks, endpoint["id"])
+            deadline = time.monotonic() + 15
+            while not done():
+                assert time.monotonic() < deadline, "the worker did not deliver"
+                if not worker.run_once():
+                    time.sleep(0.02)
+    finally:
+        worker.close()
+        worker.client.close()
+    (first,) = receiver.at("/cookie-first")
+    (second,) = receiver.at("/cookie-second")
+    assert "cookie" not in first.headers and "cookie" not in second.headers, second.headers
 
 
 class TestOutbox:
