@@ -201,14 +201,19 @@ class Hooks(Writable):
             )
 
 
-def drain(worker: Worker, until: Callable[[], bool], seconds: float = 15) -> None:
+def run_until(worker: Worker, until: Callable[[], bool], seconds: float = 15) -> None:
     """Run the worker until `until()` holds (retries are due within tens of milliseconds)."""
     deadline = time.monotonic() + seconds
+    while not until():
+        assert time.monotonic() < deadline, "the worker did not finish in time"
+        if not worker.run_once():
+            time.sleep(0.02)
+
+
+def drain(worker: Worker, until: Callable[[], bool], seconds: float = 15) -> None:
+    """`run_until`, then close the worker."""
     try:
-        while not until():
-            assert time.monotonic() < deadline, "the worker did not finish in time"
-            if not worker.run_once():
-                time.sleep(0.02)
+        run_until(worker, until, seconds)
     finally:
         worker.close()
         worker.client.close()
