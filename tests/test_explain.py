@@ -317,6 +317,31 @@ def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(
         assert not estimates and len(counts) == 1, sent
 
 
+def test_stored_documents_come_in_binary_on_postgresql(engine: Engine, session: Session) -> None:
+    """The page's statement asks for binary results: PostgreSQL would otherwise send the bytea
+    documents as hex text, twice their size, encoded and decoded on every page."""
+    formats: list[tuple[str, Any]] = []
+
+    def grab(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        formats.append((statement, getattr(cursor, "format", None)))
+
+    event.listen(engine, "after_cursor_execute", grab)
+    try:
+        page = service.page(
+            session, TimelineQuery.model_validate({"state": ["DZA"]}), cursor_secret=SECRET
+        )
+    finally:
+        event.remove(engine, "after_cursor_execute", grab)
+    assert page.items
+    (read,) = [fmt for sql, fmt in formats if "event_document" in sql]
+    if ON_POSTGRES:
+        from psycopg import pq
+
+        assert read == pq.Format.BINARY
+        others = [fmt for sql, fmt in formats if "event_document" not in sql]
+        assert all(fmt == pq.Format.TEXT for fmt in others), formats
+
+
 @pytest.mark.parametrize("pair", ["MLI,FRA", "FRA,MLI", "MLI,FRA,DZA"])
 def test_a_pair_is_read_off_the_pair_index(engine: Engine, session: Session, pair: str) -> None:
     """Whichever order the states come in, the page reads the pair's own index in page order

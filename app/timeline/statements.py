@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql  # noqa: F401 - see below
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
+from app.db import BINARY_RESULTS
 from app.models import Event, EventDocument, EventTag, Membership, Participant, StatePair
 from app.organisations.service import MEMBER_STATUSES
 from app.revisions.service import LAST_CHANGE
@@ -287,6 +288,7 @@ def _with_documents(page: Select[Any], desc: bool, *stored: Any) -> Select[Any]:
         .select_from(inner)
         .outerjoin(EventDocument.__table__, D.event_id == inner.c.id)
         .order_by(*(c.desc() for c in order) if desc else order)
+        .execution_options(**{BINARY_RESULTS: True})
     )
 
 
