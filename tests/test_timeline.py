@@ -21,6 +21,18 @@ SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 AES_RECALL = "2025-04-06-aes-recall-ambassadors-from-algiers"
 
 
+# Pages of words that the ways of reading `q=` must all answer alike: alone, with dates, with
+# an order, with a state, with a category, and one that is empty (index 3).
+WORD_QUERIES: list[dict[str, Any]] = [
+    {"q": "ambassador"},
+    {"q": "drone"},
+    {"q": "ambassador", "from": "2023-06", "order": "desc"},
+    {"q": "ambassador", "to": "2019"},  # before the first event: an empty page
+    {"q": "ambassador", "state": "DZA"},
+    {"q": "drone", "category": "shoot_down"},
+]
+
+
 def all_ids(client: TestClient, **params: Any) -> list[str]:
     """Walk every page with the cursor and return the ids in order."""
     out: list[str] = []
@@ -259,18 +271,11 @@ class TestSearch:
         walks. On PostgreSQL a page of words alone counts its matches as it reads them and,
         past the limit, is read again the other way (`service._recounted`), also when that
         first read found nothing to show. Either way, the same pages."""
-        queries: list[dict[str, Any]] = [
-            {"q": "ambassador"},
-            {"q": "drone"},
-            {"q": "ambassador", "from": "2023-06", "order": "desc"},
-            {"q": "ambassador", "to": "2019"},  # before the first event: an empty page
-            {"q": "ambassador", "state": "DZA"},
-        ]
-        expected = [all_ids(uncached_client, limit=2, **params) for params in queries]
+        expected = [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES]
         assert all(expected[:3]) and not expected[3], expected
         assert len(expected[0]) > 3  # more than the largest `few`
         monkeypatch.setattr(statements, "FEW_MATCHES", few)
-        assert [all_ids(uncached_client, limit=2, **params) for params in queries] == expected
+        assert [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES] == expected
 
     @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite counts the matches in its FTS5 index")
     @pytest.mark.parametrize("estimate", [0, 10**9])
@@ -279,15 +284,8 @@ class TestSearch:
     ) -> None:
         """PostgreSQL chooses how to read `q=` from the planner's estimate of the matches
         (`service._estimated_matches`), which may be far off: the pages stay the same."""
-        queries: list[dict[str, Any]] = [
-            {"q": "ambassador"},
-            {"q": "ambassador", "from": "2023-06", "order": "desc"},
-            {"q": "ambassador", "to": "2019"},
-            {"q": "ambassador", "state": "DZA"},
-            {"q": "drone", "category": "shoot_down"},
-        ]
-        expected = [all_ids(uncached_client, limit=2, **params) for params in queries]
-        assert expected[0] and not expected[2], expected
+        expected = [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES]
+        assert all(expected[:3]) and not expected[3], expected
         asked: list[str | None] = []
 
         def wrong(_session: Any, words: str | None) -> int:
@@ -295,7 +293,7 @@ class TestSearch:
             return estimate
 
         monkeypatch.setattr(service, "_estimated_matches", wrong)
-        assert [all_ids(uncached_client, limit=2, **params) for params in queries] == expected
+        assert [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES] == expected
         assert asked
 
     @pytest.mark.parametrize("few", [0, 1, 3])
