@@ -10,6 +10,7 @@ import logging
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,7 +161,11 @@ class WebhookClient:
         self, url: str, *, content: bytes, headers: dict[str, str]
     ) -> Iterator[httpx.Response]:
         request = httpx.Request(
-            "POST", url, content=content, headers=headers, extensions={"timeout": self.timeout}
+            "POST",
+            _parsed(url),
+            content=content,
+            headers=headers,
+            extensions={"timeout": self.timeout},
         )
         response = self.transport.handle_request(request)
         try:
@@ -170,6 +175,13 @@ class WebhookClient:
 
     def close(self) -> None:
         self.transport.close()
+
+
+@lru_cache(maxsize=1024)
+def _parsed(url: str) -> httpx.URL:
+    """An endpoint's URL, parsed once rather than for each of its deliveries (about 13 µs each,
+    bench/README.md, webhook section). `httpx.URL` is immutable, so one object can be shared."""
+    return httpx.URL(url)
 
 
 def guarded_client(allowed_subnets: Iterable[str], *, timeout: float) -> WebhookClient:
