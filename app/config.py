@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     # (research/performance-baseline.md).
     db_pool_size: int = 4
     # Threads that run requests' database work (AnyIO's default is 40); unset, 1 on SQLite and
-    # 2 on PostgreSQL (`threads`). Requests beyond this wait in the event loop instead of
+    # 2 on PostgreSQL (`threads`); there, timeline pages have as many threads of their own
+    # (`app.db.DatabaseThreads`). Requests beyond this wait in the event loop instead of
     # contending for the GIL: SQLite's work is this process's own CPU, so on 2 cores a 50-event
     # page at 32 connections served 580 req/s with 1 thread, 430 with 2 and 290 with 4.
     # PostgreSQL's work runs in its own processes, and a second thread overlaps the round

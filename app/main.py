@@ -14,7 +14,12 @@ from app.auth.router import router as keys_router
 from app.caching import Deprecation, HttpCaching
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
-from app.db import SQLITE_STREAM_CACHE_KIB, create_db_engine, create_session_factory
+from app.db import (
+    SQLITE_STREAM_CACHE_KIB,
+    DatabaseThreads,
+    create_db_engine,
+    create_session_factory,
+)
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
 from app.health.router import router as health_router
@@ -125,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if worker is not None:
             worker.stop()
+        app.state.db_threads.shutdown()
         app.state.engine.dispose()
         app.state.stream_engine.dispose()
 
@@ -151,6 +157,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_engine = streams
     app.state.stream_session_factory = create_session_factory(streams)
     app.state.writers = anyio.Lock()  # app.db.one_writer
+    app.state.db_threads = DatabaseThreads(
+        settings.threads, own_threads=engine.dialect.name == "postgresql"
+    )
 
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=GZIP_LEVEL)
@@ -158,7 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # limits and the request id, which differ per request.
     app.add_middleware(
         ResponseCache,
-        version=data_version_reader(engine),
+        version=data_version_reader(engine, app.state.db_threads),
         size=settings.response_cache_size,
         max_bytes=settings.response_cache_bytes,
     )

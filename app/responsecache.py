@@ -9,7 +9,7 @@ The data version is cheap to read on SQLite: `PRAGMA data_version` on a connecti
 changes whenever any other connection, in any process, commits. On PostgreSQL it is the current
 snapshot (`xmin:xmax:in-progress ids`), which changes whenever a writing transaction starts or
 ends, in any process, and never returns to an earlier value; it reads no table, but it is a
-round trip, so it runs in the thread pool.
+round trip, so it runs on a database thread (`app.db.DatabaseThreads`).
 """
 
 import sqlite3
@@ -17,13 +17,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-import anyio.to_thread
 from sqlalchemy import Engine, Text, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.caching import PRIVATE_PREFIXES, not_modified, not_modified_headers
+from app.db import DatabaseThreads
 
 Key = tuple[str, bytes, str, bool, str]
 Entry = tuple[list[tuple[bytes, bytes]], bytes]
@@ -31,7 +31,9 @@ Entry = tuple[list[tuple[bytes, bytes]], bytes]
 MAX_ENTRY_BYTES = 1024 * 1024
 
 
-def data_version_reader(engine: Engine) -> Callable[[], Awaitable[str]] | None:
+def data_version_reader(
+    engine: Engine, threads: DatabaseThreads
+) -> Callable[[], Awaitable[str]] | None:
     """A function returning a number that changes whenever committed data may have changed."""
     if engine.dialect.name == "sqlite":
         database = engine.url.database
@@ -58,7 +60,7 @@ def data_version_reader(engine: Engine) -> Callable[[], Awaitable[str]] | None:
             return str(conn.execute(snapshot).scalar_one())
 
     async def snapshot_version() -> str:
-        return await anyio.to_thread.run_sync(read)
+        return await threads.run(read)
 
     return snapshot_version
 

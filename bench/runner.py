@@ -762,6 +762,19 @@ def judge(
     return out
 
 
+def postgres_settings(url: str) -> dict[str, str]:
+    """The server settings that move the PostgreSQL figures: ranking a common word reads every
+    match's row, from shared_buffers or, past them, from the operating system (README)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    names = ["server_version", "shared_buffers", "work_mem", "jit"]
+    with psycopg.connect(dsn) as conn:
+        sql = "SELECT name, current_setting(name) FROM unnest(%s::text[]) AS name"
+        return dict(conn.execute(sql, (names,)).fetchall())
+
+
 def machine() -> dict[str, Any]:
     def sh(cmd: str) -> str:
         try:
@@ -1100,6 +1113,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"median {r['median_ms']} ms"
             )
 
+    server_settings = postgres_settings(postgres) if postgres else None
+    if server_settings:
+        say(f"  PostgreSQL {server_settings['server_version']}: {server_settings}")
+
     rows["csv"] = Row("csv", "CSV export of all events", 0, note=notes["csv"])
     rows["webhooks"] = Row("webhooks", "webhook fan-out", 0, note=notes["webhooks"])
     if "conditional" not in rows:
@@ -1115,6 +1132,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "options": opts.__dict__,
         "machine": machine(),
+        "postgresql": server_settings,
         "rows": {
             k: {
                 **r.__dict__,

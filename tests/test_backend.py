@@ -1,9 +1,15 @@
+import asyncio
+import contextvars
 import os
+import threading
+import time
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from app.config import Settings
-from app.db import SQLITE_CACHE_KIB, SQLITE_STREAM_CACHE_KIB
+from app.db import SQLITE_CACHE_KIB, SQLITE_STREAM_CACHE_KIB, DatabaseThreads
 from app.main import create_app
 
 
@@ -34,3 +40,60 @@ def test_streamed_exports_read_through_their_own_connections(database_url: str) 
     finally:
         app.state.engine.dispose()
         app.state.stream_engine.dispose()
+
+
+def test_database_threads_bound_the_work_and_carry_the_request_context() -> None:
+    """The timeline's database work runs on at most `size` threads, queued in order beyond
+    that, with the caller's context variables (the request id its log lines carry)."""
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+    lock = threading.Lock()
+    running = peak = 0
+    order: list[int] = []
+
+    def work(n: int) -> tuple[str, str]:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            order.append(n)
+        time.sleep(0.01)
+        with lock:
+            running -= 1
+        return request_id.get(), threading.current_thread().name
+
+    async def request(threads: DatabaseThreads, n: int) -> tuple[str, str]:
+        request_id.set(f"req-{n}")
+        return await threads.run(work, n)
+
+    def requests(size: int) -> list[tuple[str, str]]:
+        threads = DatabaseThreads(size, own_threads=True)
+
+        async def all_at_once() -> list[tuple[str, str]]:
+            return await asyncio.gather(*(request(threads, n) for n in range(6)))
+
+        try:
+            return asyncio.run(all_at_once())
+        finally:
+            threads.shutdown()
+
+    answers = requests(1)
+    assert [ctx for ctx, _ in answers] == [f"req-{n}" for n in range(6)]
+    assert {name for _, name in answers} == {"dtl-db_0"}
+    assert peak == 1 and order == list(range(6))
+    requests(2)
+    assert peak == 2
+
+
+def test_timeline_pages_have_threads_of_their_own_on_postgresql_only(database_url: str) -> None:
+    """On PostgreSQL the pages' threads end with the app's lifespan; SQLite uses AnyIO's pool,
+    which outlives any one app (`app.db.DatabaseThreads` says why)."""
+    app = create_app(Settings(database_url=database_url, webhook_worker="off"))
+    with TestClient(app) as client:
+        assert client.get("/v1/timeline?limit=1").status_code == 200
+    threads: DatabaseThreads = app.state.db_threads
+    assert threads.own_threads == (app.state.engine.dialect.name == "postgresql")
+    if threads.own_threads:
+        with pytest.raises(RuntimeError, match="shutdown"):
+            asyncio.run(threads.run(time.sleep, 0))
+    else:
+        assert asyncio.run(threads.run(len, "four")) == 4
