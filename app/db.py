@@ -203,13 +203,14 @@ class DatabaseThreads:
     and a cancel scope on every call, and the event loop hands each job to an idle thread
     itself: 65-85 µs of CPU a call with 32 requests waiting, against 15-20 µs through an
     executor's queue, whose threads take the next job without the loop. On PostgreSQL, where
-    a request mostly waits on round trips, that gave 1.42x req/s with 1 worker and 1.30x with
-    2, back to back (bench/README.md). On SQLite the work is this process's own CPU: threads
-    that no longer wait for the loop compete with it for the GIL and, with one worker per
-    core, with the other workers for the cores: 1.22x with 1 worker but 0.81x with 2, so
-    SQLite keeps AnyIO's pool. Own threads number `Settings.threads`, as AnyIO's pool does,
-    start on first use and end with the app's lifespan; a request cancelled while its job
-    runs leaves the job to finish (its session closes there)."""
+    a request mostly waits on round trips, 15 interleaved rounds with 1 worker gave a median
+    of 1.11x req/s and a geometric mean of 1.19x (0.80x to 2.14x: the machine is noisy), 3
+    rounds with 2 workers 1.05x to 1.30x (bench/README.md). On SQLite the work is this
+    process's own CPU: threads that no longer wait for the loop compete with it for the GIL
+    and, with one worker per core, with the other workers for the cores: 1.22x with 1 worker
+    but 0.81x with 2, so SQLite keeps AnyIO's pool. Own threads number `Settings.threads`, as
+    AnyIO's pool does, start on first use and end with the app's lifespan; a request
+    cancelled while its job runs leaves the job to finish (its session closes there)."""
 
     def __init__(self, size: int, *, own_threads: bool) -> None:
         self.own_threads = own_threads
