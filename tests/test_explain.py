@@ -364,3 +364,55 @@ def test_statements_built_at_import_compile_for_postgresql() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "to_tsquery" in done.stdout
+
+
+def force_parallel_plans(session: Session) -> None:
+    """Make the planner put a Gather on any plan that may run in parallel (a test setting: the
+    seed data is far too small for one to be worth it)."""
+    name = session.execute(
+        text(
+            "SELECT name FROM pg_settings"
+            " WHERE name IN ('debug_parallel_query', 'force_parallel_mode')"  # 16+, 15
+        )
+    ).scalar_one()
+    session.execute(text(f"SET LOCAL {name} = on"))
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="parallel plans are PostgreSQL's")
+def test_a_page_of_words_walks_in_one_process_on_postgresql(
+    engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parallel plan makes each worker walk its own share of the state's rows, far past the
+    page's end (`statements.SERIAL_PLANS`): after a `q=` page, its transaction plans the
+    page's walk serially even where the planner is told to go parallel whenever it can."""
+    monkeypatch.setattr(statements, "FEW_MATCHES", 0)
+    query = TimelineQuery.model_validate({"state": ["DZA"], "q": "drone"})
+    f = service.resolve(session, query, driven=True, one_page=True)
+    walk = statements.page(f.shape, False, False)
+    params = {**f.params, "limit": 51}
+    force_parallel_plans(session)
+    assert service.page(session, query, cursor_secret=SECRET).items
+    assert "Gather" not in explain(session, walk, params)
+
+    # The same walk in a transaction of its own goes parallel: the check above can fail.
+    session.rollback()
+    force_parallel_plans(session)
+    assert "Gather" in explain(session, walk, params)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="parallel plans are PostgreSQL's")
+def test_pages_without_words_keep_parallel_plans_allowed(session: Session) -> None:
+    """Only `q=` pages turn parallel plans off, and only for their own transaction."""
+    default = session.execute(text("SHOW max_parallel_workers_per_gather")).scalar()
+    service.page(session, TimelineQuery.model_validate({"state": ["DZA"]}), cursor_secret=SECRET)
+    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == default
+    service.page(session, TimelineQuery.model_validate({"q": "drone"}), cursor_secret=SECRET)
+    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
+    session.rollback()
+    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == default
+
+
+def explain(session: Session, stmt: Any, params: dict[str, Any]) -> str:
+    compiled = stmt.compile(session.get_bind())
+    sql, bound = f"EXPLAIN {compiled}", compiled.construct_params(params)
+    return "\n".join(row[0] for row in session.connection().exec_driver_sql(sql, bound))

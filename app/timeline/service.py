@@ -469,6 +469,8 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.order == "relevance":
         return _relevance_page(session, query, cursor_secret)
     f = resolve(session, query, driven=True, one_page=True)
+    if f.text in ("few", "many"):  # PostgreSQL's modes
+        session.execute(statements.SERIAL_PLANS)
     total = None
     if query.count:
         total = session.scalar(statements.count(f.shape), f.params) or 0

@@ -362,6 +362,14 @@ TEXT_ESTIMATE = text(
     " WHERE event.search_vector @@ to_tsquery('simple', :words)"
 )
 
+# PostgreSQL: a `q=` page walked in timeline order (a state's events, testing each one's
+# tsvector) stops at the page's end when run serially. A parallel plan, which the planner picks
+# for a common word, has each worker walk ahead on its own share: for `q=veto&state=IND` at 1M,
+# 18,801 rows walked by three processes against 2,331 by one, 128 ms against 34 ms
+# (bench/README.md). LOCAL: for this request's transaction only; facets and exports, whose
+# scans a parallel plan does shorten, keep it.
+SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
+
 
 def _fts_scores(top: bool) -> Any:
     """Every match's bm25 score, higher is better (bm25 is lower for better matches; negated so
