@@ -213,10 +213,13 @@ class DatabaseThreads:
     cancelled while its job runs leaves the job to finish (its session closes there)."""
 
     def __init__(self, size: int, *, own_threads: bool) -> None:
-        self.own_threads = own_threads
         self._executor = None
         if own_threads:
             self._executor = ThreadPoolExecutor(size, thread_name_prefix="dtl-db")
+
+    @property
+    def own_threads(self) -> bool:
+        return self._executor is not None
 
     async def run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
         if self._executor is None:
