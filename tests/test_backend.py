@@ -4,13 +4,15 @@ import os
 import threading
 import time
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 
 from app.config import Settings
-from app.db import SQLITE_CACHE_KIB, SQLITE_STREAM_CACHE_KIB, DatabaseThreads
+from app.db import SQLITE_CACHE_KIB, SQLITE_STREAM_CACHE_KIB, DatabaseThreads, create_db_engine
 from app.main import create_app
+from tests.conftest import ON_POSTGRES
 
 
 def test_suite_runs_on_the_expected_database(engine: Engine) -> None:
@@ -97,3 +99,43 @@ def test_timeline_pages_have_threads_of_their_own_on_postgresql_only(database_ur
             asyncio.run(threads.run(time.sleep, 0))
     else:
         assert asyncio.run(threads.run(len, "four")) == 4
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _outside(database_url: str, sql: str) -> None:
+    """Run `sql` on a connection of its own, outside the engine's pool."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has no server to lose")
+def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(database_url: str) -> None:
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        pid = _backend_pid(engine)
+        _outside(database_url, f"SELECT pg_terminate_backend({pid})")  # as a restart does
+        time.sleep(0.2)  # the server's goodbye reaches the pooled connection's socket
+        assert _backend_pid(engine) != pid  # and no error: a fresh connection
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite has no server to lose")
+def test_a_pooled_connection_that_only_heard_a_message_is_kept(database_url: str) -> None:
+    """Something to read is not always a goodbye: here a notification. The ping tells."""
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+            conn.exec_driver_sql("LISTEN dtl_test_channel")
+            conn.commit()
+        _outside(database_url, "NOTIFY dtl_test_channel")
+        time.sleep(0.2)  # the notification reaches the pooled connection's socket
+        assert _backend_pid(engine) == pid
+    finally:
+        engine.dispose()
