@@ -95,10 +95,12 @@ class TestResponseCache:
     ) -> None:
         c = writable.client
         statements: list[str] = []
+        in_autocommit: list[bool] = []
         engine = writable.app.state.engine
 
-        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        def count(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
             statements.append(statement)
+            in_autocommit.append(getattr(conn.connection.driver_connection, "autocommit", None))
 
         url = "/v1/timeline?state=DZA&limit=7"
         first = c.get(url)
@@ -108,6 +110,7 @@ class TestResponseCache:
             # cluster (another database, autovacuum's analyze) moves: allow a retry or two.
             for _ in range(3):
                 statements.clear()
+                in_autocommit.clear()
                 again = c.get(url)
                 hit = len(statements)
                 if hit <= 1:
@@ -125,6 +128,8 @@ class TestResponseCache:
         assert again.headers["etag"] == first.headers["etag"]
         # SQLite reads its data version without SQL; PostgreSQL asks for the current snapshot.
         assert hit == (1 if ON_POSTGRES else 0), statements
+        # ... in autocommit: no BEGIN and ROLLBACK around it (app/responsecache.py).
+        assert in_autocommit[:hit] == [True] * hit
         assert conditional.status_code == 304
         assert conditional.headers["etag"] == first.headers["etag"]
         # A caller with a key is never served from (or stored in) the shared cache.
