@@ -1,5 +1,7 @@
 from typing import Any
 
+from sqlalchemy import make_url
+
 PROBLEM = "application/problem+json"
 
 
@@ -22,3 +24,8 @@ def assert_problem(response: Any, status: int, param: str | None = None) -> dict
 def ids(response: Any) -> list[str]:
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["items"]]
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg and libpq take it (no `+psycopg`)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

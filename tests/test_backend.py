@@ -7,12 +7,13 @@ import time
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 from app.config import Settings
 from app.db import SQLITE_CACHE_KIB, SQLITE_STREAM_CACHE_KIB, DatabaseThreads, create_db_engine
 from app.main import create_app
 from tests.conftest import ON_POSTGRES
+from tests.helpers import libpq_url
 
 
 def test_suite_runs_on_the_expected_database(engine: Engine) -> None:
@@ -108,8 +109,7 @@ def _backend_pid(engine: Engine) -> int:
 
 def _outside(database_url: str, sql: str) -> None:
     """Run `sql` on a connection of its own, outside the engine's pool."""
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
         conn.execute(sql)
 
 

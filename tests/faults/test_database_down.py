@@ -38,6 +38,7 @@ from app.db import LOCK_WAIT_SECONDS
 from app.revisions.service import FEED_LOCK_KEY
 from tests.conftest import ON_POSTGRES
 from tests.faults.conftest import Database, event_body, wait_for
+from tests.helpers import libpq_url
 from tests.live import LiveServer
 from tests.webhooks.conftest import LOCAL, Receiver
 
@@ -61,10 +62,6 @@ with psycopg.connect(sys.argv[1]) as conn:
     sys.stdin.read()
     conn.rollback()
 """
-
-
-def libpq_url(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @contextmanager
