@@ -95,7 +95,7 @@ class TestResponseCache:
     ) -> None:
         c = writable.client
         statements: list[str] = []
-        in_autocommit: list[bool] = []
+        in_autocommit: list[bool | None] = []
         engine = writable.app.state.engine
 
         def count(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
