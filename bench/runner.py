@@ -244,6 +244,13 @@ def bare_server(workers: int) -> Server:
     )
 
 
+def prototype_server(database_url: str) -> Server:
+    """Issue 7's tuned prototype on the same database (bench/prototype_app.py), 1 worker."""
+    port = free_port()
+    cmd = uvicorn("bench.prototype_app:app", 1, port)
+    return Server("prototype", cmd, {"DATABASE_URL": database_url}, "/healthz", port)
+
+
 # Datasette gives up on a query after 1 s (its sql_time_limit_ms): on a cold page cache the
 # first headline queries can take longer, until the pages they read are cached.
 DATASETTE_PROBE_SECONDS = 180.0
@@ -644,6 +651,17 @@ def render(
             f" | {cell(row, 'p99_ms', 1)} | {fmt(row.peak_rss())} | "
             f"{fmt(x_bare, 3) if x_bare else '-'} | {fmt(x_ds, 2) if x_ds else '-'} |"
         )
+    against = [
+        f"{db} {fmt(x, 2)}x"
+        for db, api, proto in (
+            ("SQLite", "sqlite-1w", "proto-sqlite-1w"),
+            ("PostgreSQL", "pg-1w", "proto-pg-1w"),
+        )
+        if (x := ratio(rows.get(api), rows.get(proto)))
+    ]
+    if against:
+        # The design behind the targets, on this machine: how much the API's features cost.
+        lines += ["", f"API / issue 7's prototype, headline page: {', '.join(against)}"]
     lines += ["", "| target (issue 7) | wanted | measured | met |", "|---|---|---|---|"]
     for v in verdicts:
         met = {True: "yes", False: "**no**", None: "-"}[v.ok]
@@ -951,6 +969,17 @@ def main(argv: list[str] | None = None) -> int:
                         opts,
                         short=True,
                     )
+    say(f"\n## issue 7's prototype design on SQLite, {label_n} events (a second ceiling)")
+    with prototype_server(sqlite_url).running() as proto:
+        warm(proto, queries.headline, settle_on=None if args.smoke else queries.headline)
+        measure(
+            rows,
+            "proto-sqlite-1w",
+            f"prototype SQLite {label_n}, 1 worker: state+window page",
+            proto,
+            queries.headline,
+            opts,
+        )
     say(f"\n## API on SQLite, {label_n} events, 1 worker, response cache on (the default)")
     with api_server("api-sqlite-1w-cache", sqlite_url, 1, cache=True).running() as api:
         warm(api, [queries.popular])
@@ -1056,6 +1085,17 @@ def main(argv: list[str] | None = None) -> int:
                                 opts,
                                 short=True,
                             )
+        say(f"\n## issue 7's prototype design on PostgreSQL, {label_n} events")
+        with prototype_server(postgres).running() as proto:
+            warm(proto, queries.headline, settle_on=None if args.smoke else queries.headline)
+            measure(
+                rows,
+                "proto-pg-1w",
+                f"prototype PostgreSQL {label_n}, 1 worker: state+window page",
+                proto,
+                queries.headline,
+                opts,
+            )
 
     # 5. Datasette on the same file, last: it reads all of the SQLite file, which evicts the
     # other data set from this machine's page cache.
