@@ -401,15 +401,44 @@ def test_a_page_of_words_walks_in_one_process_on_postgresql(
 
 
 @pytest.mark.skipif(not ON_POSTGRES, reason="parallel plans are PostgreSQL's")
-def test_pages_without_words_keep_parallel_plans_allowed(session: Session) -> None:
-    """Only `q=` pages turn parallel plans off, and only for their own transaction."""
-    default = session.execute(text("SHOW max_parallel_workers_per_gather")).scalar()
+def test_only_pages_that_walk_turn_parallel_plans_off(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `q=` pages that walk the timeline (mode "many") turn parallel plans off, and only
+    for their own transaction; a page that reads its few matches first leaves them be."""
+
+    def workers() -> Any:
+        return session.execute(text("SHOW max_parallel_workers_per_gather")).scalar()
+
+    default = workers()
+    assert default != "0"
     service.page(session, TimelineQuery.model_validate({"state": ["DZA"]}), cursor_secret=SECRET)
-    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == default
-    service.page(session, TimelineQuery.model_validate({"q": "drone"}), cursor_secret=SECRET)
-    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
+    assert workers() == default
+    words = TimelineQuery.model_validate({"q": "drone"})
+    assert service.resolve(session, words, driven=True, one_page=True).text == "few"
+    service.page(session, words, cursor_secret=SECRET)
+    assert workers() == default
+    monkeypatch.setattr(statements, "FEW_MATCHES", 0)  # now the same words are "many"
+    assert service.resolve(session, words, driven=True, one_page=True).text == "many"
+    service.page(session, words, cursor_secret=SECRET)
+    assert workers() == "0"
     session.rollback()
-    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == default
+    assert workers() == default
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="parallel plans are PostgreSQL's")
+def test_a_page_read_again_as_a_walk_turns_parallel_plans_off(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page estimated to have few matches that turns out to have many is read again as a walk
+    (`service._recounted`), serially like any walk."""
+    monkeypatch.setattr(service, "_estimated_matches", lambda *_: 0)
+    monkeypatch.setattr(statements, "FEW_MATCHES", 1)
+    words = TimelineQuery.model_validate({"q": "drone"})
+    f = service.resolve(session, words, driven=True, one_page=True)
+    assert (f.text, f.counted) == ("few", False)
+    assert service.page(session, words, cursor_secret=SECRET).items
+    assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
 
 
 def explain(session: Session, stmt: Any, params: dict[str, Any]) -> str:

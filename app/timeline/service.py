@@ -469,7 +469,7 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if query.order == "relevance":
         return _relevance_page(session, query, cursor_secret)
     f = resolve(session, query, driven=True, one_page=True)
-    if f.text in ("few", "many"):  # PostgreSQL's modes
+    if f.text == "many":  # PostgreSQL's walk; "few" reads its matches first, parallel or not
         session.execute(statements.SERIAL_PLANS)
     total = None
     if query.count:
@@ -478,6 +478,7 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     desc = query.order == "desc"
     rows = _rows(session, f, desc, after, query.limit + 1)
     if not f.counted and _recounted(session, f, rows):
+        session.execute(statements.SERIAL_PLANS)  # read again as "many": a walk
         rows = _rows(session, f, desc, after, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]

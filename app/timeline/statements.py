@@ -366,8 +366,10 @@ TEXT_ESTIMATE = text(
 # tsvector) stops at the page's end when run serially. A parallel plan, which the planner picks
 # for a common word, has each worker walk ahead on its own share: for `q=veto&state=IND` at 1M,
 # 18,801 rows walked by three processes against 2,331 by one, 128 ms against 34 ms
-# (bench/README.md). LOCAL: for this request's transaction only; facets and exports, whose
-# scans a parallel plan does shorten, keep it.
+# (bench/README.md). Only walks take it: a page that reads its matches first ("few") ran the
+# same either way, and the statement is a round trip of a rare word's 3-5 ms page. LOCAL: for
+# this request's transaction only; facets and exports, whose scans a parallel plan does
+# shorten, keep it.
 SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 
