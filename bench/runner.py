@@ -251,6 +251,24 @@ def prototype_server(database_url: str) -> Server:
     return Server("prototype", cmd, {"DATABASE_URL": database_url}, "/healthz", port)
 
 
+def measure_prototype(
+    rows: dict[str, Row],
+    db: str,
+    database_url: str,
+    label_n: str,
+    headline: list[str],
+    opts: Options,
+    smoke: bool,
+) -> None:
+    """Issue 7's prototype design on the headline paths: a second ceiling beside bare FastAPI."""
+    say(f"\n## issue 7's prototype design on {db}, {label_n} events")
+    with prototype_server(database_url).running() as proto:
+        warm(proto, headline, settle_on=None if smoke else headline)
+        key = "proto-sqlite-1w" if db == "SQLite" else "proto-pg-1w"
+        label = f"prototype {db} {label_n}, 1 worker: state+window page"
+        measure(rows, key, label, proto, headline, opts)
+
+
 # Datasette gives up on a query after 1 s (its sql_time_limit_ms): on a cold page cache the
 # first headline queries can take longer, until the pages they read are cached.
 DATASETTE_PROBE_SECONDS = 180.0
@@ -969,17 +987,7 @@ def main(argv: list[str] | None = None) -> int:
                         opts,
                         short=True,
                     )
-    say(f"\n## issue 7's prototype design on SQLite, {label_n} events (a second ceiling)")
-    with prototype_server(sqlite_url).running() as proto:
-        warm(proto, queries.headline, settle_on=None if args.smoke else queries.headline)
-        measure(
-            rows,
-            "proto-sqlite-1w",
-            f"prototype SQLite {label_n}, 1 worker: state+window page",
-            proto,
-            queries.headline,
-            opts,
-        )
+    measure_prototype(rows, "SQLite", sqlite_url, label_n, queries.headline, opts, args.smoke)
     say(f"\n## API on SQLite, {label_n} events, 1 worker, response cache on (the default)")
     with api_server("api-sqlite-1w-cache", sqlite_url, 1, cache=True).running() as api:
         warm(api, [queries.popular])
@@ -1085,17 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
                                 opts,
                                 short=True,
                             )
-        say(f"\n## issue 7's prototype design on PostgreSQL, {label_n} events")
-        with prototype_server(postgres).running() as proto:
-            warm(proto, queries.headline, settle_on=None if args.smoke else queries.headline)
-            measure(
-                rows,
-                "proto-pg-1w",
-                f"prototype PostgreSQL {label_n}, 1 worker: state+window page",
-                proto,
-                queries.headline,
-                opts,
-            )
+        measure_prototype(rows, "PostgreSQL", postgres, label_n, queries.headline, opts, False)
 
     # 5. Datasette on the same file, last: it reads all of the SQLite file, which evicts the
     # other data set from this machine's page cache.
