@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # --- request limits and rate limits (app/limits.py, app/ratelimit.py) ---
     # Bodies larger than this are refused with 413 before they are read in full.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Off for `make run` and the tests; the Dockerfile turns it on (README, "Rate limits").
+    # Off for `make run` and the tests; the Dockerfile turns it on (docs/operations.md).
     rate_limit_enabled: bool = False
     # Requests per window: anonymous callers are counted per client IP, keyed callers per key.
     rate_limit_anonymous: int = Field(default=300, ge=1)

@@ -113,7 +113,7 @@ TAGS = [
 # (0.9 ms, 65 MB/s; bench/README.md).
 GZIP_LEVEL = 1
 
-# Routes announced for removal get `Deprecation` and `Sunset` headers (README, "Stability").
+# Routes announced for removal get `Deprecation` and `Sunset` headers (docs/api-guide.md).
 DEPRECATIONS: tuple[Deprecation, ...] = ()
 
 

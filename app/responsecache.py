@@ -2,7 +2,7 @@
 
 A pure ASGI middleware in front of routing: a hit answers (200, or 304 when the client's ETag
 matches) without FastAPI's parameter handling, a session or a thread hop, which is most of the
-cost of a small read (README, "Performance"). The key carries the data version, so a response
+cost of a small read (docs/performance.md). The key carries the data version, so a response
 is never served after a commit that could change it: there is no invalidation step to forget.
 
 The data version is cheap to read on SQLite: `PRAGMA data_version` on a connection of our own
