@@ -30,7 +30,7 @@ from app.organisations.router import router as organisations_router
 from app.places.router import router as places_router
 from app.ratelimit import RateLimit
 from app.relations.router import router as relations_router
-from app.responsecache import ResponseCache, data_version_reader
+from app.responsecache import ResponseCache, SqliteDataVersion, data_version_reader
 from app.revisions.router import router as changes_router
 from app.security import SecurityHeaders
 from app.sources.router import router as sources_router
@@ -131,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if worker is not None:
             worker.stop()
         app.state.db_threads.shutdown()
+        if isinstance(app.state.data_version, SqliteDataVersion):
+            app.state.data_version.close()
         app.state.engine.dispose()
         app.state.stream_engine.dispose()
 
@@ -165,9 +167,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=GZIP_LEVEL)
     # Outside gzip and the ETag step, so a hit replays the finished bytes; inside CORS, the
     # limits and the request id, which differ per request.
+    app.state.data_version = data_version_reader(engine, app.state.db_threads)
     app.add_middleware(
         ResponseCache,
-        version=data_version_reader(engine, app.state.db_threads),
+        version=app.state.data_version,
         size=settings.response_cache_size,
         max_bytes=settings.response_cache_bytes,
     )

@@ -31,6 +31,34 @@ Entry = tuple[list[tuple[bytes, bytes]], bytes]
 MAX_ENTRY_BYTES = 1024 * 1024
 
 
+class SqliteDataVersion:
+    """`PRAGMA data_version` on a connection of its own. The connection is opened on first use,
+    so an app that never serves (one built only for its OpenAPI document) holds none, and
+    `close` releases it when the app stops."""
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._probe: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def __call__(self) -> str:
+        # Microseconds, no I/O: it reads the WAL index in shared memory. Safe on the event
+        # loop; the lock covers a TestClient or a second event loop sharing the app.
+        with self._lock:
+            if self._probe is None:
+                self._probe = sqlite3.connect(
+                    self._database, check_same_thread=False, isolation_level=None
+                )
+            row = self._probe.execute("PRAGMA data_version").fetchone()
+        return str(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
+
+
 def data_version_reader(
     engine: Engine, threads: DatabaseThreads
 ) -> Callable[[], Awaitable[str]] | None:
@@ -39,17 +67,7 @@ def data_version_reader(
         database = engine.url.database
         if not database or database == ":memory:":
             return None
-        probe = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
-        lock = threading.Lock()
-
-        async def sqlite_version() -> str:
-            # Microseconds, no I/O: it reads the WAL index in shared memory. Safe on the event
-            # loop; the lock covers a TestClient or a second event loop sharing the app.
-            with lock:
-                row = probe.execute("PRAGMA data_version").fetchone()
-            return str(row[0])
-
-        return sqlite_version
+        return SqliteDataVersion(database)
 
     # Not the newest revision id: a write that records no revision (an operator's UPDATE, a
     # restore) would then leave stale pages behind.
