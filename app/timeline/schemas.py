@@ -94,7 +94,8 @@ class TimelineQuery(InputModel):
     order: Literal["asc", "desc", "relevance"] = Field(
         default="asc",
         description="By date then id (`asc`, `desc`), or best matches first (`relevance`, with"
-        " `q`; each item then carries a `snippet` with the matching words in <mark>).",
+        " `q`; each item then carries a `snippet`: the passage around the first matching word"
+        " as runs of plain text, the matched words marked `match: true`).",
     )
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1 to 500.")
     cursor: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
