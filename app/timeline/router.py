@@ -35,7 +35,12 @@ GEOJSON: dict[str, Any] = {
     "required": ["type", "features"],
     "properties": {
         "type": {"const": "FeatureCollection"},
-        "features": {"type": "array", "items": {"type": "object"}},
+        "features": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "One feature per matching event; an event without coordinates has"
+            " `geometry: null` (RFC 7946, 3.2).",
+        },
     },
 }
 FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
