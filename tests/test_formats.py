@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.timeline.formats import csv_field, safe_cell
+from app.timeline.formats import csv_field
 from app.timeline.router import read_ahead
 from tests import oracle
 from tests.helpers import assert_problem
@@ -111,27 +111,16 @@ class TestCsv:
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
-            ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
-            ("+1", "'+1"),
-            ("-2", "'-2"),
-            ("@x", "'@x"),
-            ("plain", "plain"),
-            (None, ""),
-        ],
-    )
-    def test_formula_injection_is_neutralised(self, value: object, expected: str) -> None:
-        assert safe_cell(value) == expected
-
-    @pytest.mark.parametrize(
-        ("value", "expected"),
-        [
             # Numbers are numbers: guarding them turned goldstein and lon into text (issue 22).
             (-2.5, "-2.5"),
             (-10, "-10"),
             (0.0, "0.0"),
-            # Text is guarded and always quoted, numeric-looking or not.
+            # Text is guarded against formulas and always quoted, numeric-looking or not.
+            ("=HYPERLINK(1)", '"\'=HYPERLINK(1)"'),
+            ("+1", '"\'+1"'),
             ("-2.5", '"\'-2.5"'),
-            ("=1+1", '"\'=1+1"'),
+            ("@x", '"\'@x"'),
+            ("plain", '"plain"'),
             ("010", '"010"'),
             ("a; b", '"a; b"'),
             ('say "no"', '"say ""no"""'),
@@ -139,7 +128,7 @@ class TestCsv:
             (None, ""),
         ],
     )
-    def test_fields(self, value: object, expected: str) -> None:
+    def test_formula_injection_is_neutralised(self, value: object, expected: str) -> None:
         assert csv_field(value) == expected
 
     def test_numbers_are_unguarded_and_text_is_guarded(self, client: TestClient) -> None:

@@ -5,6 +5,7 @@ query gives the same events in every format."""
 import csv
 import io
 from typing import Any
+from urllib.parse import urlencode
 
 import feedparser
 import geojson
@@ -32,7 +33,7 @@ BASE = "http://testserver"
 
 
 def label(params: dict[str, Any]) -> str:
-    return "&".join(f"{k}={v}" for k, v in params.items()) or "everything"
+    return urlencode(params, doseq=True, safe=",") or "everything"
 
 
 def json_items(client: TestClient, params: dict[str, Any]) -> list[dict[str, Any]]:
