@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.timeline.formats import safe_cell
+from app.timeline.formats import csv_field
 from app.timeline.router import read_ahead
 from tests import oracle
 from tests.helpers import assert_problem
@@ -40,7 +40,7 @@ GEOJSON_SCHEMA: dict[str, Any] = {
                 "properties": {
                     "type": {"const": "Feature"},
                     "geometry": {
-                        "type": "object",
+                        "type": ["object", "null"],
                         "required": ["type", "coordinates"],
                         "properties": {
                             "type": {"const": "Point"},
@@ -93,7 +93,7 @@ class TestCsv:
         response = client.get("/v1/timeline", params={**CRISIS, "format": "csv"})
         assert response.headers["content-type"] == "text/csv; charset=utf-8"
         assert response.headers["x-data-licence"]
-        rows = list(csv.DictReader(io.StringIO(response.text)))
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
         assert [r["id"] for r in rows] == crisis_ids()
         drone = next(r for r in rows if r["id"] == SHOOT_DOWN)
         assert "DZA:initiator" in drone["participants"]
@@ -104,28 +104,64 @@ class TestCsv:
 
     def test_streams_every_event_ignoring_paging(self, client: TestClient) -> None:
         response = client.get("/v1/timeline", params={"format": "csv", "limit": 1})
-        rows = list(csv.DictReader(io.StringIO(response.text)))
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
         assert len(rows) == len(oracle.events())
         assert response.text.endswith("\r\n")
 
     @pytest.mark.parametrize(
         ("value", "expected"),
         [
-            ("=HYPERLINK(1)", "'=HYPERLINK(1)"),
-            ("+1", "'+1"),
-            ("-2", "'-2"),
-            ("@x", "'@x"),
-            ("plain", "plain"),
+            # Numbers are numbers: guarding them turned goldstein and lon into text (issue 22).
+            (-2.5, "-2.5"),
+            (-10, "-10"),
+            (0.0, "0.0"),
+            # Text is guarded against formulas and always quoted, numeric-looking or not.
+            ("=HYPERLINK(1)", '"\'=HYPERLINK(1)"'),
+            ("+1", '"\'+1"'),
+            ("-2.5", '"\'-2.5"'),
+            ("@x", '"\'@x"'),
+            ("plain", '"plain"'),
+            ("010", '"010"'),
+            ("a; b", '"a; b"'),
+            ('say "no"', '"say ""no"""'),
+            ("", ""),
             (None, ""),
-            (-2.5, "'-2.5"),
         ],
     )
     def test_formula_injection_is_neutralised(self, value: object, expected: str) -> None:
-        assert safe_cell(value) == expected
+        assert csv_field(value) == expected
+
+    def test_numbers_are_unguarded_and_text_is_guarded(self, client: TestClient) -> None:
+        """Issue 22: every negative goldstein and western longitude came out as `'-10.0`."""
+        response = client.get("/v1/timeline", params={"format": "csv"})
+        rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+        page = client.get("/v1/timeline", params={"limit": 500}).json()
+        assert page["next_cursor"] is None
+        events = {e["id"]: e for e in page["items"]}
+        negative = 0
+        for row in rows:
+            event = events[row["id"]]
+            for column, value in (
+                ("goldstein", event["goldstein"]),
+                ("lon", (event.get("location") or {}).get("lon")),
+                ("lat", (event.get("location") or {}).get("lat")),
+            ):
+                if value is None:
+                    assert row[column] == ""
+                else:
+                    assert float(row[column]) == value, (row["id"], column, row[column])
+                    negative += value < 0
+        assert negative > 20
+
+    def test_starts_with_a_byte_order_mark_once(self, client: TestClient) -> None:
+        """So that Excel reads UTF-8 (README, exports); only the header carries it."""
+        response = client.get("/v1/timeline", params={**CRISIS, "format": "csv"})
+        assert response.content.startswith("\ufeffid,kind,".encode())
+        assert response.content.count("\ufeff".encode()) == 1
 
     def test_accept_header(self, client: TestClient) -> None:
         response = client.get("/v1/timeline", params=CRISIS, headers={"Accept": "text/csv"})
-        assert response.text.startswith("id,kind,category")
+        assert response.text.startswith("\ufeffid,kind,category")
 
     def test_bad_filter_is_still_a_problem(self, client: TestClient) -> None:
         assert_problem(client.get("/v1/timeline", params={"format": "csv", "state": "XXX"}), 422)
@@ -150,14 +186,18 @@ class TestGeoJson:
         assert drone["geometry"]["coordinates"] == [2.9678, 19.9486]
         assert drone["properties"]["claims"]
         assert body["licence"] and body["attribution"]
-        with_coordinates = [
-            e["id"]
-            for e in oracle.events()
-            if e["id"] in crisis_ids() and (e.get("location") or {}).get("lat") is not None
+        # Issue 22: events without coordinates were silently left out (both letters to the UN
+        # Security Council here). They are features with a null geometry (RFC 7946 3.2).
+        assert [f["id"] for f in body["features"]] == crisis_ids()
+        events = {e["id"]: e for e in oracle.events()}
+        unplaced = [
+            f["id"]
+            for f in body["features"]
+            if (events[f["id"]].get("location") or {}).get("lat") is None
         ]
-        assert [f["id"] for f in body["features"]] == [
-            i for i in crisis_ids() if i in with_coordinates
-        ]
+        assert "2025-04-07-mali-writes-to-unsc" in unplaced
+        assert "2025-04-09-algeria-writes-to-unsc" in unplaced
+        assert all((f["geometry"] is None) == (f["id"] in unplaced) for f in body["features"])
         check_golden("crisis.geojson", response.text)
 
 
@@ -193,7 +233,6 @@ class TestAtom:
         assert len(feed.entries) == 5
         updated = [e.updated_parsed for e in feed.entries]
         assert updated == sorted(updated, reverse=True)
-        assert all("/v1/events/" in e.link for e in feed.entries)
         assert "Licence" in feed.feed.rights
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from app.db import begin_write, create_session_factory
 from app.errors import InvalidParameter
 from app.models import State
+from app.schemas import fold
 from app.timeline import service, statements
 from app.timeline.schemas import TimelinePage, TimelineQuery
 from tests import oracle
@@ -245,7 +246,10 @@ class TestSearch:
             "/v1/timeline", params={"q": "drone tinzaouaten", "order": "relevance", "limit": 3}
         ).json()
         assert body["items"], body
-        assert all("<mark>" in item["snippet"] for item in body["items"])
+        for item in body["items"]:
+            matched = [run["text"] for run in item["snippet"] if run["match"]]
+            assert matched, item["snippet"]
+            assert all(fold(word).startswith(("drone", "tinzaouaten")) for word in matched)
         walked = [i["id"] for i in body["items"]]
         cursor = body["next_cursor"]
         while cursor:
@@ -262,6 +266,36 @@ class TestSearch:
             cursor = page["next_cursor"]
         assert sorted(walked) == sorted(all_ids(client, q="drone tinzaouaten"))
         assert len(walked) == len(set(walked))
+
+    def test_snippets_are_plain_text_runs(self, client: TestClient) -> None:
+        """Issue 22: snippets were HTML, so a reader showing them as text saw `N&#x27;Daw`.
+        They are runs of plain text; joined, they are words of the title and summary as the
+        event has them."""
+        body = client.get(
+            "/v1/timeline", params={"q": "daw goita", "order": "relevance", "limit": 50}
+        ).json()
+        TimelinePage.model_validate(body)
+        assert body["items"]
+        events = {e["id"]: e for e in oracle.events()}
+        for item in body["items"]:
+            runs = item["snippet"]
+            text = "".join(run["text"] for run in runs)
+            assert "&" not in text and "<" not in text, text
+            source = f"{events[item['id']]['title']} — {events[item['id']]['summary']}"
+            assert text.strip("… ") in " ".join(source.split()), text
+            matched = [run["text"] for run in runs if run["match"]]
+            assert matched, runs
+            assert all(fold(word).startswith(("daw", "goita")) for word in matched)
+        assert any("N'Daw" in "".join(r["text"] for r in i["snippet"]) for i in body["items"])
+
+    def test_the_order_parameter_says_no_html(self, client: TestClient) -> None:
+        """Issue 22: its description held a raw `<mark>`, which the docs rendered as HTML."""
+        spec = client.get("/openapi.json").json()
+        (order,) = [
+            p for p in spec["paths"]["/v1/timeline"]["get"]["parameters"] if p["name"] == "order"
+        ]
+        assert "<" not in order["description"]
+        assert "snippet" in order["description"]
 
     @pytest.mark.parametrize("few", [0, 1, 3])
     def test_how_many_matches_count_as_few_changes_no_page(
@@ -308,9 +342,8 @@ class TestSearch:
         lines = uncached_client.get("/v1/timeline", params=params).text.splitlines()
         assert [orjson.loads(line)["id"] for line in lines] == expected
         params["format"] = "csv"
-        rows = list(
-            csv.DictReader(io.StringIO(uncached_client.get("/v1/timeline", params=params).text))
-        )
+        exported = uncached_client.get("/v1/timeline", params=params).content.decode("utf-8-sig")
+        rows = list(csv.DictReader(io.StringIO(exported)))
         assert [row["id"] for row in rows] == expected
 
     def test_relevance_needs_words(self, client: TestClient) -> None:

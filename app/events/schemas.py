@@ -245,6 +245,13 @@ class CasualtiesRead(ReadModel):
     note: str | None
 
 
+class SnippetPart(ReadModel):
+    """A run of a relevance snippet's plain text."""
+
+    text: str = Field(description="Plain text, never HTML: draw it as text, not as markup.")
+    match: bool = Field(description="The run is a word the query matched: highlight it.")
+
+
 class EventRead(ReadModel):
     id: str = Field(examples=["2025-04-01-algeria-shoots-down-malian-drone"])
     kind: EventKind
@@ -270,9 +277,25 @@ class EventRead(ReadModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     url: str = Field(examples=["/v1/events/2025-04-01-algeria-shoots-down-malian-drone"])
-    snippet: str | None = Field(
+    snippet: list[SnippetPart] | None = Field(
         default=None,
-        description="With `order=relevance`: the text around the matching words, in <mark>.",
+        description="With `order=relevance`: the title and summary around the first matching"
+        " word, as runs of plain text in order; joined, they are the passage, and runs with"
+        " `match` true are the matched words. Draw each run as text (a highlight element for the"
+        " matches); nothing in it is HTML or escaped.",
+        # The first item of `?q=drone&order=relevance` on the seed.
+        examples=[
+            [
+                {"text": "Second alleged Malian ", "match": False},
+                {"text": "drone", "match": True},
+                {
+                    "text": " incursion into Algerian airspace — Algeria's foreign ministry"
+                    " statement of 7 April 2025 gives 29 December 2024 as the date of a second"
+                    " violation of Algerian …",
+                    "match": False,
+                },
+            ]
+        ],
     )
 
 

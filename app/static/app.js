@@ -133,6 +133,13 @@ function participantsLine(participants) {
   return participants.map(actorName).join(", ");
 }
 
+// With order=relevance, the API's snippet: runs of plain text, the matched words flagged.
+function snippetLine(snippet) {
+  if (!snippet) return null;
+  const runs = snippet.map((run) => (run.match ? h("mark", {}, run.text) : run.text));
+  return h("span", { class: "event-snippet" }, runs);
+}
+
 function eventButton(event) {
   return h(
     "button",
@@ -145,6 +152,7 @@ function eventButton(event) {
     },
     h("span", { class: "event-date" }, formatDate(event.date, event.date_precision)),
     h("span", { class: "event-title" }, event.title),
+    snippetLine(event.snippet),
     h(
       "span",
       { class: "event-meta" },

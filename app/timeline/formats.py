@@ -4,16 +4,18 @@ Each renderer takes event documents (the JSON items of /v1/timeline) and yields 
 an export of any size streams without sitting whole in memory.
 """
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 from xml.sax.saxutils import escape as xml_escape
 
 import orjson
 
+from app.timeline.schemas import TimelineQuery
+
 ATTRIBUTION = "Diplomatic Timeline API; every event cites its own sources"
+NAME = "Diplomatic Timeline"
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -80,15 +82,75 @@ def negotiate(accept: str | None) -> str:
     return "json"
 
 
+def query_title(query: TimelineQuery) -> str:
+    """The name a feed reader or calendar lists a query's export under, naming its filters:
+    "Diplomatic Timeline: DZA", "Diplomatic Timeline: MLI → DZA · 2025-04". The parts are
+    joined by a middle dot, not a comma, which iCalendar must escape and some readers of
+    X-WR-CALNAME then show with its backslash."""
+    parts: list[str] = []
+    if query.state:
+        parts.append(" or ".join(query.state))
+    if query.between:
+        parts.append(" and ".join(query.between.split(",")))
+    actor, target = " or ".join(query.actor), " or ".join(query.target)
+    if actor and target:
+        parts.append(f"{actor} → {target}")
+    elif actor or target:
+        parts.append(f"by {actor}" if actor else f"targeting {target}")
+    if query.organisation:
+        members = " and members" if query.include_members else ""
+        parts.append(" or ".join(query.organisation) + members)
+    for slugs in ([kind.value for kind in query.kind], query.category):
+        if slugs:
+            parts.append(" or ".join(slug.replace("_", " ") for slug in slugs))
+    if query.tag:
+        parts.append(" or ".join(f"#{tag}" for tag in query.tag))
+    if query.q:
+        parts.append(f"“{query.q}”")
+    if query.from_ and query.from_ == query.to:
+        parts.append(query.from_)
+    elif query.from_ or query.to:
+        parts.append(
+            " ".join(filter(None, [query.from_, "to" if query.to else "onwards", query.to]))
+        )
+    if query.as_known_at:
+        parts.append(f"as known at {query.as_known_at.isoformat()}")
+    return f"{NAME}: {' · '.join(parts)}" if parts else NAME
+
+
+def page_url(base_url: str, doc: dict[str, Any]) -> str:
+    """The event on the timeline page, for people; `doc["url"]` is its JSON."""
+    return f"{base_url}/?event={quote(doc['id'], safe='')}"
+
+
 # --- CSV ---------------------------------------------------------------------------------
 
 
 def safe_cell(value: Any) -> str:
-    """A cell a spreadsheet will not run: a leading =, +, -, @, tab or CR becomes literal text."""
+    """Text a spreadsheet will not run: a leading =, +, -, @, tab or CR makes it literal text."""
     text = "" if value is None else str(value)
     if text and text[0] in "=+-@\t\r":
         return "'" + text
     return text
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def csv_field(value: Any) -> str:
+    """One field of a line: a number as it is, text guarded (`safe_cell`) and always quoted, no
+    value as nothing.
+
+    Numbers stay numbers: `'-8.0029` in `lon` was text to pandas and spreadsheets (issue 22).
+    Text is quoted even without a comma in it, because LibreOffice's import splits on
+    semicolons and tabs too by default: "Military coup in Mali; President Keïta detained"
+    became two columns and shifted the rest of the row."""
+    if value is None or value == "":
+        return ""
+    if _number(value):
+        return str(value)
+    return '"' + safe_cell(value).replace('"', '""') + '"'
 
 
 def _participants(doc: dict[str, Any]) -> str:
@@ -109,7 +171,8 @@ def _claims(doc: dict[str, Any]) -> str:
     return " | ".join(out)
 
 
-def csv_row(doc: dict[str, Any]) -> list[str]:
+def csv_row(doc: dict[str, Any]) -> list[Any]:
+    """The event's values in the order of CSV_COLUMNS: numbers, text or None."""
     location = doc.get("location") or {}
     casualties = doc.get("casualties") or {}
     values = {
@@ -126,21 +189,20 @@ def csv_row(doc: dict[str, Any]) -> list[str]:
         "source_publishers": " | ".join(s["publisher"] for s in doc["sources"]),
         "claims": _claims(doc),
     }
-    return [safe_cell(values[k]) for k in CSV_COLUMNS]
+    return [values[k] for k in CSV_COLUMNS]
 
 
-def _csv_text(rows: Iterable[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)  # RFC 4180 line ends and quoting
-    return buffer.getvalue()
-
-
-CSV_HEADER = _csv_text([CSV_COLUMNS])
+# A UTF-8 byte order mark first: Excel opens a double-clicked CSV without one in the system's
+# legacy code page (Windows-1252 in Western Europe), so "Émergent" shows as "Ã‰mergent". pandas,
+# LibreOffice and Python's "utf-8-sig" codec read past it.
+BOM = "\ufeff"
+CSV_HEADER = BOM + ",".join(CSV_COLUMNS) + "\r\n"
 
 
 def csv_line(doc: dict[str, Any]) -> str:
-    """The event's line of a CSV export, stored with its document (app/events/documents.py)."""
-    return _csv_text([csv_row(doc)])
+    """The event's line of a CSV export (RFC 4180: CRLF, quotes doubled), stored with its
+    document (app/events/documents.py)."""
+    return ",".join(csv_field(value) for value in csv_row(doc)) + "\r\n"
 
 
 def render_csv(batches: Iterable[list[str]]) -> Iterator[str]:
@@ -162,7 +224,10 @@ def render_ndjson(batches: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
 
 
 def render_geojson(batches: Iterable[list[dict[str, Any]]], licence: str) -> Iterator[bytes]:
-    """A FeatureCollection of the events that have coordinates (RFC 7946: lon before lat)."""
+    """A FeatureCollection of every matching event. An event without coordinates (a letter to
+    the Security Council, a border "somewhere") is a feature whose geometry is null, which RFC
+    7946 (3.2) allows, rather than left out: every format holds the same events. Points are
+    lon before lat."""
     head = {"type": "FeatureCollection", "attribution": ATTRIBUTION, "licence": licence}
     yield orjson.dumps(head)[:-1] + b',"features":['
     first = True
@@ -170,14 +235,10 @@ def render_geojson(batches: Iterable[list[dict[str, Any]]], licence: str) -> Ite
         parts = []
         for doc in batch:
             location = doc.get("location") or {}
-            if location.get("lat") is None:
-                continue
-            feature = {
-                "type": "Feature",
-                "id": doc["id"],
-                "geometry": {"type": "Point", "coordinates": [location["lon"], location["lat"]]},
-                "properties": doc,
-            }
+            geometry = None
+            if location.get("lat") is not None and location.get("lon") is not None:
+                geometry = {"type": "Point", "coordinates": [location["lon"], location["lat"]]}
+            feature = {"type": "Feature", "id": doc["id"], "geometry": geometry, "properties": doc}
             parts.append((b"" if first else b",") + orjson.dumps(feature))
             first = False
         yield b"".join(parts)
@@ -236,7 +297,8 @@ def render_ics(
             "PRODID:-//Diplomatic Timeline API//EN",
             "CALSCALE:GREGORIAN",
             "METHOD:PUBLISH",
-            f"X-WR-CALNAME:{_ics_text(name)}",
+            f"NAME:{_ics_text(name)}",  # RFC 7986
+            f"X-WR-CALNAME:{_ics_text(name)}",  # what Apple, Google and Outlook read
             f"X-WR-CALDESC:{_ics_text(f'{ATTRIBUTION}. Licence: {licence}.')}",
         )
     )
@@ -245,7 +307,13 @@ def render_ics(
         for doc in batch:
             start, end = period(doc)
             sources = "\n".join(f"- {s['publisher']}: {s['url']}" for s in doc["sources"])
-            description = f"{doc['summary']}\n\nSources:\n{sources}\n\nLicence: {licence}"
+            page, data = page_url(base_url, doc), base_url + doc["url"]
+            # Calendar apps differ in what they show: Apple Calendar shows URL, Google Calendar
+            # and Outlook only the description, so both links are in it too.
+            description = (
+                f"{doc['summary']}\n\nSources:\n{sources}\n\nEvent page: {page}\n"
+                f"Data (JSON): {data}\n\nLicence: {licence}"
+            )
             lines = [
                 "BEGIN:VEVENT",
                 f"UID:{doc['id']}@diplomatic-timeline",
@@ -255,7 +323,8 @@ def render_ics(
                 f"DTEND;VALUE=DATE:{end:%Y%m%d}",
                 f"SUMMARY:{_ics_text(doc['title'])}",
                 f"DESCRIPTION:{_ics_text(description)}",
-                f"URL:{base_url}{doc['url']}",
+                f"URL:{page}",
+                f"ATTACH;FMTTYPE=application/json:{data}",
                 f"CATEGORIES:{_ics_text(doc['category'])}",
             ]
             location = doc.get("location") or {}
@@ -273,8 +342,15 @@ def render_ics(
 
 
 def render_atom(
-    docs: list[dict[str, Any]], self_url: str, base_url: str, title: str, licence: str
+    docs: list[dict[str, Any]],
+    self_url: str,
+    base_url: str,
+    title: str,
+    licence: str,
+    page: str | None = None,
 ) -> str:
+    """The feed; each entry links to the event's page (what a feed reader opens) and to its JSON
+    (`alternate`, application/json), and `page` is the timeline page of the whole query."""
     updated = max((d["updated_at"] for d in docs), default="1970-01-01T00:00:00+00:00")
     entries = []
     for doc in docs:
@@ -286,6 +362,7 @@ def render_atom(
             f"<p>{xml_escape(doc['summary'])}</p><p>Date: {doc['date']}"
             f" ({doc['date_precision']} precision)</p><p>Sources:</p><ul>{sources}</ul>"
         )
+        # The entry id stays the JSON URL it has always been: readers tell entries apart by it.
         href = xml_escape(base_url + doc["url"])
         entries.append(
             "<entry>"
@@ -293,6 +370,7 @@ def render_atom(
             f"<title>{xml_escape(doc['title'])}</title>"
             f"<updated>{doc['updated_at']}</updated>"
             f"<published>{doc['created_at']}</published>"
+            f'<link rel="alternate" type="text/html" href="{xml_escape(page_url(base_url, doc))}"/>'
             f'<link rel="alternate" type="application/json" href="{href}"/>'
             f'<category term="{xml_escape(doc["category"])}"/>'
             f"<summary>{xml_escape(doc['summary'])}</summary>"
@@ -306,7 +384,8 @@ def render_atom(
         f"<title>{xml_escape(title)}</title>"
         f"<updated>{updated}</updated>"
         f'<link rel="self" type="application/atom+xml" href="{xml_escape(self_url)}"/>'
-        "<author><name>Diplomatic Timeline API</name></author>"
+        + (f'<link rel="alternate" type="text/html" href="{xml_escape(page)}"/>' if page else "")
+        + "<author><name>Diplomatic Timeline API</name></author>"
         f"<rights>{xml_escape(f'{ATTRIBUTION}. Licence: {licence}.')}</rights>"
         + "".join(entries)
         + "</feed>\n"

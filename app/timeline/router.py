@@ -3,6 +3,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import format_datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
@@ -24,6 +25,8 @@ from app.timeline.schemas import (
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
 T = TypeVar("T")
+# Parameters of the export itself, not of the query a feed's page shows.
+PAGE_ONLY = {"format", "limit", "cursor", "count", "group_by", "order"}
 
 
 # A JSON body, so it is documented (and checked by schema validators) as an object.
@@ -32,7 +35,12 @@ GEOJSON: dict[str, Any] = {
     "required": ["type", "features"],
     "properties": {
         "type": {"const": "FeatureCollection"},
-        "features": {"type": "array", "items": {"type": "object"}},
+        "features": {
+            "type": "array",
+            "items": {"type": "object"},
+            "description": "One feature per matching event; an event without coordinates has"
+            " `geometry: null` (RFC 7946, 3.2).",
+        },
     },
 }
 FORMAT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -133,9 +141,13 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
             session, query, licence=licence, base_url=base, query_string=request.url.query
         )
         return Response(orjson.dumps(document), media_type=media, headers=headers)
+    title = formats.query_title(query)
     if fmt == "atom":
         docs = service.newest_changes(session, query)
-        body = formats.render_atom(docs, str(request.url), base, "Diplomatic Timeline", licence)
+        # The page takes the timeline's filters by the same names.
+        filters = [(k, v) for k, v in request.query_params.multi_items() if k not in PAGE_ONLY]
+        page = f"{base}/" + (f"?{urlencode(filters)}" if filters else "")
+        body = formats.render_atom(docs, str(request.url), base, title, licence, page)
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.stream_session_factory
 
@@ -153,7 +165,7 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
     elif fmt == "geojson":
         stream = formats.render_geojson(read(service.export), licence)
     else:
-        stream = formats.render_ics(read(service.export), base, "Diplomatic Timeline", licence)
+        stream = formats.render_ics(read(service.export), base, title, licence)
     return StreamingResponse(read_ahead(stream), media_type=media, headers=headers)
 
 

@@ -94,7 +94,8 @@ class TimelineQuery(InputModel):
     order: Literal["asc", "desc", "relevance"] = Field(
         default="asc",
         description="By date then id (`asc`, `desc`), or best matches first (`relevance`, with"
-        " `q`; each item then carries a `snippet` with the matching words in <mark>).",
+        " `q`; each item then carries a `snippet`: the passage around the first matching word"
+        " as runs of plain text, the matched words marked `match: true`).",
     )
     limit: int = Field(default=50, ge=1, le=500, description="Page size, 1 to 500.")
     cursor: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
@@ -104,8 +105,11 @@ class TimelineQuery(InputModel):
     format: Literal["json", "csv", "ndjson", "geojson", "ics", "atom", "timelinejs"] | None = Field(
         default=None,
         description="Response format; overrides `Accept`. `csv`, `ndjson`, `geojson` and `ics`"
-        " stream every matching event (paging parameters are ignored); `atom` is a feed of the"
-        " `limit` most recently changed events; `timelinejs` is Knight Lab TimelineJS JSON"
+        " stream every matching event (paging parameters are ignored): the CSV is UTF-8 with a"
+        " byte order mark (for Excel), text always quoted and numbers bare; a GeoJSON feature"
+        " without coordinates has a null `geometry`. `atom` is a feed of the `limit` most"
+        " recently changed events; Atom entries and calendar events link to the event's page"
+        " (`/?event=…`) and to its JSON; `timelinejs` is Knight Lab TimelineJS JSON"
         " (slides, a title slide, eras from the membership periods of the one `organisation`"
         " asked for or else from named crises) of every matching event, capped at"
         f" {TIMELINEJS_MAX_EVENTS} events: a query matching more is refused with a 422 problem"

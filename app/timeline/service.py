@@ -5,7 +5,6 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
-import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -539,20 +538,41 @@ def _ranked_rows(session: Session, f: Filters, offset: int, limit: int) -> list[
     return list(session.execute(statements.ranked(f.shape), params).all())
 
 
-def snippet(doc: dict[str, Any], terms: list[str], width: int = 30) -> str:
-    """The summary around the first matching word, matches wrapped in <mark> (HTML-escaped)."""
+# A word as the engines index it: letters and digits, with any combining accents (a title in
+# decomposed form still shows whole words).
+_WORD = re.compile(r"\w(?:\w|[\u0300-\u036f])*")
+
+
+def _hit(word: str, terms: list[str]) -> bool:
+    return any(fold(word).startswith(term) for term in terms)
+
+
+def snippet(doc: dict[str, Any], terms: list[str], width: int = 30) -> list[dict[str, Any]]:
+    """The title and summary around the first matching word, as runs of plain text; `match`
+    marks the words that start with a term of the query.
+
+    Runs, not HTML: a page draws each as a text node (a <mark> for matches), with nothing to
+    escape or unescape; nor offsets, which JavaScript (UTF-16 units) and Python (code points)
+    count differently."""
     words = f"{doc['title']} — {doc['summary']}".split()
-    marked = []
-    first = None
-    for i, word in enumerate(words):
-        hit = any(fold(word).strip(".,;:!?()'\"«»“”").startswith(t) for t in terms)
-        escaped = html.escape(word)
-        marked.append(f"<mark>{escaped}</mark>" if hit else escaped)
-        if hit and first is None:
-            first = i
-    start = max(0, (first or 0) - width // 3)
-    text_ = " ".join(marked[start : start + width])
-    return ("… " if start else "") + text_ + (" …" if start + width < len(marked) else "")
+    first = next(
+        (i for i, word in enumerate(words) if any(_hit(w, terms) for w in _WORD.findall(word))),
+        0,
+    )
+    start = max(0, first - width // 3)
+    text = " ".join(words[start : start + width])
+    text = ("… " if start else "") + text + (" …" if start + width < len(words) else "")
+    parts: list[dict[str, Any]] = []
+    done = 0
+    for found in _WORD.finditer(text):
+        if _hit(found.group(), terms):
+            if found.start() > done:
+                parts.append({"text": text[done : found.start()], "match": False})
+            parts.append({"text": found.group(), "match": True})
+            done = found.end()
+    if done < len(text):
+        parts.append({"text": text[done:], "match": False})
+    return parts
 
 
 EXPORT_BATCH = 500
