@@ -1,6 +1,6 @@
 import pytest
 from alembic import command
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from app.config import PROJECT_ROOT
@@ -17,6 +17,16 @@ def table_names(url: str) -> set[str]:
         return {n for n in names if not n.startswith("event_fts")}
     finally:
         engine.dispose()
+
+
+def seeded_at_head(url: str) -> Engine:
+    """The database at `url` migrated to head and loaded with the real seed."""
+    command.upgrade(alembic_config(url), "head")
+    engine = create_db_engine(url)
+    with create_session_factory(engine)() as session:
+        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
+        session.commit()
+    return engine
 
 
 def test_upgrade_check_downgrade_upgrade(databases: ThrowawayDatabases) -> None:
@@ -36,11 +46,7 @@ def test_downgrade_keeps_the_data(databases: ThrowawayDatabases) -> None:
     """Stepping back one migration and forward again loses no row (SQLite rebuilds tables)."""
     url = databases.new()
     config = alembic_config(url)
-    command.upgrade(config, "head")
-    engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
-        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
-        session.commit()
+    engine = seeded_at_head(url)
 
     def rows() -> dict[str, int]:
         with engine.connect() as conn:
@@ -70,11 +76,7 @@ def test_alleged_initiator_role_up_and_down(databases: ThrowawayDatabases) -> No
     into plain initiators (the old vocabulary's only way to say it) and loses none."""
     url = databases.new()
     config = alembic_config(url)
-    command.upgrade(config, "head")
-    engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
-        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
-        session.commit()
+    engine = seeded_at_head(url)
 
     def by_role() -> dict[str, int]:
         with engine.connect() as conn:
