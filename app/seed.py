@@ -31,12 +31,16 @@ from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.places import service as place_service
 from app.places.schemas import PlaceCreate
 from app.schemas import Outcome
+from app.seed_checks import check_events, check_text
 from app.sources.schemas import SourceIn
 from app.states import service as state_service
 from app.states.schemas import StateCreate
 
 DEFAULT_DIR = PROJECT_ROOT / "seed"
 SEED_ACTOR = "seed"
+# Keys of an event record that are curators' metadata, checked here but not part of the API's
+# event: `sources_note` says why no source is known to be published on or after the event's date.
+EVENT_SEED_ONLY = ("sources_note",)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -50,6 +54,7 @@ class Item:
     index: int
     key: str
     data: Any
+    meta: dict[str, Any] = field(default_factory=dict)
 
     def where(self, root: Path) -> str:
         try:
@@ -87,10 +92,16 @@ def _read(path: Path) -> list[Any]:
     return data
 
 
-def _validate(path: Path, model: type[M], key: Callable[[dict[str, Any]], str]) -> list[Item]:
+def _validate(
+    path: Path,
+    model: type[M],
+    key: Callable[[dict[str, Any]], str],
+    seed_only: tuple[str, ...] = (),
+) -> list[Item]:
     items = []
     for index, raw in enumerate(_read(path)):
         label = key(raw) if isinstance(raw, dict) else "?"
+        meta = {name: raw.pop(name) for name in seed_only if isinstance(raw, dict) and name in raw}
         try:
             data = model.model_validate(raw)
         except ValidationError as exc:
@@ -99,7 +110,7 @@ def _validate(path: Path, model: type[M], key: Callable[[dict[str, Any]], str]) 
                 for e in exc.errors()
             )
             raise SeedError(f"{path}: record {index + 1} ({label}): {problems}") from None
-        items.append(Item(path, index, label, data))
+        items.append(Item(path, index, label, data, meta))
     return items
 
 
@@ -153,6 +164,25 @@ def _merge_sources(items: list[Item], root: Path) -> None:
                 object.__setattr__(source, name, value)
 
 
+def _check(
+    organisations: list[Item], memberships: list[Item], events: list[Item], root: Path
+) -> None:
+    """The editorial checks of app/seed_checks.py, on the validated records, before any write."""
+    problems = check_events(
+        (item.data.model_dump() for item in events),
+        {item.data.id: [link.model_dump() for link in item.data.links] for item in events},
+        {item.data.id: item.meta["sources_note"] for item in events if "sources_note" in item.meta},
+    )
+    for item in organisations:
+        problems += check_text(item.where(root), item.data.description)
+    for item in memberships:
+        problems += check_text(item.where(root), item.data.note)
+    if problems:
+        shown = "\n  ".join(str(p) for p in problems[:50])
+        more = f"\n  … and {len(problems) - 50} more" if len(problems) > 50 else ""
+        raise SeedError(f"{len(problems)} data check(s) failed:\n  {shown}{more}")
+
+
 def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Report:
     files = {
         "states": root / "states.yaml",
@@ -175,7 +205,7 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
     )
     events: list[Item] = []
     for path in sorted((root / "events").glob("*.yaml")):
-        events.extend(_validate(path, EventCreate, lambda r: f"id={r.get('id')}"))
+        events.extend(_validate(path, EventCreate, lambda r: f"id={r.get('id')}", EVENT_SEED_ONLY))
     progress(
         f"validated {len(states)} states, {len(organisations)} organisations, {len(places)} "
         f"places, {len(memberships)} memberships, {len(events)} events"
@@ -189,6 +219,7 @@ def load(session: Session, root: Path, *, progress: Callable[[str], None]) -> Re
     ):
         _unique(group, what, root)
     _merge_sources([*organisations, *memberships, *events], root)
+    _check(organisations, memberships, events, root)
 
     report = Report()
     refs = Refs(session)

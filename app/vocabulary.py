@@ -21,6 +21,9 @@ class EventKind(StrEnum):
 
 class ParticipantRole(StrEnum):
     initiator = "initiator"
+    # Only a claimant says this party did it (e.g. Algeria alleging Malian drone incursions);
+    # the event's claims hold who alleges it. Never counted as `actor=` or in relations.
+    alleged_initiator = "alleged_initiator"
     target = "target"
     affected = "affected"
     mediator = "mediator"

@@ -24,7 +24,8 @@ class TestGetEvent:
         assert body["category"] == "shoot_down"
         assert body["cameo_code"] == "190"
         assert body["goldstein"] == -10.0
-        assert body["location"]["place"] == "tinzaouaten"
+        # The border area, not either country's commune: where the drone was hit is disputed.
+        assert body["location"]["place"] == "tinzaouaten-tin-zaouatine-border"
         assert body["location"]["lat"] == 19.9486
         assert body["fact_ref"] == "EV-046"
 

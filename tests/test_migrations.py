@@ -1,5 +1,7 @@
+import pytest
 from alembic import command
-from sqlalchemy import func, inspect, select
+from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from app.config import PROJECT_ROOT
 from app.db import Base, create_db_engine, create_session_factory
@@ -15,6 +17,16 @@ def table_names(url: str) -> set[str]:
         return {n for n in names if not n.startswith("event_fts")}
     finally:
         engine.dispose()
+
+
+def seeded_at_head(url: str) -> Engine:
+    """The database at `url` migrated to head and loaded with the real seed."""
+    command.upgrade(alembic_config(url), "head")
+    engine = create_db_engine(url)
+    with create_session_factory(engine)() as session:
+        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
+        session.commit()
+    return engine
 
 
 def test_upgrade_check_downgrade_upgrade(databases: ThrowawayDatabases) -> None:
@@ -34,11 +46,7 @@ def test_downgrade_keeps_the_data(databases: ThrowawayDatabases) -> None:
     """Stepping back one migration and forward again loses no row (SQLite rebuilds tables)."""
     url = databases.new()
     config = alembic_config(url)
-    command.upgrade(config, "head")
-    engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
-        load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
-        session.commit()
+    engine = seeded_at_head(url)
 
     def rows() -> dict[str, int]:
         with engine.connect() as conn:
@@ -61,3 +69,36 @@ def test_every_constraint_is_named(databases: ThrowawayDatabases) -> None:
     for table in Base.metadata.tables.values():
         for constraint in table.constraints:
             assert constraint.name, f"unnamed constraint on {table.name}"
+
+
+def test_alleged_initiator_role_up_and_down(databases: ThrowawayDatabases) -> None:
+    """The role CHECK admits `alleged_initiator` at head; going back one revision turns those rows
+    into plain initiators (the old vocabulary's only way to say it) and loses none."""
+    url = databases.new()
+    config = alembic_config(url)
+    engine = seeded_at_head(url)
+
+    def by_role() -> dict[str, int]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT role, count(*) FROM event_participant GROUP BY role")
+            ).all()
+        return {str(role): int(n) for role, n in rows}
+
+    at_head = by_role()
+    assert at_head["alleged_initiator"] > 0
+    command.downgrade(config, "9c19f5a28529")
+    back = by_role()
+    assert "alleged_initiator" not in back
+    assert back["initiator"] == at_head["initiator"] + at_head["alleged_initiator"]
+    with engine.connect() as conn:
+        one = conn.execute(text("SELECT id FROM event_participant LIMIT 1")).scalar_one()
+        with pytest.raises(IntegrityError):
+            conn.execute(
+                text("UPDATE event_participant SET role = 'alleged_initiator' WHERE id = :id"),
+                {"id": one},
+            )
+        conn.rollback()
+    command.upgrade(config, "head")
+    assert sum(by_role().values()) == sum(at_head.values())
+    engine.dispose()

@@ -127,7 +127,8 @@ function fillSelect(id, items, label) {
 
 function participantsLine(participants) {
   const by = (role) => participants.filter((p) => p.role === role).map(actorName);
-  const initiators = by("initiator");
+  // An alleged initiator is shown as such, never as the one who did it.
+  const initiators = [...by("initiator"), ...by("alleged_initiator").map((name) => `${name} (alleged)`)];
   const targets = by("target");
   if (initiators.length && targets.length) return `${initiators.join(", ")} → ${targets.join(", ")}`;
   return participants.map(actorName).join(", ");
