@@ -58,7 +58,7 @@ class TestEveryResponse:
     def test_answers_made_before_the_app(self, client: TestClient) -> None:
         preflight = client.options(
             "/v1/events",
-            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "POST"},
+            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "GET"},
         )
         too_large = client.post(
             "/v1/events", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"}
