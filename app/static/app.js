@@ -131,7 +131,7 @@ function formFilters(current) {
   filters.order = order === "asc" && !current.order ? "" : order;
   const codes = TimelineFilters.betweenCodes(current);
   const pair = [form.elements.a.value, form.elements.b.value];
-  filters.between = [...pair, ...codes.slice(2)].filter(Boolean).join(",");
+  filters.between = [...new Set([...pair, ...codes.slice(2)].filter(Boolean))].join(",");
   const members = form.elements.include_members.checked;
   filters.include_members = members ? current.include_members || "true" : "";
   for (const field of form.querySelectorAll("[data-list]")) {

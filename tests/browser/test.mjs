@@ -62,9 +62,11 @@ async function apiIds(base, query) {
 
 // The page has started (or says why it could not).
 async function ready(tab) {
-  await tab.waitForFunction(() => document.body.dataset.ready === "true" || /could not/.test(document.getElementById("status").textContent), null, { timeout: 15000 });
+  await tab
+    .waitForFunction(() => document.body.dataset.ready === "true" || /could not/.test(document.getElementById("status").textContent), null, { timeout: 15000 })
+    .catch(() => {});
   const status = await tab.textContent("#status");
-  assert(await tab.evaluate(() => document.body.dataset.ready === "true"), `the page did not start: ${status}`);
+  assert(await tab.evaluate(() => document.body.dataset.ready === "true"), `the page did not start within 15 s; status: "${status}"`);
 }
 
 async function shownIds(page) {
