@@ -97,6 +97,21 @@ function pushUrl(parsed, eventId, { replace = false } = {}) {
   else window.history.pushState(null, "", url);
 }
 
+// The selects that add a value to a list filter, placed before and after the organisation's.
+const ADD_FIELDS = {
+  before: [["state", "Add a state (any role)"], ["actor", "Add an initiator"], ["target", "Add a target"]],
+  after: [["kind", "Add a kind"], ["category", "Add a category"]],
+};
+
+function addFields() {
+  const field = ([name, label]) => h("div", { class: "field" },
+    h("label", { for: `f-${name}` }, label),
+    h("select", { id: `f-${name}`, name, "data-list": true, "aria-describedby": "add-hint" }, h("option", { value: "" }, "—")));
+  const organisation = document.getElementById("organisation-field");
+  organisation.before(...ADD_FIELDS.before.map(field));
+  organisation.after(...ADD_FIELDS.after.map(field));
+}
+
 function fillSelect(id, items, label) {
   const select = document.getElementById(id);
   for (const item of items) select.append(h("option", { value: item.value }, label(item)));
@@ -642,6 +657,9 @@ async function start() {
       names.categories.set(c.slug, c.label);
       names.kinds.set(c.kind, humanise(c.kind));
     }
+    addFields();
+    // Open beside a wide timeline; on a phone the active filters show and the form waits.
+    document.getElementById("edit-filters").open = matchMedia("(min-width: 60rem)").matches;
     const stateOptions = states.items.map((s) => ({ value: s.code, name: s.name }));
     const organisationOptions = organisations.items.map((o) => ({ value: o.code, name: o.name }));
     const label = (item) => `${item.name} (${item.value})`;
