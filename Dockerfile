@@ -1,6 +1,7 @@
 # Production image: slim, non-root, migrates on start, then serves with uvicorn.
 # Build: docker build -t diplomatic-timeline .
-# Run:   docker run -p 8000:8000 -e DATABASE_URL=postgresql://user:pass@db:5432/timeline diplomatic-timeline
+# Run:   docker run -p 8000:8000 -e PUBLIC_BASE_URL=https://timeline.example.org \
+#          -e DATABASE_URL=postgresql://user:pass@db:5432/timeline diplomatic-timeline
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -53,4 +54,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
 # app.events.documents stores the event documents an upgrade left missing (a no-op otherwise).
 # Webhooks are delivered by separate containers of the same image running
 # `python -m app.webhooks.worker` (as many as you like on PostgreSQL).
-CMD ["sh", "-c", "alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && python -m app.events.documents --quiet && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --no-access-log"]
+# PUBLIC_BASE_URL is required here: every absolute link (next pages, permalinks, feeds) is built
+# from it, and requests for any other Host get a 400 (ALLOWED_HOSTS widens that; README,
+# "Public address and Host header"). The health probes answer on any address.
+CMD ["sh", "-c", ": \"${PUBLIC_BASE_URL:?set PUBLIC_BASE_URL to the address clients use, e.g. https://timeline.example.org}\" && alembic upgrade head && if [ \"$SEED_ON_START\" = true ]; then python -m app.seed; fi && python -m app.events.documents --quiet && exec uvicorn app.main:app --host \"$HOST\" --port \"$PORT\" --workers \"$WEB_CONCURRENCY\" --proxy-headers --no-access-log"]

@@ -1,6 +1,8 @@
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,7 +30,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
-    cors_origins: list[str] = Field(default=["*"])
+    # Browser origins that may read (GET, HEAD) through CORS, and those that may also write
+    # (POST, PATCH, DELETE): reads are open, writes are not CORS-enabled unless listed
+    # (app/cors.py). Comma-separated or a JSON list.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default=["*"])
+    cors_write_origins: Annotated[list[str], NoDecode] = Field(default=[])
     # Signs pagination cursors so a forged or edited cursor is rejected instead of
     # silently paging from an arbitrary position.
     cursor_secret: str = "dev-cursor-secret-change-me"  # noqa: S105 - integrity, not secrecy
@@ -47,7 +53,13 @@ class Settings(BaseSettings):
     # version (app/responsecache.py); 0 turns the cache off.
     response_cache_size: int = 512
     response_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    # The address clients use, e.g. https://timeline.example.org: every absolute link is built
+    # from it, and only its host is answered unless ALLOWED_HOSTS says otherwise. Unset (local
+    # development), links follow each request's Host and every host is answered (app/hosts.py).
     public_base_url: str | None = None
+    # Host names answered (`*` any, `*.example.org` its subdomains); unset, the host of
+    # PUBLIC_BASE_URL, or any host when that is unset too. Comma-separated or a JSON list.
+    allowed_hosts: Annotated[list[str], NoDecode] | None = None
     data_licence: str = "CC BY 4.0"
 
     # --- webhooks (app/webhooks); every delay is in seconds so tests can shrink them ---
@@ -108,13 +120,49 @@ class Settings(BaseSettings):
             return self.threadpool_size
         return 1 if self.database_url.startswith("sqlite") else 2
 
-    @field_validator("webhook_allowed_subnets", "webhook_retry_schedule", mode="before")
+    @property
+    def trusted_hosts(self) -> frozenset[str]:
+        if self.allowed_hosts:
+            return frozenset(host.strip().lower() for host in self.allowed_hosts)
+        if self.public_base_url:
+            return frozenset({urlsplit(self.public_base_url).netloc.lower()})
+        return frozenset({"*"})
+
+    @field_validator(
+        "webhook_allowed_subnets",
+        "webhook_retry_schedule",
+        "cors_origins",
+        "cors_write_origins",
+        "allowed_hosts",
+        mode="before",
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # Lists are comma-separated in the environment: WEBHOOK_ALLOWED_SUBNETS=127.0.0.0/8,::1/128
+        # (a JSON list, as CORS_ORIGINS once had to be, still works).
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or "@" in parts.netloc
+        ):
+            raise ValueError(
+                "PUBLIC_BASE_URL must be an absolute http(s) URL such as"
+                " https://timeline.example.org, with no query or user name"
+            )
+        return value.strip().rstrip("/")
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,6 @@ from contextlib import asynccontextmanager
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 
@@ -14,15 +13,18 @@ from app.auth.router import router as keys_router
 from app.caching import Deprecation, HttpCaching
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
+from app.cors import Cors
 from app.db import (
     SQLITE_STREAM_CACHE_KIB,
     DatabaseThreads,
     create_db_engine,
     create_session_factory,
 )
+from app.docs import install_redoc
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
 from app.health.router import router as health_router
+from app.hosts import TrustedHosts
 from app.limits import BodySizeLimit, document_limits
 from app.observability import REQUEST_ID_HEADER, RequestObservability, configure_logging
 from app.organisations.router import memberships as memberships_router
@@ -145,7 +147,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         license_info={"name": f"Data: {settings.data_licence}; see each event's sources"},
+        # ReDoc's bundle is served patched, so it loads nothing from a CDN (app/docs.py).
+        redoc_url=None,
     )
+    install_redoc(app)
     engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
     app.state.settings = settings
     app.state.engine = engine
@@ -180,11 +185,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     if settings.rate_limit_enabled:
         app.add_middleware(RateLimit, settings=settings, session_factory=app.state.session_factory)
+    # Before the cache and the routes: a Host that is not ours never reaches them (app/hosts.py).
+    if "*" not in settings.trusted_hosts:
+        app.add_middleware(TrustedHosts, hosts=settings.trusted_hosts)
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE"],
-        allow_headers=["*"],
+        Cors,
+        read_origins=settings.cors_origins,
+        write_origins=settings.cors_write_origins,
         expose_headers=[
             *("Link", "ETag", "Location", "Last-Modified", "Deprecation", "Sunset"),
             *("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After"),

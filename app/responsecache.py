@@ -10,6 +10,10 @@ changes whenever any other connection, in any process, commits. On PostgreSQL it
 snapshot (`xmin:xmax:in-progress ids`), which changes whenever a writing transaction starts or
 ends, in any process, and never returns to an earlier value; it reads no table, but it is a
 round trip, so it runs on a database thread (`app.db.DatabaseThreads`).
+
+The key also carries the base URL the response's links were built from (`app.hosts.base_url`):
+without PUBLIC_BASE_URL that is the request's own scheme and Host, and a page rendered for a
+forged Host must never be replayed to anyone else.
 """
 
 import sqlite3
@@ -24,8 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.caching import PRIVATE_PREFIXES, not_modified, not_modified_headers
 from app.db import DatabaseThreads
+from app.hosts import base_url
 
-Key = tuple[str, bytes, str, bool, str]
+Key = tuple[str, str, bytes, str, bool, str]
 Entry = tuple[list[tuple[bytes, bytes]], bytes]
 # Bigger bodies (a 500-event page) are rare and cheap to rebuild relative to their memory.
 MAX_ENTRY_BYTES = 1024 * 1024
@@ -127,6 +132,7 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         key: Key = (
+            base_url(scope),
             scope["path"],
             scope["query_string"],
             headers.get("accept", ""),

@@ -101,7 +101,10 @@ class SecurityHeaders:
                     raw.extend(HTML_PAGES)
                 # A new message: the response cache replays the messages it keeps.
                 message = {**message, "headers": raw}
-                if has_policy:
+                if has_policy or message["status"] == 304:
+                    # A 304's headers update the stored response's (RFC 9111, 4.3.4): with no
+                    # type of its own it would get the API's policy, which then replaced the
+                    # page's in the browser and blocked every script of a revalidated page.
                     await send(message)
                 elif html:
                     # The policy hashes the page's inline scripts: hold the start until the

@@ -159,7 +159,7 @@ class TestRequestId:
         assert_problem(refused, 401)
         preflight = c.options(
             "/v1/events",
-            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "POST"},
+            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "GET"},
         )
         assert preflight.status_code == 200
         for response in (not_found, invalid, refused, preflight):

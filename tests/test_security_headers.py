@@ -58,7 +58,7 @@ class TestEveryResponse:
     def test_answers_made_before_the_app(self, client: TestClient) -> None:
         preflight = client.options(
             "/v1/events",
-            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "POST"},
+            headers={"Origin": "https://newsroom.example", "Access-Control-Request-Method": "GET"},
         )
         too_large = client.post(
             "/v1/events", content=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "text/plain"}
@@ -121,6 +121,20 @@ class TestPages:
             html = client.get(page).text
             for asset in re.findall(r'(?:src|href)="(/[^"]+)"', html):
                 assert client.get(asset).status_code == 200, asset
+
+    @pytest.mark.parametrize("path", ["/", "/docs", "/redoc", "/static/app.js"])
+    def test_a_304_keeps_the_page_policy(self, client: TestClient, path: str) -> None:
+        # A browser revalidating a page merges the 304's headers into the stored ones: a
+        # policy on the 304 would replace the page's (an API policy blocked every script of
+        # the timeline page on reload).
+        first = client.get(path)
+        again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304
+        assert again.headers.get("content-security-policy") in (
+            None,
+            first.headers.get("content-security-policy"),
+        )
+        assert again.headers["x-content-type-options"] == "nosniff"
 
     def test_policy_of_a_page_with_an_inline_style(self) -> None:
         policy = directives(

@@ -7,6 +7,7 @@ from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.events import service
 from app.events.schemas import EventCreate, EventDetail
+from app.hosts import base_url
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
 from app.schemas import problem_responses
@@ -63,7 +64,7 @@ def get_event(
     doc, version = service.get_detail(session, id)
     at = service.recorded_at(session, id)
     if at is not None:
-        base = request.app.state.settings.public_base_url or str(request.base_url).rstrip("/")
+        base = base_url(request.scope)
         stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         doc["permalink"] = f"{base}{doc['url']}?as_known_at={stamp}"
         publishers = "; ".join(dict.fromkeys(s["publisher"] for s in doc["sources"]))

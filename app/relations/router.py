@@ -32,7 +32,11 @@ router = APIRouter()
 STATIC = FilePath(__file__).resolve().parent.parent / "static"
 # Only these files are served: a fixed list rather than a directory mount, so nothing else in the
 # folder is ever exposed and unknown paths still answer with a problem+json 404.
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+ASSETS = {
+    "app.js": "text/javascript; charset=utf-8",
+    "filters.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
 # The page may load only its own files and call only this API: no CDN, no external font.
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "

@@ -2,13 +2,16 @@
 // Data is always written with textContent, never innerHTML, so no record can inject markup.
 "use strict";
 
-const FILTERS = ["state", "a", "b", "organisation", "category", "from", "to"];
 const PAGE_SIZE = 100;
 const DEFAULT_PAIR = ["MLI", "DZA"];
+const EXPORTS = [["csv", "CSV"], ["ndjson", "NDJSON"], ["geojson", "GeoJSON"], ["ics", "Calendar (ICS)"], ["atom", "Atom feed"]];
 
-const names = { states: new Map(), organisations: new Map(), categories: new Map() };
+const names = { states: new Map(), organisations: new Map(), categories: new Map(), kinds: new Map() };
 let nextCursor = null;
 let currentQuery = null;
+// The page's address, read by TimelineFilters.parse (filters.js): the filters, the open event,
+// and the parameters kept as given (unused API parameters, unknown ones).
+let view = TimelineFilters.parse("");
 
 // --- small helpers -------------------------------------------------------------------------
 
@@ -32,7 +35,10 @@ async function api(path) {
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
-    throw new Error(detail);
+    const error = new Error(detail);
+    // The parameters a problem names (RFC 9457 `errors`, each `loc` as ["query", name, …]).
+    error.params = new Set(((body && body.errors) || []).filter((e) => e.loc && e.loc[0] === "query").map((e) => String(e.loc[1])));
+    throw error;
   }
   return body;
 }
@@ -73,54 +79,183 @@ function setStatus(text) {
   document.getElementById("status").textContent = text;
 }
 
-// --- filters and the address bar ------------------------------------------------------------
+// --- filters: the form, the active filters and the address bar ------------------------------
+// Reading and writing addresses is TimelineFilters' (filters.js); this part is the page's form.
 
-function readFilters() {
-  const params = new URLSearchParams(window.location.search);
-  const filters = {};
-  for (const key of FILTERS) filters[key] = params.get(key) || "";
-  filters.event = params.get("event") || "";
-  return filters;
+// The spellings of true that the API (pydantic) accepts for a boolean parameter.
+const TRUE_WORDS = ["true", "1", "yes", "on", "t", "y"];
+
+function kept(parsed) {
+  return [...parsed.unused, ...parsed.unknown];
 }
 
-function writeForm(filters) {
-  const form = document.getElementById("filters");
-  for (const key of FILTERS) form.elements[key].value = filters[key];
-}
-
-function formFilters() {
-  const form = document.getElementById("filters");
-  const filters = {};
-  for (const key of FILTERS) filters[key] = form.elements[key].value;
-  return filters;
-}
-
-function pushUrl(filters, eventId) {
-  const params = new URLSearchParams();
-  for (const key of FILTERS) if (filters[key]) params.set(key, filters[key]);
-  if (eventId) params.set("event", eventId);
-  const query = params.toString();
+function pushUrl(parsed, eventId, { replace = false } = {}) {
+  const query = TimelineFilters.text(TimelineFilters.serialise(parsed.filters, { event: eventId, keep: kept(parsed) }));
   const url = query ? `?${query}` : window.location.pathname;
-  if (url !== window.location.search) window.history.pushState(null, "", url);
+  if (url === window.location.search) return;
+  if (replace) window.history.replaceState(null, "", url);
+  else window.history.pushState(null, "", url);
 }
 
-function timelineQuery(filters) {
-  const params = new URLSearchParams({ limit: String(PAGE_SIZE), count: "true" });
-  if (filters.state) params.append("state", filters.state);
-  if (filters.a && filters.b && filters.a !== filters.b) params.set("between", `${filters.a},${filters.b}`);
-  if (filters.organisation) {
-    params.append("organisation", filters.organisation);
-    params.set("include_members", "true");
-  }
-  if (filters.category) params.append("category", filters.category);
-  if (filters.from) params.set("from", filters.from);
-  if (filters.to) params.set("to", filters.to);
-  return params;
+// The selects that add a value to a list filter, placed before and after the organisation's.
+const ADD_FIELDS = {
+  before: [["state", "Add a state (any role)"], ["actor", "Add an initiator"], ["target", "Add a target"]],
+  after: [["kind", "Add a kind"], ["category", "Add a category"]],
+};
+
+function addFields() {
+  const field = ([name, label]) => h("div", { class: "field" },
+    h("label", { for: `f-${name}` }, label),
+    h("select", { id: `f-${name}`, name, "data-list": true, "aria-describedby": "add-hint" }, h("option", { value: "" }, "—")));
+  const organisation = document.getElementById("organisation-field");
+  organisation.before(...ADD_FIELDS.before.map(field));
+  organisation.after(...ADD_FIELDS.after.map(field));
 }
 
 function fillSelect(id, items, label) {
   const select = document.getElementById(id);
   for (const item of items) select.append(h("option", { value: item.value }, label(item)));
+}
+
+// A value the select does not offer (a code typed into the address) is shown as given.
+function selectValue(select, value) {
+  if (value && ![...select.options].some((option) => option.value === value)) {
+    select.append(h("option", { value, "data-given": "" }, `${value} (as given)`));
+  }
+  select.value = value;
+}
+
+function writeForm(filters) {
+  const form = document.getElementById("filters");
+  for (const name of ["q", "from", "to", "as_known_at"]) form.elements[name].value = filters[name];
+  selectValue(form.elements.order, filters.order || "asc");
+  const [a = "", b = ""] = TimelineFilters.betweenCodes(filters);
+  selectValue(form.elements.a, a);
+  selectValue(form.elements.b, b);
+  form.elements.include_members.checked = TRUE_WORDS.includes(filters.include_members.toLowerCase());
+  for (const field of form.querySelectorAll("[data-list]")) field.value = "";
+}
+
+// The filters the form asks for, from the ones in force: single values are read from their
+// fields, list fields add their value to the list.
+function formFilters(current) {
+  const form = document.getElementById("filters");
+  const filters = structuredClone(current);
+  for (const name of ["q", "from", "to", "as_known_at"]) filters[name] = form.elements[name].value.trim();
+  const order = form.elements.order.value;
+  filters.order = order === "asc" && !current.order ? "" : order;
+  const codes = TimelineFilters.betweenCodes(current);
+  const pair = [form.elements.a.value, form.elements.b.value];
+  filters.between = [...new Set([...pair, ...codes.slice(2)].filter(Boolean))].join(",");
+  const members = form.elements.include_members.checked;
+  filters.include_members = members ? current.include_members || "true" : "";
+  for (const field of form.querySelectorAll("[data-list]")) {
+    const value = field.value.trim();
+    if (value && !filters[field.name].includes(value)) filters[field.name].push(value);
+  }
+  return filters;
+}
+
+function valueLabel(name, value) {
+  switch (name) {
+    case "state":
+      return stateName(value);
+    case "actor":
+    case "target":
+    case "organisation":
+      return names.states.get(value) || names.organisations.get(value) || value;
+    case "between":
+      return TimelineFilters.betweenCodes({ between: value }).map(stateName).join(", ");
+    case "kind":
+      return names.kinds.get(value) || value;
+    case "category":
+      return names.categories.get(value) || value;
+    case "include_members":
+      return TRUE_WORDS.includes(value.toLowerCase()) ? "yes" : value;
+    case "order":
+      return { asc: "oldest first", desc: "newest first", relevance: "best match first" }[value] || value;
+    default:
+      return value;
+  }
+}
+
+function renderActive(parsed, invalid = new Set()) {
+  const list = document.getElementById("active-filters");
+  const entries = TimelineFilters.active(parsed.filters);
+  if (!entries.length) {
+    list.replaceChildren(h("li", { class: "hint" }, "No filters: every event."));
+    return;
+  }
+  list.replaceChildren(
+    ...entries.map(({ name, label, value }) => {
+      const shown = valueLabel(name, value);
+      const text = shown === value || name === "include_members" ? `${label}: ${shown}` : `${label}: ${shown} (${value})`;
+      return h(
+        "li",
+        { class: invalid.has(name) ? "chip invalid" : "chip", "data-filter": name, "data-value": value },
+        h("span", {}, text),
+        h("button", {
+          type: "button",
+          class: "remove",
+          "aria-label": `Remove the filter ${text}`,
+          title: "Remove this filter",
+          onclick: () => change({ ...parsed, filters: TimelineFilters.without(parsed.filters, name, value) }),
+        }, "×"),
+      );
+    }),
+  );
+}
+
+function renderProblems(parsed, apiError = null) {
+  const box = document.getElementById("filter-problems");
+  const parts = [];
+  if (parsed.unknown.length) {
+    parts.push(h("div", { class: "problem error-box", role: "alert" },
+      h("p", {}, parsed.unknown.length === 1
+        ? "The address has a parameter that is not a filter of this timeline, so no events are shown:"
+        : "The address has parameters that are not filters of this timeline, so no events are shown:"),
+      h("ul", {}, parsed.unknown.map(([name, value]) => h("li", { "data-unknown": name },
+        h("code", {}, `${name}=${value}`), " ",
+        h("button", { type: "button", class: "link", onclick: () => change({ ...parsed, unknown: parsed.unknown.filter(([n, v]) => n !== name || v !== value) }) }, "remove it")))),
+      h("p", { class: "hint" }, `Filters: ${TimelineFilters.names.join(", ")}.`)));
+  }
+  if (parsed.unused.length) {
+    parts.push(h("div", { class: "problem notice", role: "status" },
+      h("p", {}, "Not used on this page:"),
+      h("ul", {}, parsed.unused.map(([name, value]) => h("li", { "data-unused": name },
+        h("code", {}, `${name}=${value}`), `: ${TimelineFilters.API_ONLY[name]}. `,
+        h("button", { type: "button", class: "link", onclick: () => change({ ...parsed, unused: parsed.unused.filter(([n, v]) => n !== name || v !== value) }) }, "remove it"))))));
+  }
+  for (const note of parsed.notes) parts.push(h("p", { class: "problem notice" }, note));
+  if (apiError) {
+    parts.push(h("div", { class: "problem error-box", role: "alert" },
+      h("p", {}, `The API refused these filters: ${apiError.message}`)));
+  }
+  box.replaceChildren(...parts);
+}
+
+function renderDownloads(filters) {
+  const p = document.getElementById("downloads");
+  const query = TimelineFilters.apiQuery(filters);
+  const link = (format, label) => {
+    const params = new URLSearchParams(query);
+    params.set("format", format);
+    return h("a", { href: `/v1/timeline?${TimelineFilters.text(params)}` }, label);
+  };
+  p.replaceChildren("This view as ", ...EXPORTS.flatMap(([format, label], i) => [i ? ", " : "", link(format, label)]), ".");
+  p.hidden = false;
+}
+
+// The pair of states the relations strip draws: the first two of `between`, else a single
+// initiator and target that are both states.
+function stripPair(filters) {
+  const codes = TimelineFilters.betweenCodes(filters);
+  if (codes.length >= 2) return codes.slice(0, 2);
+  const [actor, target] = [filters.actor, filters.target];
+  if (actor.length === 1 && target.length === 1 && names.states.has(actor[0]) && names.states.has(target[0]) && actor[0] !== target[0]) {
+    return [actor[0], target[0]];
+  }
+  return DEFAULT_PAIR;
 }
 
 // --- the timeline ---------------------------------------------------------------------------
@@ -180,10 +315,18 @@ function appendEvents(items) {
   }
 }
 
-async function loadTimeline(filters) {
-  currentQuery = timelineQuery(filters);
+async function loadTimeline(parsed) {
+  currentQuery = TimelineFilters.apiQuery(parsed.filters);
+  currentQuery.set("limit", String(PAGE_SIZE));
+  currentQuery.set("count", "true");
   nextCursor = null;
   document.getElementById("events").replaceChildren();
+  document.getElementById("downloads").hidden = true;
+  if (parsed.unknown.length) {
+    setStatus("No events shown: remove or correct the parameters named above.");
+    document.getElementById("more").hidden = true;
+    return;
+  }
   setStatus("Loading events…");
   try {
     const page = await api(`/v1/timeline?${currentQuery}`);
@@ -191,11 +334,16 @@ async function loadTimeline(filters) {
     nextCursor = page.next_cursor;
     const total = page.total ?? page.items.length;
     setStatus(total === 1 ? "1 event matches." : `${total} events match.`);
+    renderDownloads(parsed.filters);
   } catch (error) {
     setStatus(`The events could not be loaded: ${error.message}`);
+    if (error.params && error.params.size) {
+      renderActive(parsed, error.params);
+      renderProblems(parsed, error);
+    }
   }
   document.getElementById("more").hidden = !nextCursor;
-  markSelected(readFilters().event);
+  markSelected(view.event);
 }
 
 async function loadMore() {
@@ -328,7 +476,10 @@ function threadSection(thread, currentId) {
 
 async function openEvent(eventId, { push = false, focus = false, reveal = false } = {}) {
   const body = document.getElementById("detail-body");
-  if (push) pushUrl(formFilters(), eventId);
+  if (push) {
+    view = { ...view, event: eventId };
+    pushUrl(view, eventId);
+  }
   markSelected(eventId);
   if (!eventId) {
     body.replaceChildren(h("p", { class: "hint" }, "Choose an event to see its summary, participants, claims, sources and thread."));
@@ -336,8 +487,10 @@ async function openEvent(eventId, { push = false, focus = false, reveal = false 
   }
   body.replaceChildren(h("p", { class: "hint" }, "Loading the event…"));
   try {
+    // With `as_known_at`, the event as it was then, like the list.
+    const at = view.filters.as_known_at ? `?as_known_at=${encodeURIComponent(view.filters.as_known_at)}` : "";
     const [event, thread] = await Promise.all([
-      api(`/v1/events/${encodeURIComponent(eventId)}`),
+      api(`/v1/events/${encodeURIComponent(eventId)}${at}`),
       api(`/v1/events/${encodeURIComponent(eventId)}/thread`),
     ]);
     const location = event.location ? event.location.name : null;
@@ -421,7 +574,7 @@ function describe(period) {
 }
 
 async function loadStrip(filters) {
-  const pair = filters.a && filters.b && filters.a !== filters.b ? [filters.a, filters.b] : DEFAULT_PAIR;
+  const pair = stripPair(filters);
   const strip = document.getElementById("strip");
   const text = document.getElementById("strip-text");
   document.getElementById("strip-heading").textContent =
@@ -486,11 +639,20 @@ async function loadStrip(filters) {
 
 // --- start ----------------------------------------------------------------------------------
 
-async function apply(filters, { push }) {
-  if (push) pushUrl(filters, "");
-  await Promise.all([loadTimeline(filters), loadStrip(filters)]);
-  if (!push) await openEvent(filters.event, { reveal: true });
-  else await openEvent("");
+async function show(parsed, { reveal = false } = {}) {
+  view = parsed;
+  writeForm(parsed.filters);
+  renderActive(parsed);
+  renderProblems(parsed);
+  await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters)]);
+  await openEvent(parsed.event, { reveal });
+}
+
+// A new view chosen on the page: a new history entry, with no event open.
+function change(parsed) {
+  const next = { ...parsed, event: "", notes: [] };
+  pushUrl(next, "");
+  return show(next);
 }
 
 async function start() {
@@ -500,10 +662,26 @@ async function start() {
     ]);
     for (const s of states.items) names.states.set(s.code, s.name);
     for (const o of organisations.items) names.organisations.set(o.code, o.name);
-    for (const c of categories.items) names.categories.set(c.slug, c.label);
+    for (const c of categories.items) {
+      names.categories.set(c.slug, c.label);
+      names.kinds.set(c.kind, humanise(c.kind));
+    }
+    addFields();
+    // Open beside a wide timeline; on a phone the active filters show and the form waits.
+    document.getElementById("edit-filters").open = matchMedia("(min-width: 60rem)").matches;
     const stateOptions = states.items.map((s) => ({ value: s.code, name: s.name }));
-    for (const id of ["f-state", "f-a", "f-b"]) fillSelect(id, stateOptions, (s) => `${s.name} (${s.value})`);
-    fillSelect("f-organisation", organisations.items.map((o) => ({ value: o.code, name: o.name })), (o) => `${o.name} (${o.value})`);
+    const organisationOptions = organisations.items.map((o) => ({ value: o.code, name: o.name }));
+    const label = (item) => `${item.name} (${item.value})`;
+    for (const id of ["f-state", "f-a", "f-b"]) fillSelect(id, stateOptions, label);
+    for (const id of ["f-actor", "f-target"]) {
+      const select = document.getElementById(id);
+      select.append(
+        h("optgroup", { label: "States" }, stateOptions.map((item) => h("option", { value: item.value }, label(item)))),
+        h("optgroup", { label: "Organisations" }, organisationOptions.map((item) => h("option", { value: item.value }, label(item)))),
+      );
+    }
+    fillSelect("f-organisation", organisationOptions, label);
+    fillSelect("f-kind", [...names.kinds].map(([value, name]) => ({ value, name })), (k) => k.name);
     fillSelect("f-category", categories.items.map((c) => ({ value: c.slug, name: c.label })), (c) => c.name);
   } catch (error) {
     setStatus(`The page could not reach the API: ${error.message}`);
@@ -513,22 +691,18 @@ async function start() {
   const form = document.getElementById("filters");
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    apply(formFilters(), { push: true });
+    change({ ...view, filters: formFilters(view.filters) });
   });
   document.getElementById("reset").addEventListener("click", () => {
-    form.reset();
-    apply(formFilters(), { push: true });
+    change({ ...view, filters: TimelineFilters.empty(), unknown: [], unused: [] });
   });
   document.getElementById("more").addEventListener("click", loadMore);
-  window.addEventListener("popstate", () => {
-    const filters = readFilters();
-    writeForm(filters);
-    apply(filters, { push: false });
-  });
+  window.addEventListener("popstate", () => show(TimelineFilters.parse(window.location.search), { reveal: true }));
 
-  const filters = readFilters();
-  writeForm(filters);
-  await apply(filters, { push: false });
+  const parsed = TimelineFilters.parse(window.location.search);
+  // An address of the page's first version (`a` and `b`) becomes `between`, in place.
+  if (parsed.legacy) pushUrl(parsed, parsed.event, { replace: true });
+  await show(parsed, { reveal: true });
   document.body.dataset.ready = "true";
 }
 

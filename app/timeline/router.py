@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.db import DatabaseThreads, SessionDep, transaction
+from app.hosts import base_url, public_url
 from app.json import JSONBytes
 from app.routing import QueryModelRoute
 from app.schemas import problem_responses
@@ -103,7 +104,9 @@ def _page(request: Request, session: SessionDep, query: TimelineQuery) -> Respon
     if result.changed_at is not None:
         headers["Last-Modified"] = format_datetime(result.changed_at, usegmt=True)
     if result.next_cursor is not None:
-        next_url = str(request.url.include_query_params(cursor=result.next_cursor))
+        next_url = public_url(
+            request, query=str(request.url.include_query_params(cursor=result.next_cursor).query)
+        )
         headers["Link"] = f'<{next_url}>; rel="next"'
     body: dict[str, object] = {
         "items": result.items,
@@ -127,7 +130,7 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
     # Validate now, with the request's session, so bad parameters are a 422 problem and not an
     # error in the middle of a streamed body.
     service.check(session, query)
-    base = settings.public_base_url or str(request.base_url).rstrip("/")
+    base = base_url(request.scope)
     licence = settings.data_licence
     headers = {
         "Link": f'<{base}/docs>; rel="describedby"',
@@ -147,7 +150,7 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         # The page takes the timeline's filters by the same names.
         filters = [(k, v) for k, v in request.query_params.multi_items() if k not in PAGE_ONLY]
         page = f"{base}/" + (f"?{urlencode(filters)}" if filters else "")
-        body = formats.render_atom(docs, str(request.url), base, title, licence, page)
+        body = formats.render_atom(docs, public_url(request), base, title, licence, page)
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.stream_session_factory
 

@@ -23,6 +23,9 @@ const VENV = process.env.VENV || path.join(ROOT, ".venv");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "var", "artifacts", "browser");
 const SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone";
+// Parameters of GET /v1/timeline the every-filter check may leave out: the page's paging and
+// formats, which it sets itself.
+const TIMELINE_ONLY = { limit: 1, cursor: 1, count: 1, format: 1, group_by: 1 };
 
 const results = [];
 let fatal = null;
@@ -41,6 +44,51 @@ async function check(name, body) {
 
 function assert(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+// The ids of every event the API returns for a query, paged to the end.
+async function apiIds(base, query) {
+  const ids = [];
+  let url = `${base}/v1/timeline?${query}&limit=500`;
+  while (url) {
+    const response = await fetch(url);
+    assert(response.ok, `GET ${url} answered ${response.status}`);
+    const body = await response.json();
+    ids.push(...body.items.map((item) => item.id));
+    url = body.links.next;
+  }
+  return ids;
+}
+
+// The page has started (or says why it could not).
+async function ready(tab) {
+  await tab
+    .waitForFunction(() => document.body.dataset.ready === "true" || /could not/.test(document.getElementById("status").textContent), null, { timeout: 15000 })
+    .catch(() => {});
+  const status = await tab.textContent("#status");
+  assert(await tab.evaluate(() => document.body.dataset.ready === "true"), `the page did not start within 15 s; status: "${status}"`);
+}
+
+async function shownIds(page) {
+  await page.waitForFunction(() => /match(es)?\.|No events shown|could not be loaded/.test(document.getElementById("status").textContent));
+  return page.locator("button.event").evaluateAll((buttons) => buttons.map((b) => b.dataset.event));
+}
+
+function sameIds(shown, expected, what) {
+  assert(shown.length === expected.length && shown.every((id, i) => id === expected[i]),
+    `${what}: the page shows ${shown.length} events, the API ${expected.length}\n  page: ${shown}\n  API:  ${expected}`);
+}
+
+// A fresh tab that records every request and console error; `allow` lists console errors
+// the check expects (a 422 the page shows, say).
+async function recorded(context, base) {
+  const tab = await context.newPage();
+  const log = { requests: [], errors: [] };
+  tab.on("request", (request) => log.requests.push(request.url()));
+  tab.on("console", (message) => { if (message.type() === "error") log.errors.push(message.text()); });
+  tab.on("pageerror", (error) => log.errors.push(`page error: ${error.message}`));
+  log.outside = () => log.requests.filter((url) => !url.startsWith(`${base}/`) && !url.startsWith("data:") && !url.startsWith(`blob:${base}/`));
+  return { tab, log };
 }
 
 function freePort() {
@@ -139,6 +187,163 @@ async function main() {
       assert(/downgraded/.test(label), `the relations row has no text alternative: ${label}`);
     });
 
+    await check("a page opened again still runs (its 304 keeps the page's policy)", async () => {
+      const first = await recorded(context, base);
+      await first.tab.goto(`${base}/?state=NER`);
+      await ready(first.tab);
+      await first.tab.close();
+      // The page is `no-cache`: opening it again revalidates it, and gets a 304.
+      const { tab, log } = await recorded(context, base);
+      const conditional = [];
+      tab.on("request", async (request) => {
+        if (new URL(request.url()).pathname === "/") conditional.push("if-none-match" in (await request.allHeaders()));
+      });
+      await tab.goto(`${base}/?state=NER`);
+      await ready(tab);
+      assert(conditional.includes(true), `the page was not revalidated: ${conditional}`);
+      sameIds(await shownIds(tab), await apiIds(base, "state=NER"), "after a 304");
+      assert([...first.log.errors, ...log.errors].length === 0, [...first.log.errors, ...log.errors].join("\n"));
+      await tab.close();
+    });
+
+    await check("the issue's address applies actor, target and month dates, and shows them", async () => {
+      const query = "actor=MLI&target=DZA&from=2025-04&to=2025-04";
+      const { tab, log } = await recorded(context, base);
+      await tab.goto(`${base}/?${query}`);
+      await ready(tab);
+      sameIds(await shownIds(tab), await apiIds(base, query), query);
+      const status = await tab.textContent("#status");
+      assert(status === "7 events match.", `status: ${status}`);
+      const chips = await tab.locator("#active-filters li.chip").allTextContents();
+      for (const words of ["From: 2025-04", "To: 2025-04", "Initiator: Mali (MLI)", "Target: Algeria (DZA)"]) {
+        assert(chips.some((chip) => chip.includes(words)), `no chip "${words}": ${chips}`);
+      }
+      assert((await tab.inputValue("#f-from")) === "2025-04" && (await tab.inputValue("#f-to")) === "2025-04",
+        "the date fields do not show the month");
+      assert(new URL(tab.url()).search === `?${query}`, `the address changed: ${tab.url()}`);
+      assert(log.errors.length === 0, log.errors.join("\n"));
+      await tab.close();
+    });
+
+    await check("the page knows every filter of GET /v1/timeline, and sends each one", async () => {
+      const openapi = await (await fetch(`${base}/openapi.json`)).json();
+      const parameters = openapi.paths["/v1/timeline"].get.parameters;
+      const api = parameters.map((p) => p.name).sort();
+      const known = await page.evaluate(() => [...TimelineFilters.names, ...Object.keys(TimelineFilters.API_ONLY)].sort());
+      assert(JSON.stringify(api) === JSON.stringify(known),
+        `GET /v1/timeline takes ${api}, the page knows ${known}: add the new filter to filters.js`);
+      const kind = parameters.find((p) => p.name === "kind").schema;
+      const kinds = (kind.items || kind.anyOf.find((s) => s.items).items);
+      const enumValues = (kinds.enum || openapi.components.schemas[kinds.$ref.split("/").pop()].enum).slice().sort();
+      const offered = await page.locator("#f-kind option").evaluateAll((os) => os.map((o) => o.value).filter(Boolean).sort());
+      assert(JSON.stringify(enumValues) === JSON.stringify(offered), `kinds: API ${enumValues}, page ${offered}`);
+
+      // Every filter at once, each with a value the API accepts: the page keeps the address
+      // as it is, shows one chip per value and asks the API for exactly these filters.
+      const every = [
+        ["q", "drone"], ["from", "2024"], ["to", "2025-04-30"], ["state", "DZA"], ["state", "MLI"],
+        ["actor", "MLI"], ["target", "DZA"], ["between", "MLI,DZA"], ["organisation", "AES"],
+        ["include_members", "true"], ["kind", "diplomatic_action"], ["category", "accusation"],
+        ["tag", "drone"], ["order", "relevance"], ["as_known_at", "2100-01-01T00:00:00Z"],
+      ];
+      const names = new Set(every.map(([name]) => name));
+      assert(known.filter((name) => !names.has(name)).every((name) => name in TIMELINE_ONLY),
+        `the check leaves out a filter: ${known.filter((name) => !names.has(name) && !(name in TIMELINE_ONLY))}`);
+      const address = every.map(([k, v]) => `${k}=${v}`).join("&");
+      const { tab, log } = await recorded(context, base);
+      const asked = [];
+      tab.on("request", (request) => {
+        const url = new URL(request.url());
+        if (url.pathname === "/v1/timeline" && !url.searchParams.has("cursor")) asked.push(url.searchParams);
+      });
+      await tab.goto(`${base}/?${address}`);
+      await ready(tab);
+      const shown = await shownIds(tab);
+      sameIds(shown, await apiIds(base, address), "every filter");
+      assert(new URL(tab.url()).search === `?${address}`, `the address changed: ${tab.url()}`);
+      const chips = await tab.locator("#active-filters li.chip").evaluateAll((cs) => cs.map((c) => [c.dataset.filter, c.dataset.value]));
+      assert(JSON.stringify(chips) === JSON.stringify(every), `chips ${JSON.stringify(chips)}`);
+      assert(asked.length === 1, `${asked.length} first-page requests`);
+      for (const [name, value] of every) {
+        assert(asked[0].getAll(name).includes(value), `the API was not asked for ${name}=${value}: ${asked[0]}`);
+      }
+      assert(await tab.isChecked("#f-include_members"), "include_members is not checked");
+      assert((await tab.inputValue("#f-order")) === "relevance", "the order is not shown");
+      assert(log.errors.length === 0, log.errors.join("\n"));
+      await tab.close();
+    });
+
+    await check("a filter is removed with its chip, and added and edited with the form", async () => {
+      const { tab, log } = await recorded(context, base);
+      await tab.goto(`${base}/?actor=MLI&target=DZA&from=2025-04&to=2025-04`);
+      await ready(tab);
+      await tab.getByRole("button", { name: "Remove the filter Target: Algeria (DZA)" }).click();
+      await tab.waitForFunction(() => !new URL(location.href).searchParams.has("target"));
+      sameIds(await shownIds(tab), await apiIds(base, "actor=MLI&from=2025-04&to=2025-04"), "without target");
+      await tab.selectOption("#f-state", "NER");
+      await tab.fill("#f-from", "2023");
+      await tab.getByRole("button", { name: "Apply filters" }).click();
+      await tab.waitForFunction(() => new URL(location.href).searchParams.get("state") === "NER");
+      const query = "actor=MLI&state=NER&from=2023&to=2025-04";
+      const url = new URL(tab.url());
+      for (const [key, value] of new URLSearchParams(query)) {
+        assert(url.searchParams.get(key) === value, `URL lacks ${key}=${value}: ${tab.url()}`);
+      }
+      sameIds(await shownIds(tab), await apiIds(base, query), "after the form");
+      await tab.goBack();
+      await tab.waitForFunction(() => !new URL(location.href).searchParams.has("state"));
+      assert((await tab.inputValue("#f-from")) === "2025-04", "going back does not restore the form");
+      assert(log.errors.length === 0, log.errors.join("\n"));
+      await tab.close();
+    });
+
+    await check("an unknown parameter is shown as an error, never ignored", async () => {
+      const { tab, log } = await recorded(context, base);
+      await tab.goto(`${base}/?state=MLI&actr=DZA`);
+      await ready(tab);
+      const alert = await tab.textContent("#filter-problems [role='alert']");
+      assert(alert.includes("actr=DZA"), `no error names actr: ${alert}`);
+      assert((await tab.locator("button.event").count()) === 0, "events shown as if actr applied");
+      assert(/No events shown/.test(await tab.textContent("#status")), "the status does not say why");
+      // Applying the form keeps it: only the reader removes it.
+      await tab.getByRole("button", { name: "Apply filters" }).click();
+      assert(new URL(tab.url()).searchParams.get("actr") === "DZA", `actr was dropped: ${tab.url()}`);
+      await tab.locator("[data-unknown='actr'] button").click();
+      await tab.waitForFunction(() => !new URL(location.href).searchParams.has("actr"));
+      sameIds(await shownIds(tab), await apiIds(base, "state=MLI"), "after removing actr");
+
+      // API parameters with no meaning on a page are reported and kept, and the events shown
+      // are every match, not `limit` of them.
+      await tab.goto(`${base}/?state=NER&limit=3`);
+      await ready(tab);
+      const notice = await tab.textContent("#filter-problems [data-unused='limit']");
+      assert(notice.includes("limit=3"), `limit is not reported: ${notice}`);
+      sameIds(await shownIds(tab), await apiIds(base, "state=NER"), "state=NER&limit=3");
+      assert(new URL(tab.url()).searchParams.get("limit") === "3", "limit was dropped from the address");
+
+      // The first page's pair (`a`, `b`) is `between` now.
+      await tab.goto(`${base}/?a=MLI&b=DZA&from=2025-04-01`);
+      await ready(tab);
+      assert(new URL(tab.url()).search === "?from=2025-04-01&between=MLI,DZA", `old address: ${tab.url()}`);
+      sameIds(await shownIds(tab), await apiIds(base, "between=MLI,DZA&from=2025-04-01"), "the old pair");
+      assert(log.errors.length === 0, log.errors.join("\n"));
+      await tab.close();
+    });
+
+    await check("a value the API refuses is shown with the API's words", async () => {
+      const { tab, log } = await recorded(context, base);
+      await tab.goto(`${base}/?from=April%202025&state=MLI`);
+      await ready(tab);
+      await tab.waitForSelector("#filter-problems [role='alert']");
+      const alert = await tab.textContent("#filter-problems [role='alert']");
+      assert(/from/.test(alert), `the error does not name from: ${alert}`);
+      assert(await tab.locator(".chip.invalid[data-filter='from']").count() === 1, "the from chip is not marked");
+      assert((await tab.inputValue("#f-from")) === "April 2025", "the form does not show the value");
+      // The browser logs the refused request itself; nothing else may fail.
+      assert(log.errors.length === 1 && /422/.test(log.errors[0]), log.errors.join("\n"));
+      await tab.close();
+    });
+
     await check("a filter narrows the timeline and is kept in the URL", async () => {
       await page.selectOption("#f-a", "MLI");
       await page.selectOption("#f-b", "DZA");
@@ -147,10 +352,10 @@ async function main() {
       await page.getByRole("button", { name: "Apply filters" }).click();
       await page.waitForFunction(() => /events? match/.test(document.getElementById("status").textContent));
       const url = new URL(page.url());
-      for (const [key, value] of [["a", "MLI"], ["b", "DZA"], ["from", "2025-04-01"], ["to", "2025-04-30"]]) {
+      for (const [key, value] of [["between", "MLI,DZA"], ["from", "2025-04-01"], ["to", "2025-04-30"]]) {
         assert(url.searchParams.get(key) === value, `URL lacks ${key}=${value}: ${page.url()}`);
       }
-      const ids = await page.locator("button.event").evaluateAll((buttons) => buttons.map((b) => b.dataset.event));
+      const ids = await shownIds(page);
       assert(ids.length >= 10, `expected the April 2025 crisis, found ${ids.length} events`);
       assert(ids.every((id) => id.startsWith("2025-04")), `an event outside April 2025: ${ids}`);
       assert(ids.includes(SHOOT_DOWN), "the shoot-down is missing");
@@ -217,6 +422,19 @@ async function main() {
 
     await check("the TimelineJS export renders in the real TimelineJS library", async () => {
       await checkTimelineJS({ browser, base, artifacts: ARTIFACTS, assert });
+    });
+
+    await check("the page and the docs make no request outside this server, and log no error", async () => {
+      for (const [path, drawn] of [["/", "body[data-ready='true']"], ["/docs", ".swagger-ui .opblock"], ["/redoc", "[role='menu'] li"]]) {
+        const { tab, log } = await recorded(context, base);
+        await tab.goto(`${base}${path}`, { waitUntil: "networkidle" });
+        await tab.waitForSelector(drawn, { state: "attached", timeout: 20000 });
+        await tab.waitForLoadState("networkidle");
+        assert(log.requests.length > 1, `${path}: ${log.requests.length} requests recorded`);
+        assert(log.outside().length === 0, `${path} requested ${log.outside().join(", ")}`);
+        assert(log.errors.length === 0, `${path}: ${log.errors.join("\n")}`);
+        await tab.close();
+      }
     });
 
     await check("unknown paths still answer problem+json, and nothing left the API", async () => {
