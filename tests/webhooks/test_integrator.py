@@ -8,18 +8,20 @@ from typing import Any
 
 import httpcore
 import pytest
+from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 from standardwebhooks import Webhook
 
 from app import keys as keys_cli
 from app.auth import service as auth_service
 from app.auth.service import Scope
 from app.config import Settings
-from app.db import utcnow
+from app.db import create_db_engine, create_session_factory, utcnow
 from app.main import create_app
 from app.models import AuditEntry, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
+from tests.conftest import ThrowawayDatabases, alembic_config
 from tests.helpers import assert_problem
 from tests.webhooks.conftest import (
     PUBLIC_BASE_URL,
@@ -377,3 +379,35 @@ def test_plain_http_is_refused_when_connecting_to_a_public_address(
     ).json()
     assert "https://" in detail["attempts"][0]["error_message"]
     assert "8.8.8.8" not in detail["attempts"][0]["error_message"]
+
+
+def test_the_migration_down_keeps_revoked_endpoints_disabled(
+    databases: ThrowawayDatabases,
+) -> None:
+    url = databases.new()
+    config = alembic_config(url)
+    command.upgrade(config, "head")
+    engine = create_db_engine(url)
+    try:
+        with create_session_factory(engine).begin() as s:
+            key, _ = auth_service.create_key(s, "migrated", [Scope.webhooks])
+            s.add(
+                WebhookEndpoint(
+                    id="whep_migrated",
+                    owner_key_id=key.id,
+                    url="https://example.org/hook",
+                    event_types=["*"],
+                    secret="whsec_x",
+                    previous_secrets=[],
+                    enabled=False,
+                    disabled_reason="revoked",
+                    consecutive_failures=0,
+                )
+            )
+        command.downgrade(config, "9c19f5a28529")
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT enabled, disabled_reason FROM webhook_endpoint")).one()
+        assert (bool(row.enabled), row.disabled_reason) == (False, "manual")
+        command.upgrade(config, "head")
+    finally:
+        engine.dispose()
