@@ -213,6 +213,13 @@ class Hooks(Writable):
             )
 
 
+def endpoint_row(hooks: Hooks, endpoint_id: str) -> WebhookEndpoint:
+    with hooks.session() as s:
+        row = s.get(WebhookEndpoint, endpoint_id)
+        assert row is not None
+        return row
+
+
 def run_until(worker: Worker, until: Callable[[], bool], seconds: float = 15) -> None:
     """Run the worker until `until()` holds (retries are due within tens of milliseconds)."""
     deadline = time.monotonic() + seconds

@@ -30,6 +30,8 @@ from tests.webhooks.conftest import (
     Reply,
     create_event,
     drain,
+    endpoint_row,
+    event_body,
     hook_settings,
     settled,
 )
@@ -39,13 +41,6 @@ def new_hooks_key(hooks: Hooks, name: str) -> tuple[int, dict[str, str]]:
     with hooks.session() as s, s.begin():
         key, token = auth_service.create_key(s, name, [Scope.webhooks])
         return key.id, {"Authorization": f"Bearer {token}"}
-
-
-def endpoint_row(hooks: Hooks, endpoint_id: str) -> WebhookEndpoint:
-    with hooks.session() as s:
-        row = s.get(WebhookEndpoint, endpoint_id)
-        assert row is not None
-        return row
 
 
 # --- defect 6: the ping never races the secret ---------------------------------------------
@@ -75,17 +70,7 @@ def test_data_url_is_absolute_whatever_the_host_header(hooks: Hooks, receiver: R
     endpoint = hooks.endpoint(receiver.url("/absolute"), event_types=["event.created"])
     response = hooks.client.post(
         "/v1/events",
-        json={
-            "id": "2025-04-06-test-absolute",
-            "kind": "incident",
-            "category": "shoot_down",
-            "date": "2025-04-06",
-            "date_precision": "day",
-            "title": "Test incident for absolute URLs",
-            "summary": "Written by the webhook tests.",
-            "participants": [{"state": "MLI", "role": "initiator"}],
-            "sources": [{"url": "https://example.org/test/absolute", "publisher": "Test"}],
-        },
+        json=event_body("2025-04-06-test-absolute", ["MLI", "DZA"]),
         # A write's Host header must not reach every subscriber's payload.
         headers={**hooks.auth("editor"), "Host": "evil.example"},
     )
