@@ -234,9 +234,15 @@ _RESOURCE_MODELS: dict[str, type[BaseModel]] = {
     "membership": MembershipRead,
 }
 _DESCRIPTIONS = {
-    "created": "A {r} was created.",
-    "updated": "A {r} was changed; `resource` is its new representation.",
-    "deleted": "A {r} was deleted; `resource` is its last representation.",
+    "created": "{a} {r} was created.",
+    "updated": "{a} {r} was changed; `resource` is its new representation.",
+    "deleted": "{a} {r} was deleted; `resource` is its last representation.",
+}
+# `resource` is what the change feed serves for the change, not the GET document.
+_RESOURCE_NOTE = {
+    "event": " `resource` carries the event's own links (`links.outgoing`); GET `data.url` for both"
+    " directions.",
+    "state": " `resource` holds no memberships: each comes as a membership.* webhook of its own.",
 }
 
 
@@ -273,7 +279,10 @@ def catalogue() -> list[dict[str, Any]]:
         description = (
             "Sent only on request (POST /v1/webhook-endpoints/{id}/test), to test the receiver."
             if resource == "webhook"
-            else _DESCRIPTIONS[operation].format(r=resource)
+            else _DESCRIPTIONS[operation].format(
+                a="An" if resource[0] in "aeiou" else "A", r=resource
+            )
+            + _RESOURCE_NOTE.get(resource, "")
         )
         items.append(
             {

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -61,6 +62,10 @@ def live(databases: ThrowawayDatabases) -> Iterator[Live]:
         webhook_worker="embedded",
         webhook_allowed_subnets=ALLOWED,
         webhook_poll_interval=0.02,
+        # Stated, not read from the environment: `data.url` is checked against them.
+        public_base_url=None,
+        host="127.0.0.1",
+        port=8000,
     )
     app = create_app(settings)
     try:
@@ -234,3 +239,18 @@ def test_the_log_holds_the_exact_bodies_received(live: Live, delivered: Any) -> 
         )
         bodies.append(detail["payload"].encode())
     assert sorted(bodies) == sorted(r.body for r in received)
+
+
+def test_every_data_url_is_absolute_and_answers(live: Live, delivered: Any) -> None:
+    """A receiver follows `data.url` for the full document: an absolute URL (here the
+    API's own address, PUBLIC_BASE_URL being unset) that answers 200, or 410 once deleted."""
+    _, received, _ = delivered
+    payloads = [json.loads(r.body) for r in received]
+    changes = [p for p in payloads if p["type"] != "webhook.ping"]
+    deleted = {p["data"]["url"] for p in changes if p["type"].endswith(".deleted")}
+    for payload in changes:
+        url = urlsplit(payload["data"]["url"])
+        assert (url.scheme, url.netloc) == ("http", "127.0.0.1:8000"), payload["data"]["url"]
+        followed = live.client.get(url.path)
+        expected = 410 if payload["data"]["url"] in deleted else 200
+        assert followed.status_code == expected, (url.path, followed.text)

@@ -96,7 +96,8 @@ def test_data_url_is_absolute_whatever_the_host_header(hooks: Hooks, receiver: R
     ],
 )
 def test_the_base_url_comes_from_settings(settings: dict[str, Any], base: str) -> None:
-    assert service.public_base_url(Settings(database_url="sqlite://", **settings)) == base
+    values = {"public_base_url": None, "host": "127.0.0.1", "port": 8000, **settings}
+    assert service.public_base_url(Settings(database_url="sqlite://", **values)) == base
 
 
 # --- defect 8: revoking a key disables its endpoints -----------------------------------------
