@@ -93,6 +93,8 @@ def queued(session: Session) -> None:
 # The session's `info` key under which the app puts its public base URL (app/main.py). A write
 # made outside the app (an import, the seed loader) reads it from the environment instead.
 BASE_URL_INFO = "app.webhooks.base_url"
+# A server listening on every interface is reached here through the loopback address.
+_WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 
 
 def public_base_url(settings: Settings) -> str:
@@ -101,7 +103,7 @@ def public_base_url(settings: Settings) -> str:
     the request that made the change: deliveries go to every subscriber."""
     if settings.public_base_url:
         return settings.public_base_url.rstrip("/")
-    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)  # noqa: S104
+    host = _WILDCARD_HOSTS.get(settings.host, settings.host)
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{settings.port}"

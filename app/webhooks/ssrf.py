@@ -176,7 +176,6 @@ class WebhookClient:
     is refused once it points anywhere else, public or not."""
 
     def __init__(self, allowed: list[Network], *, timeout: float) -> None:
-        self.allowed = allowed
         self.transport = GuardedTransport(allowed)
         self.plain_transport = GuardedTransport(allowed, plain_http=True)
         self.timeout = httpx.Timeout(timeout, connect=min(5.0, timeout)).as_dict()
