@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 k = service.revoke_key(session, args.id)
                 print(f"revoked key {k['id']} {k['name']!r}")
+                for endpoint_id in k["webhook_endpoints_disabled"]:
+                    print(f"disabled its webhook endpoint {endpoint_id}")
     except AppError as exc:
         print(f"keys: {exc.detail}", file=sys.stderr)
         return 1

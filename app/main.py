@@ -38,6 +38,7 @@ from app.security import SecurityHeaders
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
 from app.timeline.router import router as timeline_router
+from app.webhooks import service as webhook_service
 from app.webhooks.router import router as webhooks_router
 from app.webhooks.worker import EmbeddedWorker
 
@@ -155,6 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    # Webhook payloads are built inside the writes' transactions, with absolute URLs.
+    app.state.session_factory.configure(
+        info={webhook_service.BASE_URL_INFO: webhook_service.public_base_url(settings)}
+    )
     # Streamed exports read through connections of their own (SQLITE_STREAM_CACHE_KIB).
     streams = engine
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):

@@ -622,7 +622,9 @@ class WebhookEndpoint(Base):
 
     __tablename__ = "webhook_endpoint"
     __table_args__ = (
-        CheckConstraint("disabled_reason IN ('manual', 'failing', 'gone')", name="disabled_reason"),
+        CheckConstraint(
+            "disabled_reason IN ('manual', 'failing', 'gone', 'revoked')", name="disabled_reason"
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -726,6 +728,9 @@ class WebhookAttempt(Base):
     webhook_timestamp: Mapped[int] = mapped_column(Integer)
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Bytes of the response body read (reading stops at WEBHOOK_MAX_RESPONSE_BYTES).
+    response_bytes: Mapped[int | None] = mapped_column(Integer)
+    # An excerpt, kept only from receivers at public addresses (app/webhooks/ssrf.py).
     response_body: Mapped[str | None] = mapped_column(Text)
     error_kind: Mapped[str | None] = mapped_column(String(20))
     error_message: Mapped[str | None] = mapped_column(String(500))

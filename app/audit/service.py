@@ -38,14 +38,18 @@ class Attempt:
     params_target: str | None
     caller: Caller | None = None
     created: list[str] = field(default_factory=list)
+    # What a write changed besides its own target, named by the service that changed it (the
+    # webhook endpoints a key revocation disabled).
+    noted: list[str] = field(default_factory=list)
     audited: bool = True
     recorded: bool = False
 
     @property
     def target(self) -> str | None:
-        if self.created:
-            return ", ".join(dict.fromkeys(self.created))[:TARGET_LENGTH]
-        return self.params_target
+        names = list(dict.fromkeys(self.created))
+        if not names and self.params_target:
+            names = [self.params_target]
+        return ", ".join([*names, *self.noted])[:TARGET_LENGTH] or None
 
     def finish(self, status: int) -> None:
         """Called once the response has been sent: log what the table will not hold."""
@@ -83,6 +87,14 @@ def attach(session: Session, attempt: Attempt) -> None:
 def _attempt(session: Session) -> Attempt | None:
     found: Attempt | None = session.info.get(_SESSION_KEY)
     return found
+
+
+def note(session: Session, target: str) -> None:
+    """Add to the target of this session's audit entry, if it has one (a request with a key;
+    the command line has none)."""
+    attempt = _attempt(session)
+    if attempt is not None:
+        attempt.noted.append(target)
 
 
 @event.listens_for(Session, "after_flush")

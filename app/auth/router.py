@@ -4,7 +4,7 @@ from fastapi import APIRouter, Path
 
 from app.auth import service
 from app.auth.dependencies import AdminCaller
-from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRead
+from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRevoked
 from app.db import SessionDep
 from app.schemas import problem_responses
 
@@ -26,11 +26,14 @@ def create_key(data: KeyCreate, session: SessionDep, _: AdminCaller) -> dict[str
     return {**service.key_read(key), "token": token}
 
 
-@router.delete("/{key_id}", response_model=KeyRead, responses=problem_responses(401, 403, 404, 422))
+@router.delete(
+    "/{key_id}", response_model=KeyRevoked, responses=problem_responses(401, 403, 404, 422)
+)
 def revoke_key(
     key_id: Annotated[int, Path(ge=1, description="The key's id.")],
     session: SessionDep,
     _: AdminCaller,
 ) -> dict[str, Any]:
-    """Revoke a key at once. Revoking twice is harmless."""
+    """Revoke a key at once, and disable its webhook endpoints (listed in the answer and in the
+    audit log). Revoking twice is harmless."""
     return service.revoke_key(session, key_id)

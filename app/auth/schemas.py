@@ -28,5 +28,12 @@ class KeyCreated(KeyRead):
     token: str = Field(description="The secret token. Shown only in this response; store it now.")
 
 
+class KeyRevoked(KeyRead):
+    webhook_endpoints_disabled: list[str] = Field(
+        description="The key's webhook endpoints, all disabled by the revocation (reason"
+        " `revoked`): nothing more is delivered to them, and they cannot be enabled again."
+    )
+
+
 class KeyList(ReadModel):
     items: list[KeyRead]

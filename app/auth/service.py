@@ -87,10 +87,16 @@ def list_keys(session: Session) -> list[dict[str, Any]]:
 
 
 def revoke_key(session: Session, key_id: int) -> dict[str, Any]:
+    """Revoke a key, and switch off its webhook endpoints: a revoked key's subscriptions must
+    not go on receiving data. Revoking twice is harmless and answers the same."""
+    # Imported here, not at the top: the webhooks service imports this module.
+    from app.webhooks import service as webhook_service
+
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.flush()
-    return key_read(key)
+    disabled = webhook_service.disable_for_revoked_key(session, key.id)
+    return {**key_read(key), "webhook_endpoints_disabled": disabled}

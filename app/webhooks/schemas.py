@@ -3,6 +3,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from app.events.schemas import EventRead, LinkRead
 from app.schemas import InputModel, ReadModel
 from app.timeline.schemas import TimelineQuery
 
@@ -45,6 +46,18 @@ def normalise_filter(value: dict[str, Any] | None) -> dict[str, Any] | None:
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"{where}: {first['msg']}") from None
     return query.model_dump(mode="json", include=set(raw))
+
+
+class EventRevisionLinks(ReadModel):
+    outgoing: list[LinkRead] = Field(description="This event <type> the linked event.")
+
+
+class EventRevision(EventRead):
+    """An event as its revision records it (and the change feed serves it): its own links only.
+    A link another event makes to this one is part of that event's revision, so it arrives
+    with that event's webhook; GET `data.url` gives the links in both directions."""
+
+    links: EventRevisionLinks
 
 
 class EndpointCreate(InputModel):
@@ -100,7 +113,10 @@ class EndpointRead(ReadModel):
     event_types: list[str]
     filter: dict[str, Any] | None
     enabled: bool
-    disabled_reason: str | None = Field(description="`manual`, `failing` or `gone` (a 410).")
+    disabled_reason: str | None = Field(
+        description="`manual`, `failing`, `gone` (a 410) or `revoked` (its API key was revoked;"
+        " it cannot be enabled again)."
+    )
     disabled_at: dt.datetime | None
     previous_secret_expires_at: list[dt.datetime] = Field(
         description="While a rotation overlaps, when each old secret stops being used."
@@ -175,8 +191,16 @@ class AttemptRead(ReadModel):
     duration_ms: int
     webhook_timestamp: int
     response_status: int | None
-    response_headers: dict[str, str] | None
-    response_body: str | None = Field(description="The first bytes of the response.")
+    response_headers: dict[str, str] | None = Field(
+        description="content-type and retry-after; location too from a public receiver."
+    )
+    response_bytes: int | None = Field(
+        description="Length of the response body read (reading stops at 64 KiB)."
+    )
+    response_body: str | None = Field(
+        description="The first 4 KiB of the response, kept only from receivers at public"
+        " addresses: never from one inside WEBHOOK_ALLOWED_SUBNETS (an internal service)."
+    )
     error_kind: str | None = Field(
         description="http_status, timeout, connect, ssrf_blocked, redirect or network."
     )

@@ -21,17 +21,31 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, selectinload
 
+from app.audit import service as audit
 from app.auth.service import Caller, Scope
+from app.config import Settings, get_settings
 from app.db import utcnow
 from app.errors import Conflict, Gone, InvalidParameter, NotFound
-from app.events.schemas import EventDetail
-from app.models import Revision, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
+from app.models import (
+    ApiKey,
+    Revision,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 from app.organisations.schemas import MembershipRead, OrganisationRead
-from app.states.schemas import StateDetail
+from app.states.schemas import StateRead
 from app.timeline import service as timeline_service
 from app.timeline.schemas import TimelineQuery
 from app.webhooks import signing, ssrf, wake
-from app.webhooks.schemas import EVENT_TYPES, EndpointCreate, EndpointUpdate, RecoverRequest
+from app.webhooks.schemas import (
+    EVENT_TYPES,
+    EndpointCreate,
+    EndpointUpdate,
+    EventRevision,
+    RecoverRequest,
+)
 
 logger = logging.getLogger("app.webhooks")
 
@@ -74,6 +88,30 @@ def queued(session: Session) -> None:
         # server would merge the copies anyway. (If the savepoint that sent it is rolled back
         # and a later one queues deliveries, the workers' poll finds them.)
         session.execute(_NOTIFY)
+
+
+# The session's `info` key under which the app puts its public base URL (app/main.py). A write
+# made outside the app (an import, the seed loader) reads it from the environment instead.
+BASE_URL_INFO = "app.webhooks.base_url"
+# A server listening on every interface is reached here through the loopback address.
+_WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
+
+
+def public_base_url(settings: Settings) -> str:
+    """What `data.url` starts with: PUBLIC_BASE_URL, else the address the API listens on (HOST
+    and PORT), which only a receiver on the same machine can follow. Never the Host header of
+    the request that made the change: deliveries go to every subscriber."""
+    if settings.public_base_url:
+        return settings.public_base_url.rstrip("/")
+    host = _WILDCARD_HOSTS.get(settings.host, settings.host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def _base_url(session: Session) -> str:
+    configured = session.info.get(BASE_URL_INFO)
+    return configured if isinstance(configured, str) else public_base_url(get_settings())
 
 
 def new_id(prefix: str) -> str:
@@ -156,7 +194,7 @@ def emit_revision(session: Session, revision: Revision) -> WebhookMessage | None
         "data": {
             "id": revision.resource_key,
             "sequence": revision.version,
-            "url": path + revision.resource_key,
+            "url": _base_url(session) + path + revision.resource_key,
             "resource": revision.after if revision.after is not None else revision.before,
             "revision": revision.id,
         },
@@ -189,16 +227,24 @@ def _ping(session: Session, endpoint: WebhookEndpoint, reason: str) -> WebhookDe
 
 # --- the catalogue -------------------------------------------------------------------------
 
+# What revisions record, as the change feed serves it: an event's own (outgoing) links, a
+# state without its memberships (each comes as a membership.* webhook of its own).
 _RESOURCE_MODELS: dict[str, type[BaseModel]] = {
-    "event": EventDetail,
-    "state": StateDetail,
+    "event": EventRevision,
+    "state": StateRead,
     "organisation": OrganisationRead,
     "membership": MembershipRead,
 }
 _DESCRIPTIONS = {
-    "created": "A {r} was created.",
-    "updated": "A {r} was changed; `resource` is its new representation.",
-    "deleted": "A {r} was deleted; `resource` is its last representation.",
+    "created": "{a} {r} was created.",
+    "updated": "{a} {r} was changed; `resource` is its new representation.",
+    "deleted": "{a} {r} was deleted; `resource` is its last representation.",
+}
+# `resource` is what the change feed serves for the change, not the GET document.
+_RESOURCE_NOTE = {
+    "event": " `resource` carries the event's own links (`links.outgoing`); GET `data.url` for both"
+    " directions.",
+    "state": " `resource` holds no memberships: each comes as a membership.* webhook of its own.",
 }
 
 
@@ -233,9 +279,12 @@ def catalogue() -> list[dict[str, Any]]:
     for event_type in EVENT_TYPES:
         resource, _, operation = event_type.partition(".")
         description = (
-            "Sent when an endpoint is created and on request, to test the receiver."
+            "Sent only on request (POST /v1/webhook-endpoints/{id}/test), to test the receiver."
             if resource == "webhook"
-            else _DESCRIPTIONS[operation].format(r=resource)
+            else _DESCRIPTIONS[operation].format(
+                a="An" if resource[0] in "aeiou" else "A", r=resource
+            )
+            + _RESOURCE_NOTE.get(resource, "")
         )
         items.append(
             {
@@ -304,7 +353,9 @@ def _check_url(url: str, allowed_subnets: list[str]) -> None:
 def create_endpoint(
     session: Session, data: EndpointCreate, caller: Caller, *, allowed_subnets: list[str]
 ) -> tuple[WebhookEndpoint, str]:
-    """Save an endpoint and queue a `webhook.ping` to it. The secret is returned only here."""
+    """Save an endpoint. The secret is returned only here. No ping is queued: the worker could
+    deliver it before the caller has read the secret from the response, so a receiver that
+    verifies every request would reject it. `send_test` pings when the caller is ready."""
     _check_url(data.url, allowed_subnets)
     secret = signing.new_secret()
     endpoint = WebhookEndpoint(
@@ -321,7 +372,6 @@ def create_endpoint(
     )
     session.add(endpoint)
     session.flush()
-    _ping(session, endpoint, "created")
     return endpoint, secret
 
 
@@ -404,6 +454,22 @@ def disable(session: Session, endpoint: WebhookEndpoint, reason: str, now: dt.da
     return int(skipped.rowcount)  # type: ignore[attr-defined]
 
 
+def disable_for_revoked_key(session: Session, key_id: int) -> list[str]:
+    """Switch off every endpoint of a revoked key and skip what they had queued. Returns their
+    ids: all of the key's endpoints, so revoking twice answers the same."""
+    now = utcnow()
+    endpoints = session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.owner_key_id == key_id)
+        .order_by(WebhookEndpoint.id)
+    ).all()
+    for endpoint in endpoints:
+        if endpoint.disabled_reason != "revoked":
+            disable(session, endpoint, "revoked", now)
+            audit.note(session, f"webhook-endpoint/{endpoint.id} disabled")
+    return [e.id for e in endpoints]
+
+
 def disable_endpoint(session: Session, caller: Caller, endpoint_id: str) -> dict[str, Any]:
     endpoint = _endpoint(session, caller, endpoint_id)
     if endpoint.enabled:
@@ -433,6 +499,12 @@ def enable_endpoint(
     session: Session, caller: Caller, endpoint_id: str, *, recover: bool
 ) -> dict[str, Any]:
     endpoint = _endpoint(session, caller, endpoint_id)
+    owner = session.get(ApiKey, endpoint.owner_key_id)
+    if owner is None or owner.revoked_at is not None:
+        raise Conflict(
+            f"Webhook endpoint {endpoint.id!r} belongs to a revoked API key and stays disabled;"
+            " subscribe again with a live key."
+        )
     endpoint.enabled = True
     endpoint.disabled_reason = None
     endpoint.disabled_at = None
@@ -550,14 +622,20 @@ def list_deliveries(
 
 
 def _delivery(session: Session, caller: Caller, delivery_id: int) -> WebhookDelivery:
-    delivery = session.scalars(
+    query = (
         select(WebhookDelivery)
         .where(WebhookDelivery.id == delivery_id)
         .options(selectinload(WebhookDelivery.message), selectinload(WebhookDelivery.attempts))
-    ).first()
+    )
+    if not _is_admin(caller):
+        query = query.join(
+            WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id
+        ).where(WebhookEndpoint.owner_key_id == caller.key_id)
+    delivery = session.scalars(query).first()
+    # Someone else's delivery gets the very answer an unknown id gets: naming its endpoint
+    # would tell the caller that the id exists, and whose it is.
     if delivery is None:
         raise NotFound(f"No webhook delivery {delivery_id}.")
-    _endpoint(session, caller, delivery.endpoint_id)  # raises for someone else's delivery
     return delivery
 
 
@@ -572,6 +650,7 @@ def get_delivery(session: Session, caller: Caller, delivery_id: int) -> dict[str
             "webhook_timestamp": a.webhook_timestamp,
             "response_status": a.response_status,
             "response_headers": a.response_headers,
+            "response_bytes": a.response_bytes,
             "response_body": a.response_body,
             "error_kind": a.error_kind,
             "error_message": a.error_message,

@@ -2,7 +2,8 @@
 
 Checked twice: when an endpoint's URL is saved (a clear 422 for the subscriber) and when each
 connection is made, on every address the name resolves to (the real defence: DNS can change
-between the two, and a public name can point at 127.0.0.1).
+between the two, and a public name can point at 127.0.0.1). Both checks apply both rules: every
+address is public or inside WEBHOOK_ALLOWED_SUBNETS, and plain http:// goes only to the latter.
 """
 
 import ipaddress
@@ -23,10 +24,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Not covered by `is_global` but still routes to somebody's private network.
-_ALSO_BLOCKED = [
-    ipaddress.ip_network(n)
-    for n in ("100.64.0.0/10", "2002::/16", "64:ff9b::/96", "64:ff9b:1::/48")
-]
+_ALSO_BLOCKED = [ipaddress.ip_network("100.64.0.0/10")]
+# IPv6 is public only inside the global unicast block, 2000::/3. Python's `is_global` also says
+# yes to IPv4-compatible (::/96, so `::127.0.0.1`), IPv4-translated (::ffff:0:0:0/96) and NAT64
+# (64:ff9b::/96) addresses, which carry an IPv4 address that may be internal; outside 2000::/3
+# those, and anything assigned later, are refused without a list to keep up to date.
+_IPV6_UNICAST = ipaddress.IPv6Network("2000::/3")
+# Inside it, blocks that carry an IPv4 address or reach no one: 6to4 (2002::/16), Teredo
+# (2001::/32, not global anyway) and documentation (3fff::/20).
+_IPV6_BLOCKED = [ipaddress.IPv6Network(n) for n in ("2002::/16", "2001::/32", "3fff::/20")]
 
 
 class SSRFBlocked(httpcore.ConnectError):
@@ -49,13 +55,19 @@ def in_allowlist(ip: IPAddress, allowed: list[Network]) -> bool:
     return any(ip.version == net.version and ip in net for net in allowed)
 
 
-def address_allowed(ip: IPAddress, allowed: list[Network]) -> bool:
+def is_public(ip: IPAddress) -> bool:
+    """A public unicast address: neither ours, nor a private network's, nor an IPv6 form of an
+    IPv4 address (an IPv4-mapped one is judged as the IPv4 address it maps)."""
     ip = _unmapped(ip)
-    if in_allowlist(ip, allowed):
-        return True
     if not ip.is_global or ip.is_multicast:
         return False
-    return not any(ip.version == net.version and ip in net for net in _ALSO_BLOCKED)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return not any(ip in net for net in _ALSO_BLOCKED)
+    return ip in _IPV6_UNICAST and not any(ip in net for net in _IPV6_BLOCKED)
+
+
+def address_allowed(ip: IPAddress, allowed: list[Network]) -> bool:
+    return in_allowlist(ip, allowed) or is_public(ip)
 
 
 def resolve(host: str, port: int) -> list[IPAddress]:
@@ -99,8 +111,10 @@ class GuardedBackend(httpcore.SyncBackend):
     checked address (so a second, different DNS answer cannot slip in). TLS still uses the
     original host name for SNI and certificate checks: httpcore passes it separately."""
 
-    def __init__(self, allowed: list[Network]) -> None:
+    def __init__(self, allowed: list[Network], *, plain_http: bool = False) -> None:
         self.allowed = allowed
+        # This backend's connections carry plain http://: only to allowlisted addresses.
+        self.plain_http = plain_http
 
     def connect_tcp(
         self,
@@ -117,6 +131,9 @@ class GuardedBackend(httpcore.SyncBackend):
         if not addresses or not all(address_allowed(ip, self.allowed) for ip in addresses):
             logger.warning("ssrf_blocked host=%s port=%s", host, port)
             raise SSRFBlocked("the address is not allowed to receive webhooks")
+        if self.plain_http and not all(in_allowlist(ip, self.allowed) for ip in addresses):
+            logger.warning("ssrf_blocked host=%s port=%s plain http", host, port)
+            raise SSRFBlocked("plain http:// only to WEBHOOK_ALLOWED_SUBNETS; use https://")
         return super().connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
 
     def connect_unix_socket(
@@ -129,7 +146,9 @@ class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport with the guarded network backend. httpx has no public argument for the
     backend, so the connection pool is rebuilt here (pinned: httpx 0.28, httpcore 1.0)."""
 
-    def __init__(self, allowed: list[Network], *, max_connections: int = 32) -> None:
+    def __init__(
+        self, allowed: list[Network], *, plain_http: bool = False, max_connections: int = 32
+    ) -> None:
         super().__init__(trust_env=False)
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(),
@@ -137,7 +156,7 @@ class GuardedTransport(httpx.HTTPTransport):
             max_keepalive_connections=max_connections,
             http1=True,
             http2=False,
-            network_backend=GuardedBackend(allowed),
+            network_backend=GuardedBackend(allowed, plain_http=plain_http),
         )
 
 
@@ -150,24 +169,29 @@ class WebhookClient:
     delivery's 1.1 ms (bench/README.md, webhook section). The transport is httpx's public
     interface below the client: it maps httpcore's errors to httpx's, so a caller sees the same
     exceptions (`httpx.ConnectError` caused by `SSRFBlocked`, `httpx.TimeoutException`, …).
-    Redirects are never followed; a 3xx is the receiver's answer."""
+    Redirects are never followed; a 3xx is the receiver's answer.
+
+    https:// and http:// URLs go through pools of their own, so that the connect-time check
+    knows which rule applies: a URL saved as http:// while its name pointed into the allowlist
+    is refused once it points anywhere else, public or not."""
 
     def __init__(self, allowed: list[Network], *, timeout: float) -> None:
         self.transport = GuardedTransport(allowed)
+        self.plain_transport = GuardedTransport(allowed, plain_http=True)
         self.timeout = httpx.Timeout(timeout, connect=min(5.0, timeout)).as_dict()
 
     @contextmanager
     def post(
         self, url: str, *, content: bytes, headers: dict[str, str]
     ) -> Iterator[httpx.Response]:
+        parsed = _parsed(url)
         request = httpx.Request(
-            "POST",
-            _parsed(url),
-            content=content,
-            headers=headers,
-            extensions={"timeout": self.timeout},
+            "POST", parsed, content=content, headers=headers, extensions={"timeout": self.timeout}
         )
-        response = self.transport.handle_request(request)
+        # Any scheme but https goes to the strict pool, which httpcore refuses anyway unless
+        # it is http.
+        transport = self.transport if parsed.scheme == "https" else self.plain_transport
+        response = transport.handle_request(request)
         try:
             yield response
         finally:
@@ -175,6 +199,19 @@ class WebhookClient:
 
     def close(self) -> None:
         self.transport.close()
+        self.plain_transport.close()
+
+
+def peer_address(response: httpx.Response) -> IPAddress | None:
+    """The address this response came from, or None if the transport does not say."""
+    stream = response.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not isinstance(peer, tuple) or not peer:
+        return None
+    try:
+        return ipaddress.ip_address(str(peer[0]).split("%")[0])
+    except ValueError:
+        return None
 
 
 @lru_cache(maxsize=1024)

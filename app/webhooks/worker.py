@@ -64,6 +64,9 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 logger = logging.getLogger("app.webhooks")
 
 USER_AGENT = "DiplomaticTimeline-Webhooks/1.0"
+# Response headers kept in the delivery log; a redirect's Location only from public receivers.
+SHOWN_HEADERS = ("content-type", "retry-after", "location")
+SHOWN_HEADERS_INTERNAL = ("content-type", "retry-after")
 OVERLOADED = frozenset({429, 502, 504})
 RETENTION_EVERY = dt.timedelta(hours=1)
 # A stopping worker waits this long for its deliveries in flight before releasing their leases.
@@ -187,6 +190,18 @@ _HEALTHY = (
         last_success_at=bindparam("at"),
     )
 )
+_SKIPPED = (
+    update(_DELIVERY_TABLE)
+    .where(_DC.id.in_(_ids))
+    .values(
+        status="skipped",
+        lease_owner=None,
+        lease_expires_at=None,
+        next_attempt_at=None,
+        attempt_count=_DC.attempt_count - 1,
+        completed_at=bindparam("at"),
+    )
+)
 _UNCLAIMED = (
     update(_DELIVERY_TABLE)
     .where(*_STILL_OURS)
@@ -247,6 +262,7 @@ class Result:
     duration_ms: int = 0
     status: int | None = None
     headers: dict[str, str] | None = None
+    length: int | None = None
     body: str | None = None
     error_kind: str | None = None
     error_message: str | None = None
@@ -403,9 +419,16 @@ class Worker:
             # the claim's CPU (bench/README.md, webhook section).
             endpoint_ids = sorted({row.endpoint_id for row in rows})
             endpoints = {e.id: e for e in session.scalars(_ENDPOINTS, {"ids": endpoint_ids})}
+            # Disabling an endpoint skips its pending deliveries, but one queued by a change
+            # that committed just after (it saw the endpoint still enabled) is pending still:
+            # skipped here, never sent. A revoked key's endpoints get nothing more.
+            off = [row[0] for row in rows if not endpoints[row.endpoint_id].enabled]
+            if off:
+                session.execute(_SKIPPED, {"ids": off, "at": now})
             return [
                 Job(delivery, count, rounds, trigger, webhook_id, kind, payload, endpoints[to])
                 for delivery, count, rounds, trigger, webhook_id, kind, payload, to in rows
+                if endpoints[to].enabled
             ]
 
     # --- one attempt -------------------------------------------------------------------
@@ -439,13 +462,19 @@ class Worker:
                     if time.monotonic() - start > self.policy.timeout:
                         raise httpx.ReadTimeout("total timeout exceeded")
                 result.status = r.status_code
+                result.length = min(len(received), self.policy.max_response_bytes)
+                # The subscriber reads the log: what an internal service answered (an
+                # allowlisted address) is none of its business, beyond status and length.
+                peer = ssrf.peer_address(r)
+                public = peer is not None and ssrf.is_public(peer)
                 result.headers = {
                     k: r.headers[k]
-                    for k in ("content-type", "retry-after", "location")
+                    for k in (SHOWN_HEADERS if public else SHOWN_HEADERS_INTERNAL)
                     if k in r.headers
                 }
-                stored = bytes(received[: self.policy.stored_response_bytes])
-                result.body = stored.decode("utf-8", errors="replace").replace("\x00", "")
+                if public:
+                    stored = bytes(received[: self.policy.stored_response_bytes])
+                    result.body = stored.decode("utf-8", errors="replace").replace("\x00", "")
                 result.retry_after = retry_after_seconds(r.headers.get("retry-after"), now)
                 if not result.ok:
                     result.error_kind = "redirect" if 300 <= r.status_code < 400 else "http_status"
@@ -454,8 +483,8 @@ class Worker:
         except httpx.ConnectError as exc:
             blocked = isinstance(exc.__cause__, ssrf.SSRFBlocked)
             result.error_kind = "ssrf_blocked" if blocked else "connect"
-            # Never echo resolved internal addresses back to the subscriber.
-            result.error_message = "address not allowed" if blocked else str(exc)[:500]
+            # The guard's own words, which never name the resolved (internal) addresses.
+            result.error_message = str(exc.__cause__) if blocked else str(exc)[:500]
         except httpx.HTTPError as exc:
             result.error_kind, result.error_message = "network", str(exc)[:500]
         result.duration_ms = int((time.monotonic() - start) * 1000)
@@ -527,6 +556,7 @@ class Worker:
             "webhook_timestamp": result.timestamp,
             "response_status": result.status,
             "response_headers": result.headers,
+            "response_bytes": result.length,
             "response_body": result.body,
             "error_kind": result.error_kind,
             "error_message": result.error_message,

@@ -61,7 +61,7 @@ def stopped(server: LiveServer) -> int:
 
 
 def create_endpoint(database: Database, http: httpx.Client | TestClient, url: str) -> str:
-    # The endpoint's webhook.ping, queued in the same transaction, is the delivery in flight.
+    # The endpoint's webhook.ping, asked for once it exists, is the delivery in flight.
     response = http.post(
         "/v1/webhook-endpoints",
         json={"url": url, "event_types": ["webhook.ping"]},
@@ -69,6 +69,8 @@ def create_endpoint(database: Database, http: httpx.Client | TestClient, url: st
     )
     assert response.status_code == 201, response.text
     endpoint_id: str = response.json()["id"]
+    ping = http.post(f"/v1/webhook-endpoints/{endpoint_id}/test", headers=database.auth("hooks"))
+    assert ping.status_code == 202, ping.text
     return endpoint_id
 
 

@@ -259,7 +259,11 @@ class Prober:
 
     def finished_delivery(self) -> str:
         """The ping of an endpoint that was disabled (so it was skipped) and enabled again."""
-        endpoint = self.disabled_endpoint()
+        endpoint = self.live("endpoint")
+        ping = self.send("POST", f"/v1/webhook-endpoints/{endpoint}/test", "hooks")
+        assert ping.status_code == 202, ping.text
+        response = self.send("POST", f"/v1/webhook-endpoints/{endpoint}/disable", "hooks")
+        assert response.status_code == 200, response.text
         response = self.send(
             "POST", f"/v1/webhook-endpoints/{endpoint}/enable", "hooks", json={"recover": False}
         )

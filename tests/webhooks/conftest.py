@@ -22,6 +22,8 @@ from app.webhooks.worker import Policy, Worker
 from tests.conftest import ThrowawayDatabases, Writable, seeded_database
 
 LOCAL = ["127.0.0.0/8"]
+# Where the payloads' `data.url` point: the API's configured public address.
+PUBLIC_BASE_URL = "https://timeline.example.org"
 
 
 @dataclass
@@ -121,6 +123,10 @@ def hook_settings(url: str, **overrides: Any) -> Settings:
         "cursor_secret": "test-secret",
         "webhook_worker": "off",
         "webhook_allowed_subnets": LOCAL,
+        "public_base_url": PUBLIC_BASE_URL,
+        # The test client's own host, beside the public one (a deployment would list its
+        # internal names the same way).
+        "allowed_hosts": ["timeline.example.org", "testserver"],
         **overrides,
     }
     return Settings(**values)
@@ -159,12 +165,21 @@ class Hooks(Writable):
         client = ssrf.guarded_client(LOCAL if allowed is None else allowed, timeout=timeout)
         return Worker(create_session_factory(self.engine), client, Policy(**values), clock=clock)
 
-    def endpoint(self, url: str, who: str = "hooks", **fields: Any) -> dict[str, Any]:
+    def endpoint(
+        self, url: str, who: str = "hooks", *, ping: bool = True, **fields: Any
+    ) -> dict[str, Any]:
+        """Subscribe, then (`ping`) ask for a `webhook.ping`, as a receiver does once it has
+        stored the secret: creating an endpoint queues nothing."""
         response = self.client.post(
             "/v1/webhook-endpoints", json={"url": url, **fields}, headers=self.auth(who)
         )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
+        if ping:
+            test = self.client.post(
+                f"/v1/webhook-endpoints/{body['id']}/test", headers=self.auth(who)
+            )
+            assert test.status_code == 202, test.text
         return body
 
     def enqueue(self, endpoint_id: str, count: int, *, roll_back: bool = False) -> None:
@@ -199,6 +214,13 @@ class Hooks(Writable):
                     .order_by(WebhookDelivery.id)
                 )
             )
+
+
+def endpoint_row(hooks: Hooks, endpoint_id: str) -> WebhookEndpoint:
+    with hooks.session() as s:
+        row = s.get(WebhookEndpoint, endpoint_id)
+        assert row is not None
+        return row
 
 
 def run_until(worker: Worker, until: Callable[[], bool], seconds: float = 15) -> None:

@@ -7,10 +7,19 @@ from typing import Any
 from sqlalchemy import select, update
 
 from app.db import create_session_factory, utcnow
-from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from app.models import WebhookAttempt, WebhookDelivery
 from app.webhooks import ssrf
 from app.webhooks.worker import Policy, Worker
-from tests.webhooks.conftest import LOCAL, Captured, Hooks, Receiver, Reply, drain, settled
+from tests.webhooks.conftest import (
+    LOCAL,
+    Captured,
+    Hooks,
+    Receiver,
+    Reply,
+    drain,
+    endpoint_row,
+    settled,
+)
 
 
 def attempt_log(hooks: Hooks, endpoint_id: str) -> dict[int, list[WebhookAttempt]]:
@@ -25,13 +34,6 @@ def attempt_log(hooks: Hooks, endpoint_id: str) -> dict[int, list[WebhookAttempt
         for row in rows:
             log.setdefault(row.delivery_id, []).append(row)
         return log
-
-
-def endpoint_row(hooks: Hooks, endpoint_id: str) -> WebhookEndpoint:
-    with hooks.session() as s:
-        row = s.get(WebhookEndpoint, endpoint_id)
-        assert row is not None
-        return row
 
 
 def test_one_batch_with_successes_a_failure_and_a_410(hooks: Hooks, receiver: Receiver) -> None:

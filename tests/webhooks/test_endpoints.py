@@ -66,7 +66,9 @@ def test_catalogue_has_a_schema_per_type(hooks: Hooks) -> None:
     assert "event.created" in types and "membership.deleted" in types and "webhook.ping" in types
     created = next(i for i in items if i["type"] == "event.created")["payload_schema"]
     assert created["properties"]["type"]["const"] == "event.created"
-    assert "EventDetail" in created["$defs"]
+    # The event as its revision records it: its own links, not the incoming ones.
+    links = created["$defs"]["EventRevisionLinks"]
+    assert (links["required"], set(links["properties"])) == (["outgoing"], {"outgoing"})
 
 
 def test_retention_keeps_pending_work(hooks: Hooks, receiver: Receiver) -> None:

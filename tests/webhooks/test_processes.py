@@ -137,6 +137,10 @@ def test_embedded_worker_is_woken_by_the_commit(hooks: Hooks, receiver: Receiver
             headers=hooks.auth("hooks"),
         )
         assert response.status_code == 201
+        ping = client.post(
+            f"/v1/webhook-endpoints/{response.json()['id']}/test", headers=hooks.auth("hooks")
+        )
+        assert ping.status_code == 202
         started = time.monotonic()
         wait_for(lambda: receiver.at("/embedded"), 4, "the embedded worker did not deliver")
         # Well before the 5 s poll: the commit woke it.

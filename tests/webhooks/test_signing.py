@@ -8,7 +8,14 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from app.db import utcnow
 from app.webhooks import signing
-from tests.webhooks.conftest import Hooks, Receiver, create_event, drain, settled
+from tests.webhooks.conftest import (
+    PUBLIC_BASE_URL,
+    Hooks,
+    Receiver,
+    create_event,
+    drain,
+    settled,
+)
 
 # The Standard Webhooks specification's own example, also published in our README.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - published
@@ -54,7 +61,7 @@ def test_every_request_verifies_and_a_changed_byte_fails(hooks: Hooks, receiver:
     data = payload["data"]
     assert payload["type"] == "event.created"
     assert data["id"] == "2025-04-02-test-signed"
-    assert data["url"] == "/v1/events/2025-04-02-test-signed"
+    assert data["url"] == f"{PUBLIC_BASE_URL}/v1/events/2025-04-02-test-signed"
     assert data["sequence"] == 1
     assert data["resource"]["title"] == "Test incident 2025-04-02-test-signed"
     assert isinstance(data["revision"], int)
