@@ -28,7 +28,7 @@ from app.events.schemas import EventDetail
 from app.models import Revision, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.organisations.schemas import MembershipRead, OrganisationRead
 from app.states.schemas import StateDetail
-from app.timeline import service as timeline_service
+from app.timeline import filters
 from app.timeline.schemas import TimelineQuery
 from app.webhooks import signing, ssrf, wake
 from app.webhooks.schemas import EVENT_TYPES, EndpointCreate, EndpointUpdate, RecoverRequest
@@ -101,7 +101,7 @@ def filter_matches(saved: dict[str, Any] | None, revision: Revision) -> bool:
         return True
     query = TimelineQuery.model_validate(saved)
     docs = [d for d in (revision.before, revision.after) if d is not None]
-    return any(timeline_service.matches(doc, query, [], {}) for doc in docs)
+    return any(filters.matches(doc, query, [], {}) for doc in docs)
 
 
 # --- the outbox ----------------------------------------------------------------------------
