@@ -85,7 +85,8 @@ def searched(doc: Mapping[str, Any], place_names: Iterable[str]) -> str:
             *(claim["statement"] for claim in claims),
             *(claim["claimant"].get("group") or "" for claim in claims),
             *(p.get("group") or "" for p in doc.get("participants") or []),
-            *(doc.get("tags") or []),
+            # Sorted, as documents list them, whatever the order they were written in.
+            *sorted(doc.get("tags") or []),
         ]
     )
 
