@@ -311,13 +311,28 @@ def every_path(w: Writable, params: dict[str, Any]) -> list[str]:
     return live
 
 
+def organisation(w: Writable, code: str, *members: str) -> list[int]:
+    """Create an organisation, and the ids of open memberships since 2020 of these states."""
+    body = {"code": code, "name": f"{code}, made by a test", "kind": "international_organisation"}
+    made = w.client.post("/v1/organisations", json={**body, "sources": [SOURCE]}, headers=w.auth())
+    assert made.status_code == 201, made.text
+    period = {"start_on": "2020-01-01", "start_precision": "day", "end": "open"}
+    ids = []
+    for state in members:
+        body = {"organisation": code, "state": state, "status": "member", **period}
+        made = w.client.post(
+            "/v1/memberships", json={**body, "sources": [SOURCE]}, headers=w.auth()
+        )
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["id"])
+    return ids
+
+
 def test_a_code_naming_a_state_and_an_organisation(writable: Writable) -> None:
     """`state=` means the state, `organisation=` the organisation, `actor=` either: the Python
     matcher read any participant's code for each, so an organisation coded like a state passed
     `state=`."""
-    c, auth = writable.client, writable.auth()
-    org = {"code": "NER", "name": "A body coded like Niger", "kind": "international_organisation"}
-    assert c.post("/v1/organisations", json={**org, "sources": [SOURCE]}, headers=auth).is_success
+    organisation(writable, "NER")
     event = {
         "id": "2025-05-10-body-coded-like-niger",
         "kind": "diplomatic_action",
@@ -329,7 +344,8 @@ def test_a_code_naming_a_state_and_an_organisation(writable: Writable) -> None:
         "participants": [{"organisation": "NER", "role": "initiator"}],
         "sources": [SOURCE],
     }
-    assert c.post("/v1/events", json=event, headers=auth).status_code == 201
+    made = writable.client.post("/v1/events", json=event, headers=writable.auth())
+    assert made.status_code == 201, made.text
     assert event["id"] not in every_path(writable, {"state": ["NER"]})
     assert every_path(writable, {"organisation": ["NER"]}) == [event["id"]]
     assert event["id"] in every_path(writable, {"actor": ["NER"]})
@@ -338,24 +354,13 @@ def test_a_code_naming_a_state_and_an_organisation(writable: Writable) -> None:
 
 def test_a_deleted_membership_makes_no_member(writable: Writable) -> None:
     """`include_members` counts live memberships only: the SQL counted deleted ones too."""
-    c, auth = writable.client, writable.auth()
-    org = {"code": "TEST-BLOC", "name": "Test bloc", "kind": "international_organisation"}
-    assert c.post("/v1/organisations", json={**org, "sources": [SOURCE]}, headers=auth).is_success
-    member = {
-        "organisation": "TEST-BLOC",
-        "state": "TCD",
-        "status": "member",
-        "start_on": "2020-01-01",
-        "start_precision": "day",
-        "end": "open",
-        "sources": [SOURCE],
-    }
-    made = c.post("/v1/memberships", json=member, headers=auth)
-    assert made.status_code == 201, made.text
+    [membership] = organisation(writable, "TEST-BLOC", "TCD")
     query = {"organisation": ["TEST-BLOC"], "include_members": True}
     chad = every_path(writable, {"state": ["TCD"], "from": "2020"})
     assert chad
     assert every_path(writable, query) == chad
-    gone = c.delete(f"/v1/memberships/{made.json()['id']}", headers={**auth, "If-Match": "*"})
+    gone = writable.client.delete(
+        f"/v1/memberships/{membership}", headers={**writable.auth(), "If-Match": "*"}
+    )
     assert gone.status_code == 204
     assert every_path(writable, query) == []
