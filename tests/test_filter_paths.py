@@ -9,6 +9,8 @@ through every path on the seed data, and each path must name the same events.
 
 import datetime as dt
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -364,3 +366,18 @@ def test_a_deleted_membership_makes_no_member(writable: Writable) -> None:
     )
     assert gone.status_code == 204
     assert every_path(writable, query) == []
+
+
+def test_the_matcher_imports_nothing_above_it() -> None:
+    """Webhooks (on the write path) match subscriptions with app/timeline/filters.py: importing
+    it, or the webhooks' service, loads no other domain's service and no stored documents."""
+    probe = (
+        "import sys, app.timeline.filters, app.webhooks.service;"
+        "print(sorted(m for m in sys.modules if m.startswith('app.')"
+        " and m.endswith(('.service', '.documents')) and m != 'app.webhooks.service'))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert "app.timeline.service" not in loaded
+    assert "app.events.documents" not in loaded

@@ -189,12 +189,12 @@ def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:
     return dumped
 
 
+_SEARCHED = {"title", "summary", "location", "claims", "participants", "tags"}
+
+
 def _search_text(data: EventCreate, place: Place | None) -> str:
     names = [place.name, *(alias.alias for alias in place.aliases)] if place is not None else []
     return search.searched(data.model_dump(include=_SEARCHED), names)
-
-
-_SEARCHED = {"title", "summary", "location", "claims", "participants", "tags"}
 
 
 def _apply(

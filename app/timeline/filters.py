@@ -22,11 +22,8 @@ def _codes(doc: dict[str, Any], kind: str, role: str | None = None) -> set[str]:
     }
 
 
-def _member(
-    membership: dict[str, Any], organisations: set[str], states: set[str], day: str
-) -> bool:
+def _member(m: dict[str, Any], organisations: set[str], states: set[str], day: str) -> bool:
     """One of `states` belonged to one of `organisations` on `day` by this membership."""
-    m = membership
     return (
         m["organisation"] in organisations
         and m["state"] in states
@@ -40,11 +37,11 @@ def matches(
     doc: dict[str, Any],
     query: TimelineQuery,
     memberships: list[dict[str, Any]],
-    place_aliases: dict[str, list[str]],
+    place_names: dict[str, list[str]],
 ) -> bool:
     """Whether an event passes the query's filters. `doc` is the event as the API serves it
     (dates as ISO strings); `memberships` the live memberships (for `include_members`) and
-    `place_aliases` every name of each place by its code (for `q`), as of the same instant."""
+    `place_names` every name of each place by its code (for `q`), as of the same instant."""
     day = doc["date"]
     if query.from_ and day < parse_partial_date(query.from_).isoformat():
         return False
@@ -76,7 +73,7 @@ def matches(
         return False
     if query.q:
         place = (doc.get("location") or {}).get("place") or ""
-        text = search.searched(doc, place_aliases.get(place, []))
+        text = search.searched(doc, place_names.get(place, []))
         if not search.has_words(text, search.search_terms(query.q)):
             return False
     return True
