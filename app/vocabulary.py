@@ -46,6 +46,10 @@ class MembershipStatus(StrEnum):
     withdrawn = "withdrawn"
 
 
+# The statuses that make a state a member (`include_members`, the members of an organisation).
+MEMBER_STATUSES = (MembershipStatus.founding_member.value, MembershipStatus.member.value)
+
+
 class MembershipEnd(StrEnum):
     dated = "dated"
     open = "open"

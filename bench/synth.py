@@ -30,6 +30,7 @@ from typing import Any
 
 from app.config import PROJECT_ROOT, get_settings, normalise_database_url
 from app.schemas import fold
+from app.search import search_text as stored_search_text
 from app.vocabulary import CAMEO, CATEGORIES, OrganisationKind
 
 STATES_TABLE = (
@@ -674,7 +675,7 @@ def events(
                 )
             )
 
-        # Mirrors app.events.service._search_text.
+        # The parts app.search.searched takes, in its order, stored as it stores them.
         text = [title, summary]
         if place_name is not None:
             text.append(place_name)
@@ -682,7 +683,7 @@ def events(
         text.extend(statements)
         text.extend(groups)
         text.extend(tags)
-        search_text = fast_fold(" | ".join(text))
+        search_text = stored_search_text(text)
 
         created = stamp(eid)
         deleted = stamp(eid + 10_000_000) if rng.random() < 0.002 else None

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
@@ -65,6 +66,14 @@ def alembic_config(url: str) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = url
     return config
+
+
+def revision_before(config: Config, revision: str) -> str:
+    """The revision a migration follows: what a test of its downgrade goes down to, however
+    many migrations come after it."""
+    down = ScriptDirectory.from_config(config).get_revision(revision).down_revision
+    assert isinstance(down, str), f"{revision} does not follow exactly one revision"
+    return down
 
 
 @pytest.fixture(scope="session")

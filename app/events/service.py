@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from app import search
 from app.db import reconcile, utcnow
 from app.errors import Conflict, Gone, InvalidParameter, NotFound, PreconditionFailed
 from app.events import documents
@@ -36,7 +37,7 @@ from app.models import (
     StatePair,
 )
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, patched
+from app.schemas import Outcome, patched
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -188,18 +189,12 @@ def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:
     return dumped
 
 
+_SEARCHED = {"title", "summary", "location", "claims", "participants", "tags"}
+
+
 def _search_text(data: EventCreate, place: Place | None) -> str:
-    parts: list[str] = [data.title, data.summary]
-    if data.location is not None:
-        parts.append(data.location.name)
-    if place is not None:
-        parts.append(place.name)
-        parts.extend(alias.alias for alias in place.aliases)
-    parts.extend(claim.statement for claim in data.claims)
-    parts.extend(c.claimant.group for c in data.claims if c.claimant.group)
-    parts.extend(p.group for p in data.participants if p.group)
-    parts.extend(data.tags)
-    return fold(" | ".join(parts))
+    names = [place.name, *(alias.alias for alias in place.aliases)] if place is not None else []
+    return search.searched(data.model_dump(include=_SEARCHED), names)
 
 
 def _apply(

@@ -21,7 +21,7 @@ from app.revisions import service as revision_service
 from app.schemas import Outcome, fold, patched
 from app.sources import service as source_service
 from app.sources.schemas import SourceIn
-from app.vocabulary import MembershipEnd, MembershipStatus
+from app.vocabulary import MEMBER_STATUSES, MembershipEnd, MembershipStatus
 
 ORG_FIELDS = (
     "name",
@@ -33,7 +33,6 @@ ORG_FIELDS = (
     "dissolved_on",
     "dissolved_precision",
 )
-MEMBER_STATUSES = (MembershipStatus.founding_member.value, MembershipStatus.member.value)
 
 
 def _value(v: Any) -> Any:

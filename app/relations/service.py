@@ -66,9 +66,9 @@ from app.events import documents
 from app.models import Event, EventLink, Membership, Organisation, Participant, State
 
 # The organisations service's reader, so a membership record has one shape everywhere.
-from app.organisations.service import MEMBER_STATUSES, membership_read, name_on
+from app.organisations.service import membership_read, name_on
 from app.relations.schemas import Airspace, MembershipStanding, Relations, Representation
-from app.vocabulary import MembershipEnd, MembershipStatus, ParticipantRole
+from app.vocabulary import MEMBER_STATUSES, MembershipEnd, MembershipStatus, ParticipantRole
 
 DEFAULT_WINDOW_DAYS = 90
 

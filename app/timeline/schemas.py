@@ -87,8 +87,10 @@ class TimelineQuery(InputModel):
     )
     q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         default=None,
-        description="Words that must all appear in the title, summary, claims, place name or any"
-        " spelling of the place (case and accents ignored).",
+        description="Words to search for: an event matches when each word begins one of the"
+        " words of its title, summary, claims, tags, named groups, place name or any spelling of"
+        " the place (`tinzaouat` finds Tinzaouatène, `one` does not find drone). Case, accents"
+        " and punctuation are ignored.",
         examples=["tinzaouatene drone"],
     )
     order: Literal["asc", "desc", "relevance"] = Field(

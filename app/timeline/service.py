@@ -18,10 +18,11 @@ from app.db import WRITE_TRANSACTION
 from app.errors import InvalidParameter
 from app.events import documents
 from app.models import Event, Organisation, Participant, Place, PlaceAlias, State
-from app.organisations.service import MEMBER_STATUSES
 from app.revisions import service as revision_service
-from app.schemas import fold, parse_partial_date
-from app.timeline import formats, statements
+from app.schemas import parse_partial_date
+from app.search import search_terms
+from app.search import words as search_words
+from app.timeline import filters, formats, statements
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 
 CURSOR_VERSION = 1
@@ -151,15 +152,6 @@ def _pair(session: Session, between: str) -> list[int]:
     if len(codes) < 2:
         raise InvalidParameter(["query", "between"], "give at least two different state codes")
     return _lookup(session, State, codes, "state", "between")
-
-
-def search_terms(q: str) -> list[str]:
-    """The words of a query, folded like the indexed text. Only letters and digits survive, so
-    nothing in `q` can reach either engine's query syntax."""
-    terms = re.findall(r"\w+", fold(q))
-    if not terms:
-        raise InvalidParameter(["query", "q"], "give at least one word to search for")
-    return terms
 
 
 def _engine_words(dialect: str, terms: list[str]) -> str:
@@ -543,8 +535,9 @@ def _ranked_rows(session: Session, f: Filters, offset: int, limit: int) -> list[
 _WORD = re.compile(r"\w(?:\w|[\u0300-\u036f])*")
 
 
-def _hit(word: str, terms: list[str]) -> bool:
-    return any(fold(word).startswith(term) for term in terms)
+def _hit(token: str, terms: list[str]) -> bool:
+    # A token's words as app.search cuts them, so a marked word is one the query matched.
+    return any(word.startswith(term) for word in search_words(token) for term in terms)
 
 
 def snippet(doc: dict[str, Any], terms: list[str], width: int = 30) -> list[dict[str, Any]]:
@@ -633,90 +626,25 @@ def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any
 # so it trades speed for reusing the exact documents the API served at the time.
 
 
-def _codes(doc: dict[str, Any], role: str | None = None) -> set[str]:
-    return {
-        p.get("state") or p.get("organisation") or ""
-        for p in doc["participants"]
-        if role is None or p["role"] == role
-    } - {""}
-
-
-def matches(
-    doc: dict[str, Any],
-    query: TimelineQuery,
-    memberships: list[dict[str, Any]],
-    place_aliases: dict[str, list[str]],
-) -> bool:
-    """Whether an event's API representation passes the query's filters, evaluated in Python
-    (historical timelines and webhook subscription filters)."""
-    day = doc["date"]
-    if query.from_ and day < parse_partial_date(query.from_).isoformat():
-        return False
-    if query.to and day > parse_partial_date(query.to, end=True).isoformat():
-        return False
-    codes = _codes(doc)
-    if query.state and not codes & set(query.state):
-        return False
-    if query.between and not set(query.between.split(",")) <= codes:
-        return False
-    if query.actor and not _codes(doc, "initiator") & set(query.actor):
-        return False
-    if query.target and not _codes(doc, "target") & set(query.target):
-        return False
-    if query.organisation:
-        wanted = set(query.organisation)
-        member = query.include_members and any(
-            m["organisation"] in wanted
-            and m["state"] in codes
-            and m["status"] in MEMBER_STATUSES
-            and m["start_on"] <= day
-            and (m["end"] == "open" or (m["end"] == "dated" and m["end_on"] > day))
-            for m in memberships
-        )
-        if not (codes & wanted or member):
-            return False
-    if query.kind and doc["kind"] not in {k.value for k in query.kind}:
-        return False
-    if query.category and doc["category"] not in query.category:
-        return False
-    if query.tag and not set(doc["tags"]) & set(query.tag):
-        return False
-    if query.q:
-        location = doc.get("location") or {}
-        text = fold(
-            " | ".join(
-                [
-                    doc["title"],
-                    doc["summary"],
-                    location.get("name") or "",
-                    *place_aliases.get(location.get("place") or "", []),
-                    *(c["statement"] for c in doc["claims"]),
-                    *(c["claimant"].get("group", "") for c in doc["claims"]),
-                    *(p.get("group", "") for p in doc["participants"]),
-                    *doc["tags"],
-                ]
-            )
-        )
-        if not all(term in text for term in fold(query.q).split()):
-            return False
-    return True
-
-
 def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     assert query.as_known_at is not None  # noqa: S101 - the caller checked
     resolve(session, query)  # the same parameter checks (unknown codes, from after to, …)
     at = query.as_known_at
     events = revision_service.snapshot(session, "event", at)
     memberships = list(revision_service.snapshot(session, "membership", at).values())
-    aliases: dict[str, list[str]] = {}
-    for code, alias in session.execute(
-        select(Place.code, PlaceAlias.alias).join(PlaceAlias, PlaceAlias.place_id == Place.id)
+    # Every name of each place, as an event's stored search text has them (its name and
+    # aliases: app.events.service._search_text).
+    names: dict[str, list[str]] = {}
+    for code, name, alias in session.execute(
+        select(Place.code, Place.name, PlaceAlias.alias).outerjoin(
+            PlaceAlias, PlaceAlias.place_id == Place.id
+        )
     ):
-        aliases.setdefault(code, []).append(alias)
+        names.setdefault(code, [name]).append(alias or "")
     docs = [
         {k: v for k, v in doc.items() if k != "links"}
         for doc in events.values()
-        if matches(doc, query, memberships, aliases)
+        if filters.matches(doc, query, memberships, names)
     ]
     desc = query.order == "desc"
     docs.sort(key=lambda d: (d["date"], d["id"]), reverse=desc)

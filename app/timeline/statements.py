@@ -31,9 +31,8 @@ from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from app.db import BINARY_RESULTS
 from app.models import Event, EventDocument, EventTag, Membership, Participant, StatePair
-from app.organisations.service import MEMBER_STATUSES
 from app.revisions.service import LAST_CHANGE
-from app.vocabulary import MembershipEnd, ParticipantRole
+from app.vocabulary import MEMBER_STATUSES, MembershipEnd, ParticipantRole
 
 # The table a page is read from: `None` reads events in timeline order and tests each; the
 # others read one state's, pair of states', organisation's or tag's rows in (key, date,
@@ -95,13 +94,15 @@ def _with_role(role: ParticipantRole, prefix: str) -> ColumnElement[bool]:
 
 
 def _member_on_event_date() -> ColumnElement[bool]:
-    """A participating state belonged to one of the organisations on the event's date."""
+    """A participating state belonged to one of the organisations on the event's date (by a
+    membership not deleted)."""
     return exists(
         select(P.id)
         .join(Membership, M.state_id == P.state_id)
         .where(
             P.event_id == E.id,
             M.organisation_id.in_(_many("organisations")),
+            M.deleted_at.is_(None),
             M.status.in_(MEMBER_STATUSES),
             M.start_on <= E.date,
             or_(

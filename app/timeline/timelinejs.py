@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.errors import InvalidParameter
 from app.models import Membership, Organisation
-from app.organisations.service import MEMBER_STATUSES, membership_read
+from app.organisations.service import membership_read
 from app.timeline import service
 from app.timeline.formats import ATTRIBUTION
 from app.timeline.schemas import TIMELINEJS_MAX_EVENTS, GroupBy, TimelineQuery
-from app.vocabulary import MembershipEnd
+from app.vocabulary import MEMBER_STATUSES, MembershipEnd
 
 # The cap, documented in the `format` parameter of /v1/timeline (OpenAPI).
 MAX_EVENTS = TIMELINEJS_MAX_EVENTS

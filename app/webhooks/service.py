@@ -36,7 +36,7 @@ from app.models import (
 )
 from app.organisations.schemas import MembershipRead, OrganisationRead
 from app.states.schemas import StateRead
-from app.timeline import service as timeline_service
+from app.timeline import filters
 from app.timeline.schemas import TimelineQuery
 from app.webhooks import signing, ssrf, wake
 from app.webhooks.schemas import (
@@ -139,7 +139,7 @@ def filter_matches(saved: dict[str, Any] | None, revision: Revision) -> bool:
         return True
     query = TimelineQuery.model_validate(saved)
     docs = [d for d in (revision.before, revision.after) if d is not None]
-    return any(timeline_service.matches(doc, query, [], {}) for doc in docs)
+    return any(filters.matches(doc, query, [], {}) for doc in docs)
 
 
 # --- the outbox ----------------------------------------------------------------------------

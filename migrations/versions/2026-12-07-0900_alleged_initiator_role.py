@@ -11,7 +11,7 @@ rows go back to `initiator`, the way the seed stored them before this revision. 
 distinction, which is what going back to the old vocabulary means; it loses no row.
 
 Revision ID: 4a7e2d9c1b36
-Revises: 9c19f5a28529
+Revises: 3f7a9d2e6b41
 Create Date: 2026-12-07 09:00:00
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "4a7e2d9c1b36"
-down_revision: str | None = "9c19f5a28529"
+down_revision: str | None = "3f7a9d2e6b41"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,7 +21,7 @@ from app.db import create_db_engine, create_session_factory, utcnow
 from app.main import create_app
 from app.models import AuditEntry, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
-from tests.conftest import ThrowawayDatabases, alembic_config
+from tests.conftest import ThrowawayDatabases, alembic_config, revision_before
 from tests.helpers import assert_problem
 from tests.webhooks.conftest import (
     PUBLIC_BASE_URL,
@@ -394,7 +394,7 @@ def test_the_migration_down_keeps_revoked_endpoints_disabled(
                     consecutive_failures=0,
                 )
             )
-        command.downgrade(config, "9c19f5a28529")
+        command.downgrade(config, revision_before(config, "fbd1ac3f2072"))
         with engine.connect() as conn:
             row = conn.execute(text("SELECT enabled, disabled_reason FROM webhook_endpoint")).one()
         assert (bool(row.enabled), row.disabled_reason) == (False, "manual")
