@@ -4,12 +4,16 @@ from typing import Annotated, Self
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from app.schemas import (
+    SLUG,
+    SLUG_ADVICE,
+    Count,
     InputModel,
     Latitude,
     Longitude,
     Name,
     OrganisationCode,
     ReadModel,
+    Shape,
     Slug,
     StateCode,
     Text,
@@ -27,7 +31,11 @@ from app.vocabulary import (
     ParticipantRole,
 )
 
-Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)]
+Tag = Annotated[
+    str,
+    StringConstraints(max_length=60),
+    Shape(SLUG, "{value} is not a tag: " + SLUG_ADVICE + ", such as april-2025-crisis"),
+]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -69,8 +77,8 @@ class LocationIn(InputModel):
 
 
 class CasualtiesIn(InputModel):
-    killed: Annotated[int, Field(ge=0)] | None = None
-    wounded: Annotated[int, Field(ge=0)] | None = None
+    killed: Count | None = None
+    wounded: Count | None = None
     note: Text | None = None
 
 
@@ -108,7 +116,17 @@ class EventCreate(InputModel):
         description="Stable public id: a readable slug that starts with the event's date.",
         examples=["2025-04-01-algeria-shoots-down-malian-drone"],
     )
-    fact_ref: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}-[0-9]{3}$")] | None = None
+    fact_ref: (
+        Annotated[
+            str,
+            Shape(
+                r"^[A-Z]{2}-[0-9]{3}$",
+                "{value} is not a fact-base reference: use two capitals, a hyphen and three"
+                " digits, such as EV-001",
+            ),
+        ]
+        | None
+    ) = None
     kind: EventKind
     category: str = Field(description="A slug from `GET /v1/categories`.", examples=["shoot_down"])
     date: dt.date

@@ -36,7 +36,7 @@ from app.models import (
     StatePair,
 )
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, patched
+from app.schemas import Outcome, fold, patched, unknown_code
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -71,7 +71,7 @@ class Refs:
         if key not in cache:
             found = self.session.scalar(select(id_column).where(column == key))
             if found is None:
-                raise InvalidParameter(loc, f"unknown {what} {key!r}")
+                raise InvalidParameter(loc, unknown_code(what, key))
             cache[key] = found
         return cache[key]
 
@@ -178,6 +178,17 @@ def as_input(event: Event) -> EventCreate:
             for link in event.links
         ],
     )
+
+
+def input_rows(session: Session, ids: Sequence[int]) -> Sequence[Event]:
+    """These events loaded for `as_input`, deleted ones too (an archive import checks them)."""
+    return session.scalars(select(Event).where(Event.id.in_(ids)).options(*_load_options())).all()
+
+
+def checked_input(event: Event) -> EventCreate:
+    """`as_input` validated as the body of a POST is: `as_input` trusts what the database holds,
+    an archive import does not."""
+    return EventCreate.model_validate(as_input(event).model_dump())
 
 
 def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:

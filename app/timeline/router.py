@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.db import DatabaseThreads, SessionDep, transaction
 from app.json import JSONBytes
-from app.routing import QueryModelRoute
+from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
 from app.timeline.schemas import (
@@ -22,7 +22,7 @@ from app.timeline.schemas import (
     TimelineQuery,
 )
 
-router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
+router = APIRouter(prefix="/v1/timeline", tags=["Timeline"], route_class=StrictQueryRoute)
 T = TypeVar("T")
 
 
