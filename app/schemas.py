@@ -75,12 +75,11 @@ class ReadModel(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
-# The widest integer either database compares: SQLite's INTEGER and PostgreSQL's bigint are
-# 64-bit. SQLite refuses a larger Python int outright (OverflowError, a 500), so every integer a
-# client sends is bounded before it reaches a statement.
-INT64_MAX = 2**63 - 1
-# PostgreSQL's `integer`, the type of every integer column here: the most a stored number holds.
-INT32_MAX = 2**31 - 1
+# The largest value of an integer column: every id, version and count here is PostgreSQL's
+# 32-bit `integer`, and SQLAlchemy casts a value compared with one to `integer` (a larger one is
+# a DataError); SQLite refuses anything beyond 64 bits outright (OverflowError). So every
+# integer a client sends is bounded by this before it reaches a statement.
+INTEGER_MAX = 2**31 - 1
 
 
 def _shown(value: str) -> str:
@@ -216,18 +215,18 @@ WikidataQid = Annotated[
     str,
     Shape(r"^Q[1-9][0-9]*$", "{value} is not a Wikidata item id: use Q and a number, such as Q912"),
 ]
-# A number of people (casualties): what an integer column holds.
-Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
-# An id given in a query or a body (a filter, a cursor): a number beyond 64 bits is out of
-# range, a 422 naming the parameter.
-RowId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+# A number of people (casualties), as an integer column holds it.
+Count = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
+# An id given in a query or a body (a filter, a cursor): one no integer column can hold is out
+# of range, a 422 naming the parameter.
+RowId = Annotated[int, Field(ge=1, le=INTEGER_MAX)]
 
 
 @dataclass(frozen=True, slots=True)
 class IdInPath:
-    """For the id in a path: one beyond 64 bits can name no row, so it is a 404 with the same
-    message as any unknown id (`message`, where `{}` is the id), not a range error. Raised from
-    the validator as the domain's NotFound, which pydantic does not catch."""
+    """For the id in a path: one no integer column can hold names no row, so it is a 404 with
+    the same message as any unknown id (`message`, where `{}` is the id), not a range error.
+    Raised from the validator as the domain's NotFound, which pydantic does not catch."""
 
     message: str
 
@@ -237,7 +236,7 @@ class IdInPath:
         message = self.message
 
         def exists(value: int) -> int:
-            if value > INT64_MAX:
+            if value > INTEGER_MAX:
                 raise NotFound(message.format(value))
             return value
 
@@ -247,7 +246,7 @@ class IdInPath:
         self, schema: CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema["maximum"] = INT64_MAX
+        json_schema["maximum"] = INTEGER_MAX
         return json_schema
 
 

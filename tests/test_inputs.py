@@ -401,6 +401,7 @@ class TestIntegersBeyondTheDatabase:
             ("GET", f"/v1/sources/{BIG}/revisions", None),
             ("GET", "/v1/memberships/9223372036854775808", None),
             ("GET", "/v1/memberships/9223372036854775808/revisions", None),
+            ("GET", "/v1/memberships/2147483648", None),
             ("GET", f"/v1/webhook-deliveries/{BIG}", "hooks"),
             ("POST", f"/v1/webhook-deliveries/{BIG}/redeliver", "hooks"),
             ("DELETE", f"/v1/keys/{BIG}", "admin"),
@@ -418,17 +419,19 @@ class TestIntegersBeyondTheDatabase:
         assert path.split("/")[3] in body["detail"], body
 
     def test_the_largest_id_is_an_ordinary_unknown_one(self, client: TestClient) -> None:
-        response = client.get("/v1/sources/9223372036854775807")
-        assert assert_problem(response, 404)["detail"] == "No source with id 9223372036854775807."
+        """2**31 - 1: the largest id an integer column holds, on PostgreSQL as on SQLite."""
+        response = client.get("/v1/sources/2147483647")
+        assert assert_problem(response, 404)["detail"] == "No source with id 2147483647."
 
     @pytest.mark.parametrize(
         ("path", "param", "value"),
         [
             ("/v1/audit", "cursor", BIG),
             ("/v1/audit", "key", BIG),
-            ("/v1/audit", "key", "9223372036854775808"),
-            ("/v1/changes", "since", changes_position("99999999999999999999999")),
+            ("/v1/audit", "key", "2147483648"),
             ("/v1/changes", "since", changes_position("9223372036854775808")),
+            ("/v1/changes", "since", changes_position("99999999999999999999999")),
+            ("/v1/changes", "since", changes_position("2147483648")),
         ],
     )
     def test_a_value_out_of_range_is_refused_by_name(
@@ -439,10 +442,10 @@ class TestIntegersBeyondTheDatabase:
 
     def test_the_largest_values_are_valid(self, writable: Writable) -> None:
         admin = writable.auth("admin")
-        for params in ({"key": "9223372036854775807"}, {"cursor": "9223372036854775807"}):
+        for params in ({"key": "2147483647"}, {"cursor": "2147483647"}):
             response = writable.client.get("/v1/audit", params=params, headers=admin)
             assert response.status_code == 200, response.text
-        since = changes_position("9223372036854775807")
+        since = changes_position("2147483647")
         response = writable.client.get("/v1/changes", params={"since": since})
         assert response.status_code == 200, response.text
         assert response.json()["items"] == []

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.errors import Gone, InvalidParameter, PreconditionFailed
 from app.models import Revision
-from app.schemas import INT64_MAX
+from app.schemas import INTEGER_MAX
 
 # Any constant works; it only has to be the same for every writer of this database.
 FEED_LOCK_KEY = 7_411_2025
@@ -139,8 +139,8 @@ def decode_position(cursor: str) -> int:
         if kind != "rev" or not number.isascii() or not number.isdigit():
             raise ValueError(raw)
         position = int(number)
-        if position > INT64_MAX:
-            # Issued by no API: no revision id is this large (and SQLite cannot compare it).
+        if position > INTEGER_MAX:
+            # Issued by no API: no revision id is this large, and no database compares it.
             raise ValueError(raw)
         return position
     except (binascii.Error, UnicodeDecodeError, ValueError):
