@@ -88,15 +88,36 @@ def _shown(value: str) -> str:
     return repr(value if len(value) <= 60 else value[:60] + "…")
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """The form a string must have, as annotation metadata: checked with a message that says
-    what to send (`message`, where `{value}` is the value given) instead of pydantic's, which
-    shows the regular expression. OpenAPI still publishes the expression as `pattern`.
+class _Check:
+    """Annotation metadata: a check run after pydantic's own validation of the type, and what
+    it adds to the published JSON schema."""
 
-    With `upper`, an ASCII value is upper-cased first, so codes are accepted in any case and
-    stored and served in one. Non-ASCII is left alone: `"ß".upper()` is "SS", and a dotless i
-    (U+0131) would become I, so confusable letters could otherwise turn into a real code.
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def published(self) -> dict[str, Any]:
+        return {}
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(schema), **self.published()}
+
+
+@dataclass(frozen=True)
+class Shape(_Check):
+    """The form a string must have: checked with a message that says what to send (`message`,
+    where `{value}` is the value given) instead of pydantic's, which shows the regular
+    expression. OpenAPI still publishes the expression as `pattern`.
+
+    With `upper` (or `lower`), an ASCII value is upper-cased first, so codes are accepted in any
+    case and stored and served in one. Non-ASCII is left alone: `"ß".upper()` is "SS", and a
+    dotless i (U+0131) would become I, so confusable letters could otherwise turn into a code.
     """
 
     pattern: str
@@ -104,33 +125,21 @@ class Shape:
     upper: bool = False
     lower: bool = False
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
+    def check(self, value: Any) -> Any:
+        given = str(value)
+        if given.isascii():
+            value = given.upper() if self.upper else given.lower() if self.lower else given
         # fullmatch: with re.match, `$` also matches before a final newline.
-        compiled = re.compile(self.pattern)
-        message, upper, lower = self.message, self.upper, self.lower
+        if re.fullmatch(self.pattern, value) is None:
+            raise PydanticCustomError(
+                "string_pattern_mismatch",
+                self.message,
+                {"value": _shown(given), "query": quote(given.lower()[:60], safe="")},
+            )
+        return value
 
-        def check(given: str) -> str:
-            value = given
-            if given.isascii():
-                value = given.upper() if upper else given.lower() if lower else given
-            if compiled.fullmatch(value) is None:
-                raise PydanticCustomError(
-                    "string_pattern_mismatch",
-                    message,
-                    {"value": _shown(given), "query": quote(given.lower()[:60], safe="")},
-                )
-            return value
-
-        return core_schema.no_info_after_validator_function(check, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema["pattern"] = self.pattern
-        return json_schema
+    def published(self) -> dict[str, Any]:
+        return {"pattern": self.pattern}
 
 
 # What to do about a code that is malformed (pydantic) or names nothing (the services): one
@@ -222,32 +231,21 @@ Count = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
 RowId = Annotated[int, Field(ge=1, le=INTEGER_MAX)]
 
 
-@dataclass(frozen=True, slots=True)
-class IdInPath:
+@dataclass(frozen=True)
+class IdInPath(_Check):
     """For the id in a path: one no integer column can hold names no row, so it is a 404 with
     the same message as any unknown id (`message`, where `{}` is the id), not a range error.
     Raised from the validator as the domain's NotFound, which pydantic does not catch."""
 
     message: str
 
-    def __get_pydantic_core_schema__(
-        self, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        message = self.message
+    def check(self, value: Any) -> Any:
+        if value > INTEGER_MAX:
+            raise NotFound(self.message.format(value))
+        return value
 
-        def exists(value: int) -> int:
-            if value > INTEGER_MAX:
-                raise NotFound(message.format(value))
-            return value
-
-        return core_schema.no_info_after_validator_function(exists, handler(source))
-
-    def __get_pydantic_json_schema__(
-        self, schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        json_schema = handler(schema)
-        json_schema["maximum"] = INTEGER_MAX
-        return json_schema
+    def published(self) -> dict[str, Any]:
+        return {"maximum": INTEGER_MAX}
 
 
 def _utc_instant(value: dt.datetime) -> dt.datetime:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, func, select
 from app.db import Base
 from app.models import Event
 from tests.conftest import Writable
-from tests.helpers import assert_problem
+from tests.helpers import assert_problem, event_body
 from tests.live import LiveServer
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
@@ -462,22 +462,6 @@ class TestConfusableCodes:
         # Search, unlike codes, folds case and accents on purpose.
         response = c.get("/v1/states", params={"q": "ALGÉRIE"})
         assert [s["code"] for s in response.json()["items"]] == ["DZA"]
-
-
-def event_body(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "2025-04-21-hostile-statement",
-        "kind": "diplomatic_action",
-        "category": "statement",
-        "date": "2025-04-21",
-        "date_precision": "day",
-        "title": "A hostile statement",
-        "summary": "Written by the hostile-input tests.",
-        "participants": [{"state": "MLI", "role": "initiator"}],
-        "sources": [{"url": "https://example.org/hostile", "publisher": "Test"}],
-    }
-    body.update(changes)
-    return body
 
 
 def raw_status(port: int, target: bytes) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.errors import database_unavailable
 from tests.conftest import ON_POSTGRES, Writable
-from tests.helpers import assert_problem, ids
+from tests.helpers import assert_problem, event_body, ids
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 BIG = "99999999999999999999"
@@ -34,21 +34,6 @@ def refusal(response: Any, param: str, status: int = 422) -> str:
     for message in messages:
         assert not REGEX_SIGNS.search(message), message
     return str(body["detail"])
-
-
-def event_body(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": "2025-04-23-inputs-statement",
-        "kind": "diplomatic_action",
-        "category": "statement",
-        "date": "2025-04-23",
-        "date_precision": "day",
-        "title": "A statement written by the input tests",
-        "summary": "Written by tests/test_inputs.py.",
-        "participants": [{"state": "MLI", "role": "initiator"}],
-        "sources": [{"url": "https://example.org/inputs", "publisher": "Test"}],
-    }
-    return body | changes
 
 
 def new_endpoint(writable: Writable, **fields: Any) -> str:
