@@ -34,6 +34,7 @@ from app.db import Base, UTCDateTime
 from app.errors import AppError, Conflict
 from app.events import documents
 from app.events import service as events
+from app.events.schemas import EventCreate
 from app.models import Event, EventDocument, Membership, Organisation, Place, Source, State
 from app.organisations import service as organisations
 from app.places import service as places
@@ -413,7 +414,7 @@ CHECKED: tuple[
         organisations.membership_input,
         lambda r: str(r.id),
     ),
-    ("event", Event, events.input_rows, events.checked_input, lambda r: r.public_id),
+    ("event", Event, events.input_documents, EventCreate.model_validate, lambda r: r["id"]),
 )
 
 

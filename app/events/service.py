@@ -180,15 +180,34 @@ def as_input(event: Event) -> EventCreate:
     )
 
 
-def input_rows(session: Session, ids: Sequence[int]) -> Sequence[Event]:
-    """These events loaded for `as_input`, deleted ones too (an archive import checks them)."""
-    return session.scalars(select(Event).where(Event.id.in_(ids)).options(*_load_options())).all()
-
-
-def checked_input(event: Event) -> EventCreate:
-    """`as_input` validated as the body of a POST is: `as_input` trusts what the database holds,
-    an archive import does not."""
-    return EventCreate.model_validate(as_input(event).model_dump())
+def input_documents(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """These events, deleted ones too, as the body of the POST that would create each: their
+    served documents (assembled from the tables, as `documents.fill` does) less what is
+    derived, plus their links. What an archive import validates with EventCreate: a fifth of
+    the time of loading the ORM objects for `as_input`."""
+    link = EventLink.__table__.c
+    target = Event.__table__.c
+    links: dict[int, list[dict[str, str]]] = {}
+    rows = session.execute(
+        select(link.from_event_id, link.link_type, target.public_id)
+        .join(Event, target.id == link.to_event_id)
+        .where(link.from_event_id.in_(ids))
+    )
+    for from_id, link_type, public_id in rows:
+        links.setdefault(from_id, []).append({"type": link_type, "event": public_id})
+    fields = EventCreate.model_fields
+    bodies = []
+    for event_id, doc in zip(ids, documents.assemble(session, ids), strict=True):
+        body = {key: value for key, value in doc.items() if key in fields}
+        # A claim is served with its sources; it is written with one.
+        body["claims"] = [
+            {key: value for key, value in claim.items() if key != "sources"}
+            | {"source": (claim["sources"] or [None])[0]}
+            for claim in doc["claims"]
+        ]
+        body["links"] = links.get(event_id, [])
+        bodies.append(body)
+    return bodies
 
 
 def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:
