@@ -568,6 +568,71 @@ class TestInstantsAtTheEdges:
         drop_endpoint(writable, endpoint)
 
 
+class TestEventsAtTheEdges:
+    """An event's period must end by 9999-12-30: every export gives it the day after its end
+    (iCalendar's DTEND), and the ICS export of any query holding a later one stopped after its
+    header, with a 200."""
+
+    @pytest.mark.parametrize(
+        ("changes", "field"),
+        [
+            # Checked with the precision, so reported there ("date_precision: date is ...").
+            ({"date": "9999-12-31"}, "date_precision"),
+            ({"date": "9999-12-01", "date_precision": "month"}, "date_precision"),
+            ({"date": "9999-01-01", "date_precision": "year"}, "date_precision"),
+            ({"date": "9999-12-30", "end_date": "9999-12-31"}, "end_date"),
+        ],
+    )
+    def test_a_period_that_ends_with_the_calendar(
+        self, writable: Writable, changes: dict[str, str], field: str
+    ) -> None:
+        response = writable.client.post(
+            "/v1/events", json=event_body(**changes), headers=writable.auth()
+        )
+        detail = refusal(response, field)
+        assert "is out of range" in detail and "9999-12-30" in detail
+
+    def test_events_at_both_ends_export_in_every_format(self, writable: Writable) -> None:
+        c, auth = writable.client, writable.auth()
+        location = {"name": "Bamako", "lat": 12.64, "lon": -8.0, "precision": "locality"}
+        edges = [
+            event_body(id="0001-01-01-inputs-edge", date="0001-01-01", tags=["calendar-edge"]),
+            event_body(
+                id="9999-12-29-inputs-edge",
+                date="9999-12-29",
+                end_date="9999-12-30",
+                tags=["calendar-edge"],
+            ),
+            event_body(
+                id="9999-11-01-inputs-edge",
+                date="9999-11-01",
+                date_precision="month",
+                tags=["calendar-edge"],
+            ),
+        ]
+        for body in edges:
+            created = c.post("/v1/events", json={**body, "location": location}, headers=auth)
+            assert created.status_code == 201, created.text
+        query = {"tag": "calendar-edge"}
+        ics = c.get("/v1/timeline", params={**query, "format": "ics"})
+        assert ics.status_code == 200
+        assert ics.text.count("BEGIN:VEVENT") == 3, ics.text
+        assert ics.text.rstrip().endswith("END:VCALENDAR")
+        assert "DTEND;VALUE=DATE:99991231" in ics.text
+        assert len(c.get("/v1/timeline", params={**query, "format": "csv"}).text.splitlines()) == 4
+        for fmt, count in (
+            ("geojson", lambda d: len(d["features"])),
+            ("timelinejs", lambda d: len(d["events"])),
+            ("json", lambda d: len(d["items"])),
+        ):
+            response = c.get("/v1/timeline", params={**query, "format": fmt})
+            assert response.status_code == 200, (fmt, response.text)
+            assert count(response.json()) == 3, fmt
+        for body in edges:
+            deleted = c.delete(f"/v1/events/{body['id']}", headers={**auth, "If-Match": "*"})
+            assert deleted.status_code == 204
+
+
 # --- defect 25: citation URLs --------------------------------------------------------------
 
 BAD_CITATIONS = [

@@ -1,3 +1,4 @@
+import calendar
 import datetime as dt
 from typing import Annotated, Self
 
@@ -111,6 +112,22 @@ class LinkIn(InputModel):
     event: Slug = Field(description="Id of the linked event.")
 
 
+def _ends_in_the_calendar(value: dt.date, precision: DatePrecision, field: str) -> None:
+    """Exports give an event the day after its period (iCalendar's exclusive DTEND): a period
+    whose last day is 9999-12-31 has none, and an export holding it would fail."""
+    if precision is DatePrecision.day:
+        last = value
+    elif precision is DatePrecision.month:
+        last = value.replace(day=calendar.monthrange(value.year, value.month)[1])
+    else:
+        last = value.replace(month=12, day=31)
+    if last >= dt.date.max:
+        raise ValueError(
+            f"{field} is out of range: the last day an event can cover is 9999-12-30 (exports"
+            " give each event the day after it, and 9999-12-31 has none)"
+        )
+
+
 class EventCreate(InputModel):
     id: Slug = Field(
         description="Stable public id: a readable slug that starts with the event's date.",
@@ -162,6 +179,7 @@ class EventCreate(InputModel):
     def _precision(cls, value: DatePrecision, info: ValidationInfo) -> DatePrecision:
         if "date" in info.data:
             check_precision(info.data["date"], value, "date")
+            _ends_in_the_calendar(info.data["date"], value, "date")
         return value
 
     @field_validator("end_date")
@@ -170,6 +188,8 @@ class EventCreate(InputModel):
         start = info.data.get("date")
         if value is not None and start is not None and value < start:
             raise ValueError("end_date is before date")
+        if value is not None:
+            _ends_in_the_calendar(value, DatePrecision.day, "end_date")
         return value
 
     @field_validator("participants")
