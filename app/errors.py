@@ -8,7 +8,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -86,7 +92,13 @@ def database_unavailable(exc: BaseException) -> bool:
     or lost connections, a database that does not accept connections, SQLite's "database is
     locked" after busy_timeout, PostgreSQL's lock_timeout, deadlocks and serialisation failures.
     """
-    if isinstance(exc, IntegrityError):
+    if isinstance(exc, IntegrityError | DataError):
+        # A value the database cannot hold or compare (PostgreSQL's NumericValueOutOfRange, an
+        # impossible date): retrying the same request cannot help. Inputs are bounded before
+        # any statement (app/schemas.py), so one reaching here is a bug: a 500.
+        return False
+    if isinstance(exc, OperationalError) and "integer overflow" in str(exc.orig):
+        # SQLite reports arithmetic overflow as an OperationalError, the class of its locks.
         return False
     if isinstance(exc, OperationalError | PoolTimeout | DisconnectionError):
         return True
@@ -134,6 +146,23 @@ def problem(
     )
 
 
+# pydantic's own messages for dates and instants say what is wrong but not what to send.
+_DAY = "give a date as YYYY-MM-DD, such as 2025-04-10"
+_INSTANT = (
+    "give an instant as YYYY-MM-DDTHH:MM:SS and Z or an offset (UTC if none), such as"
+    " 2025-04-07T12:00:00Z or 2025-04-07T13:00:00+01:00; a date alone means its midnight UTC"
+)
+_FORMS = {
+    "date_type": _DAY,
+    "date_parsing": _DAY,
+    "date_from_datetime_parsing": _DAY,
+    "date_from_datetime_inexact": _DAY,
+    "datetime_type": _INSTANT,
+    "datetime_parsing": _INSTANT,
+    "datetime_from_date_parsing": _INSTANT,
+}
+
+
 def _validation_errors(
     exc: RequestValidationError | ValidationError, prefix: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
@@ -142,6 +171,9 @@ def _validation_errors(
         msg = str(err.get("msg", "invalid"))
         # pydantic prefixes messages of ValueErrors raised by our own validators.
         msg = msg.removeprefix("Value error, ")
+        form = _FORMS.get(str(err.get("type")))
+        if form is not None:
+            msg = f"{msg}: {form}"
         loc = [*prefix, *err["loc"]]
         out.append(
             {

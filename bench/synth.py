@@ -435,7 +435,7 @@ def build_world(
         rows["source"].append(
             (
                 sid,
-                f"https://{domain}.example/{day.year}/{sid}-{slug}",
+                f"https://{domain}.example.org/{day.year}/{sid}-{slug}",
                 pub,
                 title,
                 day.isoformat(),

@@ -21,6 +21,23 @@ def assert_problem(response: Any, status: int, param: str | None = None) -> dict
     return body
 
 
+def event_body(**changes: Any) -> dict[str, Any]:
+    """A valid POST /v1/events body (the hostile-input tests' statement), with `changes`."""
+    body: dict[str, Any] = {
+        "id": "2025-04-21-hostile-statement",
+        "kind": "diplomatic_action",
+        "category": "statement",
+        "date": "2025-04-21",
+        "date_precision": "day",
+        "title": "A hostile statement",
+        "summary": "Written by the hostile-input tests.",
+        "participants": [{"state": "MLI", "role": "initiator"}],
+        "sources": [{"url": "https://example.org/hostile", "publisher": "Test"}],
+    }
+    body.update(changes)
+    return body
+
+
 def ids(response: Any) -> list[str]:
     assert response.status_code == 200, response.text
     return [item["id"] for item in response.json()["items"]]

@@ -11,6 +11,7 @@ import gzip
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -439,3 +440,71 @@ def test_any_json_layout_streams_in_small_pieces(
     doc = json.loads(archive.read_bytes())
     assert summary.counts() == {t["name"]: t["row_count"] for t in doc["tables"]}
     assert_empty(empty_target)  # restore() rolled back
+
+
+def edited(archive: Path, table: str, column: str, value: Any, row: int = 0) -> bytes:
+    """The archive with one value of one row replaced."""
+    doc = json.loads(archive.read_bytes())
+    found = next(t for t in doc["tables"] if t["name"] == table)
+    found["rows"][row][found["columns"].index(column)] = value
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def first_event_title(archive: Path) -> str:
+    doc = json.loads(archive.read_bytes())
+    events = next(t for t in doc["tables"] if t["name"] == "event")
+    return str(events["rows"][0][events["columns"].index("title")])
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "message"),
+    [
+        # What the API refuses, a restore refuses too, with the API's own message (issue 22).
+        ("event", "title", "A title\x00with a NUL", "NUL characters"),
+        ("state_alias", "alias", "Mali\x00", "NUL characters"),
+        ("revision", "after", {"title": "\x00"}, "NUL characters"),
+        ("source", "url", "http://[", "source 1: field url: not a citable URL"),
+        ("source", "url", "https://[fe80::1%eth0]/", "not a citable URL"),
+        ("event", "date_precision", "month", "field date_precision: date has month precision"),
+        ("event", "title", "", "field title: String should have at least 1 character"),
+        ("event", "casualties_killed", 2**40, "does not fit a 32-bit integer column"),
+        ("event", "id", 2**70, "does not fit a 32-bit integer column"),
+        ("event", "cameo_code", "999", "field cameo_code: unknown CAMEO code '999'"),
+        ("event_tag", "tag", "Not A Tag", "field tags.0: 'Not A Tag' is not a tag"),
+        ("state", "code", "M1I", "state M1I: field code: unknown state 'M1I'"),
+        ("membership", "start_precision", "year", "membership 1: field start_precision"),
+        ("place", "code", "tin zaouaten", "place tin zaouaten: field code"),
+        ("organisation_name", "name", "", "organisation"),
+    ],
+)
+def test_a_restore_validates_rows_as_the_api_does(
+    archive: Path, empty_target: Engine, table: str, column: str, value: Any, message: str
+) -> None:
+    data = edited(archive, table, column, value)
+    with pytest.raises(service.InvalidArchive, match=re.escape(message)):
+        restore(empty_target, data)
+    assert_empty(empty_target)
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity"])
+def test_a_restore_refuses_numbers_json_does_not_have(
+    archive: Path, empty_target: Engine, number: bytes
+) -> None:
+    marker = 123456.789
+    data = edited(archive, "claim", "value", marker).replace(b"123456.789", number)
+    with pytest.raises(service.InvalidArchive, match="not a JSON number"):
+        restore(empty_target, data)
+    assert_empty(empty_target)
+
+
+def test_a_nul_in_a_title_over_the_command_line(
+    archive: Path, empty_target: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m app.import` (the command the issue tried) refuses it and writes nothing."""
+    bad = tmp_path / "nul.json"
+    bad.write_bytes(edited(archive, "event", "title", first_event_title(archive) + "\x00"))
+    url = empty_target.url.render_as_string(hide_password=False)
+    assert import_main([str(bad), "--database-url", url, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "refused, nothing written" in err and "NUL characters" in err, err
+    assert_empty(empty_target)

@@ -404,7 +404,7 @@ class TestErrors:
         ("params", "param"),
         [
             ({"state": "XXX"}, "state"),
-            ({"state": "mli"}, "state"),
+            ({"state": "Mali"}, "state"),  # a name, not a code (any case of a code is one)
             ({"state": "ΜLI"}, "state"),  # Greek capital Mu: a confusable, not an ISO code
             ({"actor": "NOPE"}, "actor"),
             ({"target": "NOPE"}, "target"),

@@ -8,9 +8,12 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from app.archive.schemas import ArchiveDocument
 from app.archive.service import ArchiveExport
 from app.auth.dependencies import AdminCaller
+from app.routing import StrictQueryRoute
 from app.schemas import problem_responses
 
-router = APIRouter(prefix="/v1/archive", tags=["Revisions and changes"])
+router = APIRouter(
+    prefix="/v1/archive", tags=["Revisions and changes"], route_class=StrictQueryRoute
+)
 
 
 class ArchiveResponse(StreamingResponse):

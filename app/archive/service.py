@@ -16,10 +16,11 @@ from typing import IO, Any
 
 import orjson
 from pydantic import ValidationError
-from sqlalchemy import Date, Table, func, inspect, select, text
+from sqlalchemy import BigInteger, Date, Integer, Table, func, inspect, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from app import schemas
 from app.archive.schemas import (
     EXCLUDED,
     FORMAT,
@@ -32,8 +33,14 @@ from app.archive.schemas import (
 from app.db import Base, UTCDateTime
 from app.errors import AppError, Conflict
 from app.events import documents
-from app.models import EventDocument
+from app.events import service as events
+from app.events.schemas import EventCreate
+from app.models import Event, EventDocument, Membership, Organisation, Place, Source, State
+from app.organisations import service as organisations
+from app.places import service as places
 from app.revisions.service import FEED_LOCK_KEY
+from app.sources import service as sources
+from app.states import service as states
 
 Progress = Callable[[str, int, int], None]
 """Called with (table, rows done, rows in the table) every few thousand rows."""
@@ -41,6 +48,7 @@ Progress = Callable[[str, int, int], None]
 PROGRESS_EVERY = 50_000
 INSERT_BATCH = 2_000
 READ_BATCH = 2_000
+CHECK_BATCH = 500
 # A table this large is loaded without its secondary indexes, which are rebuilt afterwards:
 # one sort per index instead of a random B-tree insertion per row (about twice as fast for
 # 100,000 events on SQLite).
@@ -247,6 +255,7 @@ def import_archive(
     reader.expect("]")
     reader.expect("}")
     reader.expect_end()
+    check_resources(session, progress)
     if postgres:
         _reset_sequences(session, expected)
     elif fts_triggers:
@@ -303,6 +312,10 @@ def _converter(column: Any) -> Callable[[Any], Any] | None:
         return _instant
     if isinstance(column.type, Date):
         return _date
+    if isinstance(column.type, BigInteger):
+        return _integer(64)
+    if isinstance(column.type, Integer):
+        return _integer(32)
     return None
 
 
@@ -363,6 +376,69 @@ def _row_sink(
         connection.exec_driver_sql(statement, batch)
 
 
+def _integer(bits: int) -> Callable[[Any], Any]:
+    """A check that a value fits the column, so that a number too large is refused by name, not
+    by the driver (SQLite raises OverflowError beyond 64 bits, PostgreSQL `integer` holds 32)."""
+    high = 2 ** (bits - 1) - 1
+
+    def check(value: Any) -> Any:
+        if isinstance(value, int) and not -high - 1 <= value <= high:
+            raise ValueError(f"{value} does not fit a {bits}-bit integer column")
+        return value
+
+    return check
+
+
+# The API's own input schemas check every restored resource, as a POST of it would be checked:
+# what the API refuses (a NUL in a title, a citation URL that is not a public http(s) address,
+# a date that does not fit its precision) is not let in through a restore. Each is the
+# resource's name, its table, how to load a batch of rows, and the input form of a row (which
+# raises pydantic's ValidationError when the API would refuse it).
+CHECKED: tuple[
+    tuple[str, Any, Callable[..., Any], Callable[[Any], Any], Callable[[Any], str]], ...
+] = (
+    ("state", State, states.input_rows, states.as_input, lambda r: r.code),
+    ("source", Source, sources.input_rows, sources.as_input, lambda r: str(r.id)),
+    ("place", Place, places.input_rows, places.as_input, lambda r: r.code),
+    (
+        "organisation",
+        Organisation,
+        organisations.organisation_input_rows,
+        organisations.as_input,
+        lambda r: r.code,
+    ),
+    (
+        "membership",
+        Membership,
+        organisations.membership_input_rows,
+        organisations.membership_input,
+        lambda r: str(r.id),
+    ),
+    ("event", Event, events.input_documents, EventCreate.model_validate, lambda r: r["id"]),
+)
+
+
+def check_resources(session: Session, progress: Progress = _no_progress) -> None:
+    """Refuse the restore (InvalidArchive) if a restored resource is one the API would refuse."""
+    for what, model, load, to_input, key in CHECKED:
+        ids = list(session.scalars(select(model.id).order_by(model.id)))
+        for start in range(0, len(ids), CHECK_BATCH):
+            for row in load(session, ids[start : start + CHECK_BATCH]):
+                try:
+                    to_input(row)
+                except ValidationError as exc:
+                    first = exc.errors()[0]
+                    where = ".".join(str(part) for part in first["loc"]) or "(record)"
+                    msg = str(first["msg"]).removeprefix("Value error, ")
+                    raise InvalidArchive(
+                        f"{what} {key(row)}: field {where}: {msg} (the API refuses it, so a"
+                        " restore does too)"
+                    ) from exc
+            # Rows are checked once: keep the session's identity map from holding them all.
+            session.expunge_all()
+            progress(f"{what} (checked)", min(start + CHECK_BATCH, len(ids)), len(ids))
+
+
 def _instant(value: Any) -> dt.datetime | None:
     if value is None:
         return None
@@ -408,6 +484,12 @@ def _import_table(session: Session, reader: "JsonStream", table: Table, progress
             if not isinstance(row, list) or len(row) != width:
                 raise InvalidArchive(
                     f"{table.name}: row {done + 1} is not a list of {width} values"
+                )
+            if schemas.has_nul(row):
+                # The rule of every API input (app/schemas.py), for every table: PostgreSQL
+                # text cannot hold NUL at all, and SQLite would keep what the API refuses.
+                raise InvalidArchive(
+                    f"{table.name}: row {done + 1}: NUL characters (U+0000) are not allowed"
                 )
             try:
                 write(tuple([v if f is None else f(v) for f, v in zip(prepare, row)]))  # noqa: B905 - width checked
@@ -495,6 +577,10 @@ def _reset_sequences(session: Session, tables: list[Table]) -> None:
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _not_json(name: str) -> Any:
+    raise InvalidArchive(f"the archive holds {name}, which is not a JSON number")
+
+
 class JsonStream:
     """Reads one JSON document piece by piece, so that a table's rows are never all in memory.
 
@@ -509,7 +595,9 @@ class JsonStream:
     def __init__(self, source: IO[bytes], *, max_value: int = 64 << 20) -> None:
         self._source = source
         self._decode = codecs.getincrementaldecoder("utf-8")()
-        self._decoder = json.JSONDecoder()
+        # NaN and Infinity are not JSON (the export never writes them); SQLite would store NaN as
+        # NULL.
+        self._decoder = json.JSONDecoder(parse_constant=_not_json)
         self._buf = ""
         self._pos = 0
         self._consumed = 0  # characters dropped from the front of the buffer

@@ -1,4 +1,3 @@
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -7,9 +6,10 @@ from app.audit import service
 from app.audit.schemas import AuditList
 from app.auth.dependencies import AdminCaller
 from app.db import SessionDep
-from app.schemas import problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import Instant, RowId, problem_responses
 
-router = APIRouter(prefix="/v1/audit", tags=["Audit"])
+router = APIRouter(prefix="/v1/audit", tags=["Audit"], route_class=StrictQueryRoute)
 
 
 @router.get("", response_model=AuditList, responses=problem_responses(401, 403, 422))
@@ -17,20 +17,16 @@ def list_audit(
     session: SessionDep,
     _: AdminCaller,
     response: Response,
-    key: Annotated[
-        int | None, Query(ge=1, description="Only entries made with this key id.")
-    ] = None,
+    key: Annotated[RowId | None, Query(description="Only entries made with this key id.")] = None,
     action: Annotated[
         str | None,
         Query(max_length=100, description="Only this operation, e.g. `create_event`."),
     ] = None,
     since: Annotated[
-        dt.datetime | None, Query(description="At or after this instant (UTC if no offset).")
+        Instant | None, Query(description="At or after this instant (UTC if no offset).")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 50,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the last page.")
-    ] = None,
+    cursor: Annotated[RowId | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> dict[str, Any]:
     """Every acknowledged write and admin action, newest first (admin scope).
 
@@ -39,8 +35,6 @@ def list_audit(
     are in the service's logs, as JSON lines with `"audit": true` and the same fields.
     """
     response.headers["Cache-Control"] = "no-store"
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
     return service.list_entries(
         session, key_id=key, action=action, since=since, limit=limit, cursor=cursor
     )

@@ -6,9 +6,10 @@ from app.auth import service
 from app.auth.dependencies import AdminCaller
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRevoked
 from app.db import SessionDep
-from app.schemas import problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import IdInPath, problem_responses
 
-router = APIRouter(prefix="/v1/keys", tags=["API keys"])
+router = APIRouter(prefix="/v1/keys", tags=["API keys"], route_class=StrictQueryRoute)
 
 
 @router.get("", response_model=KeyList, responses=problem_responses(401, 403))
@@ -30,7 +31,9 @@ def create_key(data: KeyCreate, session: SessionDep, _: AdminCaller) -> dict[str
     "/{key_id}", response_model=KeyRevoked, responses=problem_responses(401, 403, 404, 422)
 )
 def revoke_key(
-    key_id: Annotated[int, Path(ge=1, description="The key's id.")],
+    key_id: Annotated[
+        int, Path(ge=1, description="The key's id."), IdInPath("No API key with id {}.")
+    ],
     session: SessionDep,
     _: AdminCaller,
 ) -> dict[str, Any]:

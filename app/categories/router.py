@@ -4,8 +4,9 @@ from fastapi import APIRouter
 
 from app.categories import service
 from app.categories.schemas import Vocabulary
+from app.routing import StrictQueryRoute
 
-router = APIRouter(prefix="/v1/categories", tags=["Vocabulary"])
+router = APIRouter(prefix="/v1/categories", tags=["Vocabulary"], route_class=StrictQueryRoute)
 
 
 @router.get("", response_model=Vocabulary)

@@ -1,4 +1,3 @@
-import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
@@ -10,17 +9,16 @@ from app.events.schemas import EventCreate, EventDetail
 from app.hosts import base_url
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
-from app.schemas import problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import EventIdText, Instant, problem_responses
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
-router = APIRouter(prefix="/v1/events", tags=["Timeline"])
+router = APIRouter(prefix="/v1/events", tags=["Timeline"], route_class=StrictQueryRoute)
 
 EventId = Annotated[
-    str,
+    EventIdText,
     Path(
-        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
-        max_length=120,
         description="The event's stable id.",
         examples=["2025-04-01-algeria-shoots-down-malian-drone"],
     ),
@@ -49,7 +47,7 @@ def get_event(
     request: Request,
     session: SessionDep,
     as_known_at: Annotated[
-        dt.datetime | None,
+        Instant | None,
         Query(
             description="Serve the event exactly as the API served it at this instant, from its"
             " revision history, so a citation can be reproduced.",
@@ -60,7 +58,7 @@ def get_event(
     """One event with its participants, location, claims, sources, and its links to other events in
     both directions (what it answered, and what answered it). The `ETag` header is its version."""
     if as_known_at is not None:
-        return JSONBytes(service.get_as_known_at(session, id, _aware(as_known_at)))
+        return JSONBytes(service.get_as_known_at(session, id, as_known_at))
     doc, version = service.get_detail(session, id)
     at = service.recorded_at(session, id)
     if at is not None:
@@ -74,10 +72,6 @@ def get_event(
             f" Sources: {publishers}."
         )
     return respond(doc, version=version)
-
-
-def _aware(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
 
 
 @router.post(

@@ -1,15 +1,20 @@
+import calendar
 import datetime as dt
 from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from app.schemas import (
+    SLUG,
+    SLUG_ADVICE,
+    Count,
     InputModel,
     Latitude,
     Longitude,
     Name,
     OrganisationCode,
     ReadModel,
+    Shape,
     Slug,
     StateCode,
     Text,
@@ -27,7 +32,11 @@ from app.vocabulary import (
     ParticipantRole,
 )
 
-Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=60)]
+Tag = Annotated[
+    str,
+    StringConstraints(max_length=60),
+    Shape(SLUG, "{value} is not a tag: " + SLUG_ADVICE + ", such as april-2025-crisis"),
+]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -69,8 +78,8 @@ class LocationIn(InputModel):
 
 
 class CasualtiesIn(InputModel):
-    killed: Annotated[int, Field(ge=0)] | None = None
-    wounded: Annotated[int, Field(ge=0)] | None = None
+    killed: Count | None = None
+    wounded: Count | None = None
     note: Text | None = None
 
 
@@ -103,12 +112,38 @@ class LinkIn(InputModel):
     event: Slug = Field(description="Id of the linked event.")
 
 
+def _ends_in_the_calendar(value: dt.date, precision: DatePrecision, field: str) -> None:
+    """Exports give an event the day after its period (iCalendar's exclusive DTEND): a period
+    whose last day is 9999-12-31 has none, and an export holding it would fail."""
+    if precision is DatePrecision.day:
+        last = value
+    elif precision is DatePrecision.month:
+        last = value.replace(day=calendar.monthrange(value.year, value.month)[1])
+    else:
+        last = value.replace(month=12, day=31)
+    if last >= dt.date.max:
+        raise ValueError(
+            f"{field} is out of range: the last day an event can cover is 9999-12-30 (exports"
+            " give each event the day after it, and 9999-12-31 has none)"
+        )
+
+
 class EventCreate(InputModel):
     id: Slug = Field(
         description="Stable public id: a readable slug that starts with the event's date.",
         examples=["2025-04-01-algeria-shoots-down-malian-drone"],
     )
-    fact_ref: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}-[0-9]{3}$")] | None = None
+    fact_ref: (
+        Annotated[
+            str,
+            Shape(
+                r"^[A-Z]{2}-[0-9]{3}$",
+                "{value} is not a fact-base reference: use two capitals, a hyphen and three"
+                " digits, such as EV-001",
+            ),
+        ]
+        | None
+    ) = None
     kind: EventKind
     category: str = Field(description="A slug from `GET /v1/categories`.", examples=["shoot_down"])
     date: dt.date
@@ -144,6 +179,7 @@ class EventCreate(InputModel):
     def _precision(cls, value: DatePrecision, info: ValidationInfo) -> DatePrecision:
         if "date" in info.data:
             check_precision(info.data["date"], value, "date")
+            _ends_in_the_calendar(info.data["date"], value, "date")
         return value
 
     @field_validator("end_date")
@@ -152,6 +188,8 @@ class EventCreate(InputModel):
         start = info.data.get("date")
         if value is not None and start is not None and value < start:
             raise ValueError("end_date is before date")
+        if value is not None:
+            _ends_in_the_calendar(value, DatePrecision.day, "end_date")
         return value
 
     @field_validator("participants")

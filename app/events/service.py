@@ -37,7 +37,7 @@ from app.models import (
     StatePair,
 )
 from app.revisions import service as revision_service
-from app.schemas import Outcome, patched
+from app.schemas import Outcome, patched, unknown_code
 from app.sources import service as source_service
 from app.vocabulary import (
     CAMEO,
@@ -72,7 +72,7 @@ class Refs:
         if key not in cache:
             found = self.session.scalar(select(id_column).where(column == key))
             if found is None:
-                raise InvalidParameter(loc, f"unknown {what} {key!r}")
+                raise InvalidParameter(loc, unknown_code(what, key))
             cache[key] = found
         return cache[key]
 
@@ -179,6 +179,36 @@ def as_input(event: Event) -> EventCreate:
             for link in event.links
         ],
     )
+
+
+def input_documents(session: Session, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """These events, deleted ones too, as the body of the POST that would create each: their
+    served documents (assembled from the tables, as `documents.fill` does) less what is
+    derived, plus their links. What an archive import validates with EventCreate: a fifth of
+    the time of loading the ORM objects for `as_input`."""
+    link = EventLink.__table__.c
+    target = Event.__table__.c
+    links: dict[int, list[dict[str, str]]] = {}
+    rows = session.execute(
+        select(link.from_event_id, link.link_type, target.public_id)
+        .join(Event, target.id == link.to_event_id)
+        .where(link.from_event_id.in_(ids))
+    )
+    for from_id, link_type, public_id in rows:
+        links.setdefault(from_id, []).append({"type": link_type, "event": public_id})
+    fields = EventCreate.model_fields
+    bodies = []
+    for event_id, doc in zip(ids, documents.assemble(session, ids), strict=True):
+        body = {key: value for key, value in doc.items() if key in fields}
+        # A claim is served with its sources; it is written with one.
+        body["claims"] = [
+            {key: value for key, value in claim.items() if key != "sources"}
+            | {"source": (claim["sources"] or [None])[0]}
+            for claim in doc["claims"]
+        ]
+        body["links"] = links.get(event_id, [])
+        bodies.append(body)
+    return bodies
 
 
 def _comparable(data: EventCreate, *, with_links: bool) -> dict[str, Any]:

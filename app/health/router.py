@@ -5,9 +5,10 @@ from fastapi import APIRouter
 from app.db import SessionDep
 from app.health import service
 from app.health.schemas import Health, Readiness
+from app.routing import StrictQueryRoute
 from app.schemas import problem_responses
 
-router = APIRouter(tags=["Health"])
+router = APIRouter(tags=["Health"], route_class=StrictQueryRoute)
 
 
 @router.get("/healthz", response_model=Health)

@@ -16,18 +16,26 @@ from app.organisations.schemas import (
     OrganisationRead,
 )
 from app.revisions.schemas import RevisionList
-from app.schemas import SearchText, problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import IdInPath, OrganisationCode, SearchText, problem_responses
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
-router = APIRouter(prefix="/v1/organisations", tags=["States and organisations"])
-memberships = APIRouter(prefix="/v1/memberships", tags=["States and organisations"])
+router = APIRouter(
+    prefix="/v1/organisations", tags=["States and organisations"], route_class=StrictQueryRoute
+)
+memberships = APIRouter(
+    prefix="/v1/memberships", tags=["States and organisations"], route_class=StrictQueryRoute
+)
 
 OrgCodePath = Annotated[
-    str,
-    Path(pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$", description="Organisation code.", examples=["AES"]),
+    OrganisationCode, Path(description="Organisation code, in any case.", examples=["AES"])
 ]
-MembershipId = Annotated[int, Path(ge=1, description="The membership's id.", examples=[1])]
+MembershipId = Annotated[
+    int,
+    Path(ge=1, description="The membership's id.", examples=[1]),
+    IdInPath("No membership with id {}."),
+]
 Patch = Annotated[
     dict[str, Any],
     Body(

@@ -1,4 +1,5 @@
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, exists, or_, select
@@ -18,7 +19,7 @@ from app.models import (
 )
 from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold, patched
+from app.schemas import Outcome, fold, patched, unknown_code
 from app.sources import service as source_service
 from app.sources.schemas import SourceIn
 from app.vocabulary import MEMBER_STATUSES, MembershipEnd, MembershipStatus
@@ -161,6 +162,14 @@ def as_input(org: Organisation) -> OrganisationCreate:
             "sources": [source_service.as_input(src).model_dump() for src in org.sources],
         }
     )
+
+
+def organisation_input_rows(session: Session, ids: Sequence[int]) -> Sequence[Organisation]:
+    """These organisations loaded for `as_input`, deleted ones too (an archive import checks
+    them)."""
+    return session.scalars(
+        select(Organisation).where(Organisation.id.in_(ids)).options(*_org_options())
+    ).all()
 
 
 def upsert_organisation(session: Session, data: OrganisationCreate, actor: str) -> Outcome:
@@ -421,13 +430,13 @@ def _membership_refs(session: Session, data: MembershipCreate) -> tuple[int, int
     )
     if org_id is None:
         raise InvalidParameter(
-            ["body", "organisation"], f"unknown organisation {data.organisation!r}"
+            ["body", "organisation"], unknown_code("organisation", data.organisation)
         )
     state_id = session.scalar(
         select(State.id).where(State.code == data.state, State.deleted_at.is_(None))
     )
     if state_id is None:
-        raise InvalidParameter(["body", "state"], f"unknown state {data.state!r}")
+        raise InvalidParameter(["body", "state"], unknown_code("state", data.state))
     return org_id, state_id
 
 
@@ -474,6 +483,20 @@ def _same(m: Membership, data: MembershipCreate) -> bool:
     return all(getattr(m, k) == v for k, v in _membership_values(data).items()) and _sources_key(
         [source_service.as_input(s) for s in m.sources]
     ) == _sources_key(data.sources)
+
+
+def membership_input_rows(session: Session, ids: Sequence[int]) -> Sequence[Membership]:
+    """These memberships loaded for `membership_input`, deleted ones too (an archive import
+    checks them)."""
+    return session.scalars(
+        select(Membership).where(Membership.id.in_(ids)).options(*_membership_options())
+    ).all()
+
+
+def membership_input(m: Membership) -> MembershipCreate:
+    """The period as the input that would create it: its representation less what is derived."""
+    read = membership_read(m)
+    return MembershipCreate.model_validate({k: read[k] for k in MembershipCreate.model_fields})
 
 
 def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> Outcome:

@@ -7,9 +7,10 @@ from app.json import JSONBytes
 from app.places import service
 from app.places.schemas import PlaceList, PlaceRead
 from app.revisions.schemas import RevisionList
-from app.schemas import problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import PlaceCodeText, problem_responses
 
-router = APIRouter(prefix="/v1/places", tags=["Places"])
+router = APIRouter(prefix="/v1/places", tags=["Places"], route_class=StrictQueryRoute)
 
 
 @router.get("", response_model=PlaceList)
@@ -18,7 +19,10 @@ def list_places(session: SessionDep) -> dict[str, Any]:
     return {"items": service.list_places(session)}
 
 
-PlaceCode = Annotated[str, Path(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", examples=["tinzaouaten"])]
+PlaceCode = Annotated[
+    PlaceCodeText,
+    Path(description="The place's code, in any case.", examples=["tinzaouaten"]),
+]
 
 
 @router.get("/{code}", response_model=PlaceRead, responses=problem_responses(404, 422))

@@ -1,10 +1,10 @@
 from pydantic import Field
 
-from app.schemas import InputModel, Latitude, Longitude, Name, ReadModel, Slug, StateCode
+from app.schemas import InputModel, Latitude, Longitude, Name, PlaceCodeText, ReadModel, StateCode
 
 
 class PlaceCreate(InputModel):
-    code: Slug = Field(examples=["tinzaouaten"])
+    code: PlaceCodeText = Field(examples=["tinzaouaten"])
     name: Name = Field(examples=["Tinzaouaten"])
     state: StateCode | None = None
     lat: Latitude | None = None

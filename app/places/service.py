@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -8,7 +9,7 @@ from app.errors import InvalidParameter, NotFound
 from app.models import Place, PlaceAlias, State
 from app.places.schemas import PlaceCreate
 from app.revisions import service as revision_service
-from app.schemas import Outcome, fold
+from app.schemas import Outcome, fold, unknown_code
 
 
 def _read(place: Place) -> dict[str, Any]:
@@ -42,12 +43,30 @@ def get_place(session: Session, code: str) -> dict[str, Any]:
     return _read(place)
 
 
+def input_rows(session: Session, ids: Sequence[int]) -> Sequence[Place]:
+    """These places loaded for `as_input` (an archive import checks them)."""
+    return session.scalars(select(Place).where(Place.id.in_(ids)).options(*_options())).all()
+
+
+def as_input(place: Place) -> PlaceCreate:
+    return PlaceCreate.model_validate(
+        {
+            "code": place.code,
+            "name": place.name,
+            "state": place.state.code if place.state else None,
+            "lat": place.lat,
+            "lon": place.lon,
+            "aliases": [a.alias for a in place.aliases if a.alias != place.name],
+        }
+    )
+
+
 def upsert(session: Session, data: PlaceCreate, actor: str) -> Outcome:
     state_id = None
     if data.state is not None:
         state_id = session.scalar(select(State.id).where(State.code == data.state))
         if state_id is None:
-            raise InvalidParameter(["body", "state"], f"unknown state {data.state!r}")
+            raise InvalidParameter(["body", "state"], unknown_code("state", data.state))
     aliases = sorted(dict.fromkeys([data.name, *data.aliases]))
     place = session.scalars(
         select(Place).where(Place.code == data.code).options(*_options())

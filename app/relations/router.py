@@ -25,9 +25,10 @@ from app.relations.schemas import (
     StateMemberships,
     Thread,
 )
-from app.schemas import problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import EventIdText, OrganisationCode, StateCode, problem_responses
 
-router = APIRouter()
+router = APIRouter(route_class=StrictQueryRoute)
 
 STATIC = FilePath(__file__).resolve().parent.parent / "static"
 # Only these files are served: a fixed list rather than a directory mount, so nothing else in the
@@ -46,17 +47,13 @@ PAGE_POLICY = (
 RULES = inspect.getdoc(service) or ""
 
 StateCodePath = Annotated[
-    str, Path(pattern=r"^[A-Z]{3}$", description="ISO 3166-1 alpha-3 code.", examples=["MLI"])
+    StateCode, Path(description="ISO 3166-1 alpha-3 code, in any case.", examples=["MLI"])
 ]
 OtherStatePath = Annotated[
-    str,
-    Path(pattern=r"^[A-Z]{3}$", description="The other state (alpha-3).", examples=["DZA"]),
+    StateCode, Path(description="The other state (alpha-3, in any case).", examples=["DZA"])
 ]
 OrgCodePath = Annotated[
-    str,
-    Path(
-        pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$", description="Organisation code.", examples=["CEMOC"]
-    ),
+    OrganisationCode, Path(description="Organisation code, in any case.", examples=["CEMOC"])
 ]
 AsOf = Annotated[
     dt.date | None,
@@ -147,10 +144,8 @@ def get_state_memberships(
 )
 def get_thread(
     id: Annotated[
-        str,
+        EventIdText,
         Path(
-            pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
-            max_length=120,
             description="The event's stable id.",
             examples=["2025-04-01-algeria-shoots-down-malian-drone"],
         ),

@@ -6,9 +6,12 @@ from app.db import SessionDep
 from app.json import JSONBytes
 from app.revisions import service
 from app.revisions.schemas import ChangeFeed
+from app.routing import StrictQueryRoute
 from app.schemas import problem_responses
 
-router = APIRouter(prefix="/v1/changes", tags=["Revisions and changes"])
+router = APIRouter(
+    prefix="/v1/changes", tags=["Revisions and changes"], route_class=StrictQueryRoute
+)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.errors import Gone, InvalidParameter, PreconditionFailed
 from app.models import Revision
+from app.schemas import INTEGER_MAX
 
 # Any constant works; it only has to be the same for every writer of this database.
 FEED_LOCK_KEY = 7_411_2025
@@ -135,9 +136,13 @@ def decode_position(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, number = raw.partition(":")
-        if kind != "rev" or not number.isdigit():
+        if kind != "rev" or not number.isascii() or not number.isdigit():
             raise ValueError(raw)
-        return int(number)
+        position = int(number)
+        if position > INTEGER_MAX:
+            # Issued by no API: no revision id is this large, and no database compares it.
+            raise ValueError(raw)
+        return position
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidParameter(
             ["query", "since"], "not a change-feed position issued by this API"

@@ -6,15 +6,20 @@ from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
-from app.schemas import SearchText, problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import IdInPath, SearchText, problem_responses
 from app.sources import service
 from app.sources.schemas import SourceDetail, SourceIn, SourceList
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
-router = APIRouter(prefix="/v1/sources", tags=["Sources"])
+router = APIRouter(prefix="/v1/sources", tags=["Sources"], route_class=StrictQueryRoute)
 
-SourceId = Annotated[int, Path(ge=1, description="The source's id.", examples=[1])]
+SourceId = Annotated[
+    int,
+    Path(ge=1, description="The source's id.", examples=[1]),
+    IdInPath("No source with id {}."),
+]
 Patch = Annotated[
     dict[str, Any],
     Body(

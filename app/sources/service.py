@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
@@ -73,6 +74,11 @@ def as_input(source: Source) -> SourceIn:
         published_on=source.published_on,
         language=source.language,
     )
+
+
+def input_rows(session: Session, ids: Sequence[int]) -> Sequence[Source]:
+    """These sources loaded for `as_input`, deleted ones too (an archive import checks them)."""
+    return session.scalars(select(Source).where(Source.id.in_(ids))).all()
 
 
 def _load(session: Session, source_id: int, *, lock: bool = False) -> Source:

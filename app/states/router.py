@@ -6,21 +6,20 @@ from app.auth.dependencies import EditorCaller
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.revisions.schemas import RevisionList
-from app.schemas import SearchText, problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import SearchText, StateCode, problem_responses
 from app.states import service
 from app.states.schemas import StateCreate, StateDetail, StateList
 from app.web import MERGE_PATCH, IdempotencyKey, IfMatch, created, expected_version
 from app.web import resource_response as respond
 
-router = APIRouter(prefix="/v1/states", tags=["States and organisations"])
+router = APIRouter(
+    prefix="/v1/states", tags=["States and organisations"], route_class=StrictQueryRoute
+)
 
 StateCodePath = Annotated[
-    str,
-    Path(
-        description="ISO 3166-1 alpha-3 code.",
-        pattern=r"^[A-Z]{3}$",
-        examples=["DZA"],
-    ),
+    StateCode,
+    Path(description="ISO 3166-1 alpha-3 code, in any case.", examples=["DZA"]),
 ]
 Patch = Annotated[
     dict[str, Any],

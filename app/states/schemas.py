@@ -1,17 +1,39 @@
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from app.organisations.schemas import MembershipRead
-from app.schemas import InputModel, Latitude, Longitude, Name, ReadModel, StateCode, WikidataQid
+from app.schemas import (
+    InputModel,
+    Latitude,
+    Longitude,
+    Name,
+    ReadModel,
+    Shape,
+    StateCode,
+    WikidataQid,
+)
 
 
 class StateCreate(InputModel):
     code: StateCode
-    alpha2: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(examples=["ML"])
-    numeric: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")] | None = Field(
-        default=None, examples=["466"]
-    )
+    alpha2: Annotated[
+        str,
+        Shape(
+            r"^[A-Za-z]{2}$",
+            "{value} is not an ISO 3166-1 alpha-2 code: use two letters, such as ML",
+            upper=True,
+        ),
+    ] = Field(examples=["ML"])
+    numeric: (
+        Annotated[
+            str,
+            Shape(
+                r"^[0-9]{3}$", "{value} is not an ISO 3166-1 numeric code: 3 digits, such as 466"
+            ),
+        ]
+        | None
+    ) = Field(default=None, examples=["466"])
     name: Name = Field(examples=["Mali"])
     official_name: Name | None = None
     capital: Name | None = None

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import exists, or_, select
@@ -101,6 +102,13 @@ def as_input(state: State) -> StateCreate:
             "aliases": [a.alias for a in state.aliases if a.alias not in automatic],
         }
     )
+
+
+def input_rows(session: Session, ids: Sequence[int]) -> Sequence[State]:
+    """These states loaded for `as_input`, deleted ones too (an archive import checks them)."""
+    return session.scalars(
+        select(State).where(State.id.in_(ids)).options(selectinload(State.aliases))
+    ).all()
 
 
 def upsert(session: Session, data: StateCreate, actor: str) -> Outcome:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.db import DatabaseThreads, SessionDep, transaction
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
-from app.routing import QueryModelRoute
+from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
 from app.timeline.schemas import (
@@ -24,7 +24,7 @@ from app.timeline.schemas import (
     TimelineQuery,
 )
 
-router = APIRouter(prefix="/v1/timeline", tags=["Timeline"])
+router = APIRouter(prefix="/v1/timeline", tags=["Timeline"], route_class=StrictQueryRoute)
 T = TypeVar("T")
 # Parameters of the export itself, not of the query a feed's page shows.
 PAGE_ONLY = {"format", "limit", "cursor", "count", "group_by", "order"}

@@ -1,29 +1,53 @@
-import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints
 
 from app.events.schemas import EventRead
 from app.schemas import (
+    DATE_FORMS,
+    PARTIAL_DATE,
+    ActorCode,
     InputModel,
+    Instant,
     OrganisationCode,
     ReadModel,
+    Shape,
     StateCode,
     parse_partial_date,
 )
 from app.vocabulary import CATEGORIES, EventKind
 
+
+def _real_date(value: str) -> str:
+    parse_partial_date(value)
+    return value
+
+
+def _known_category(value: str) -> str:
+    if value not in CATEGORIES:
+        raise ValueError(f"unknown category {value!r}; see GET /v1/categories")
+    return value
+
+
 PartialDate = Annotated[
-    str,
-    StringConstraints(pattern=r"^[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?$"),
+    str, Shape(PARTIAL_DATE, DATE_FORMS + "; got {value}"), AfterValidator(_real_date)
 ]
-ActorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{0,39}$")]
+StatePair = Annotated[
+    str,
+    Shape(
+        r"^[A-Za-z]{3}(,[A-Za-z]{3})+$",
+        "{value} is not a list of states: give two or more ISO 3166 alpha-3 codes separated by"
+        " commas, such as MLI,DZA; find a state's code with /v1/states?q=<name>",
+        upper=True,
+    ),
+]
+Category = Annotated[str, AfterValidator(_known_category)]
 GroupBy = Literal["kind", "category"]
 # The TimelineJS export's cap (app/timeline/timelinejs.py reads it from here).
 TIMELINEJS_MAX_EVENTS = 500
 
 
-class TimelineQuery(InputModel):
+class TimelineFilters(InputModel):
     """Filters combine with AND; a repeated parameter matches any of its values."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -59,7 +83,7 @@ class TimelineQuery(InputModel):
         description="State or organisation code in the role of target.",
         examples=[["DZA"]],
     )
-    between: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}(,[A-Z]{3})+$")] | None = Field(
+    between: StatePair | None = Field(
         default=None,
         description="Comma-separated state codes that must all take part: `MLI,DZA`.",
         examples=["MLI,DZA"],
@@ -75,7 +99,7 @@ class TimelineQuery(InputModel):
         " event's date.",
     )
     kind: list[EventKind] = Field(default=[], description="`diplomatic_action` or `incident`.")
-    category: list[str] = Field(
+    category: list[Category] = Field(
         default=[],
         description="Category slug from `GET /v1/categories`.",
         examples=[["ambassador_recall"]],
@@ -93,6 +117,11 @@ class TimelineQuery(InputModel):
         " and punctuation are ignored.",
         examples=["tinzaouatene drone"],
     )
+
+
+class TimelineQuery(TimelineFilters):
+    """The filters, and how to page, order and format what matches."""
+
     order: Literal["asc", "desc", "relevance"] = Field(
         default="asc",
         description="By date then id (`asc`, `desc`), or best matches first (`relevance`, with"
@@ -124,41 +153,12 @@ class TimelineQuery(InputModel):
         description="With `format=timelinejs`: the row (TimelineJS `group`) each event is drawn"
         " in, by its `kind` or its `category`.",
     )
-    as_known_at: dt.datetime | None = Field(
+    as_known_at: Instant | None = Field(
         default=None,
         description="Serve the timeline exactly as the API served it at this instant (from the"
         " revision history), so that a citation can be reproduced.",
         examples=["2025-04-07T12:00:00Z"],
     )
-
-    @field_validator("as_known_at")
-    @classmethod
-    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value
-
-    @field_validator("from_")
-    @classmethod
-    def _from_is_a_date(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_partial_date(value)
-        return value
-
-    @field_validator("to")
-    @classmethod
-    def _to_is_a_date(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_partial_date(value, end=True)
-        return value
-
-    @field_validator("category")
-    @classmethod
-    def _known_categories(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if value not in CATEGORIES:
-                raise ValueError(f"unknown category {value!r}; see GET /v1/categories")
-        return values
 
 
 class PageLinks(ReadModel):
@@ -220,7 +220,7 @@ class TimelineJSDocument(ReadModel):
     licence: str
 
 
-class FacetsQuery(TimelineQuery):
+class FacetsQuery(TimelineFilters):
     interval: Literal["month", "year"] = Field(
         default="month", description="Bucket size of the `period` facet."
     )

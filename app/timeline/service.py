@@ -19,7 +19,7 @@ from app.errors import InvalidParameter
 from app.events import documents
 from app.models import Event, Organisation, Participant, Place, PlaceAlias, State
 from app.revisions import service as revision_service
-from app.schemas import parse_partial_date
+from app.schemas import parse_partial_date, unknown_code
 from app.search import search_terms
 from app.search import words as search_words
 from app.timeline import filters, formats, statements
@@ -132,7 +132,7 @@ def _lookup(session: Session, model: Any, codes: list[str], what: str, param: st
     found = _ids_by_code(session, model, codes)
     for code in codes:
         if code not in found:
-            raise InvalidParameter(["query", param], f"unknown {what} code {code!r}")
+            raise InvalidParameter(["query", param], unknown_code(what, code))
     return [found[c] for c in codes]
 
 
@@ -142,7 +142,7 @@ def _actor_ids(session: Session, codes: list[str], param: str) -> tuple[list[int
     orgs = _ids_by_code(session, Organisation, codes)
     for code in codes:
         if code not in states and code not in orgs:
-            raise InvalidParameter(["query", param], f"unknown state or organisation code {code!r}")
+            raise InvalidParameter(["query", param], unknown_code("state or organisation", code))
     return list(states.values()), list(orgs.values())
 
 
@@ -348,9 +348,9 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     One query groups the matching events by each of their own columns (UNION ALL of GROUP BYs
     over one CTE); the other groups their participants.
     """
-    if query.as_known_at is not None:
-        raise InvalidParameter(["query", "as_known_at"], "facets describe the current data only")
-    stmt, params = filtered(session, query)
+    # The filters alone, as a timeline query with its paging left at the defaults.
+    filters = {name: value for name, value in query if name != "interval"}
+    stmt, params = filtered(session, TimelineQuery.model_construct(**filters))
     matching = stmt.add_columns(Event.kind, Event.category).cte("matching")
     dialect = session.get_bind().dialect.name
     width = 7 if query.interval == "month" else 4

@@ -7,7 +7,8 @@ from app.auth.dependencies import require
 from app.auth.service import Caller, Scope
 from app.config import Settings
 from app.db import SessionDep
-from app.schemas import SearchText, problem_responses
+from app.routing import StrictQueryRoute
+from app.schemas import IdInPath, Instant, RowId, SearchText, problem_responses
 from app.webhooks import service
 from app.webhooks.schemas import (
     DeliveryDetail,
@@ -25,13 +26,15 @@ from app.webhooks.schemas import (
     SecretRotated,
 )
 
-router = APIRouter(prefix="/v1", tags=["Webhooks"])
+router = APIRouter(prefix="/v1", tags=["Webhooks"], route_class=StrictQueryRoute)
 
 HooksCaller = Annotated[Caller, Depends(require(Scope.webhooks))]
 # Not a pattern: an id of another shape is a 404, as any unknown id; but never NUL, which
 # PostgreSQL cannot compare.
 EndpointId = Annotated[SearchText, Path(max_length=40, description="The endpoint's id (`whep_…`).")]
-DeliveryId = Annotated[int, Path(ge=1, description="The delivery's id.")]
+DeliveryId = Annotated[
+    int, Path(ge=1, description="The delivery's id."), IdInPath("No webhook delivery {}.")
+]
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 # Endpoints are deleted for good (404 afterwards, never 410). 409 is a disabled endpoint asked
 # to send; 410 a delivery whose payload retention has removed.
@@ -188,12 +191,10 @@ def list_deliveries(
         SearchText | None,
         Query(max_length=40, description="Only this type, e.g. `event.created`."),
     ] = None,
-    since: Annotated[dt.datetime | None, Query(description="Created at or after.")] = None,
-    until: Annotated[dt.datetime | None, Query(description="Created before.")] = None,
+    since: Annotated[Instant | None, Query(description="Created at or after.")] = None,
+    until: Annotated[Instant | None, Query(description="Created before.")] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="Page size, 1 to 500.")] = 50,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the last page.")
-    ] = None,
+    cursor: Annotated[RowId | None, Query(description="`next_cursor` of the last page.")] = None,
 ) -> dict[str, Any]:
     """The endpoint's deliveries, newest first."""
     return service.list_deliveries(

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from app.events.schemas import EventRead, LinkRead
-from app.schemas import InputModel, ReadModel
+from app.schemas import InputModel, Instant, ReadModel, Shape
 from app.timeline.schemas import TimelineQuery
 
 RESOURCES = ("event", "membership", "state", "organisation")
@@ -15,7 +15,11 @@ _LIST_KEYS = {"state", "organisation", "kind", "category", "tag"}
 
 EventTypePattern = Annotated[
     str,
-    StringConstraints(pattern=r"^(\*|[a-z_]+\.(\*|[a-z_]+))$"),
+    Shape(
+        r"^(\*|[a-z_]+\.(\*|[a-z_]+))$",
+        "{value} is not an event type: use a type such as event.created, a wildcard such as"
+        " event.* or *; see GET /v1/webhook-event-types",
+    ),
     Field(examples=["event.*"]),
 ]
 
@@ -152,8 +156,8 @@ class EnableRequest(InputModel):
 
 
 class RecoverRequest(InputModel):
-    since: dt.datetime | None = Field(default=None, description="Start of the window.")
-    until: dt.datetime | None = Field(default=None, description="End of the window (now).")
+    since: Instant | None = Field(default=None, description="Start of the window.")
+    until: Instant | None = Field(default=None, description="End of the window (now).")
     event: Annotated[str, StringConstraints(max_length=120)] | None = Field(
         default=None, description="Instead of a window: every delivery about this event id."
     )
