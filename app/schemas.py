@@ -6,9 +6,10 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 from urllib.parse import quote
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -56,6 +57,18 @@ SearchText = Annotated[str, AfterValidator(refuse_nul)]
 
 class InputModel(BaseModel):
     """Base for anything a client or a seed file sends: unknown fields are an error."""
+
+    # Lists whose order carries no meaning (tags, aliases...): `canonical` sorts them.
+    unordered: ClassVar[tuple[str, ...]] = ()
+
+    def canonical(self) -> dict[str, Any]:
+        """What this input means, as JSON: two inputs would write the same thing exactly when
+        their canonical forms are equal. Every upsert decides "unchanged" with it, comparing
+        the input with the stored row read back as an input (each service's `as_input`)."""
+        dumped = self.model_dump(mode="json")
+        for name in self.unordered:
+            dumped[name] = sorted(dumped[name], key=orjson.dumps)
+        return dumped
 
     # No NaN or infinity: JSON has neither (Python's parser takes `NaN` and `1e999`), and a
     # stored NaN is served as null.

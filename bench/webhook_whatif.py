@@ -52,7 +52,7 @@ def batched_worker_class() -> type:
             ok = [(j, r) for j, r in zip(jobs, results, strict=True) if r.ok]
             for job, result in zip(jobs, results, strict=True):
                 if not result.ok:
-                    self.record(job, result)
+                    self.record_batch([(job, result)])
             if ok:
                 self.record_ok(ok)
             return len(jobs)

@@ -411,7 +411,7 @@ CHECKED: tuple[
         "membership",
         Membership,
         organisations.membership_input_rows,
-        organisations.membership_input,
+        organisations.membership_as_input,
         lambda r: str(r.id),
     ),
     ("event", Event, events.input_documents, EventCreate.model_validate, lambda r: r["id"]),

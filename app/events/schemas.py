@@ -161,6 +161,8 @@ class EventCreate(InputModel):
     claims: list[ClaimIn] = Field(default_factory=list, max_length=100)
     links: list[LinkIn] = Field(default_factory=list, max_length=100)
 
+    unordered = ("tags", "links")
+
     # Field validators (rather than one model validator) so each error names its field.
 
     @field_validator("category")

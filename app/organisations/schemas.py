@@ -1,5 +1,5 @@
 import datetime as dt
-from typing import Self
+from typing import Any, Self
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -50,6 +50,17 @@ class OrganisationCreate(InputModel):
     aliases: list[Name] = Field(default_factory=list, max_length=200)
     sources: list[SourceIn] = Field(default_factory=list, max_length=50)
 
+    unordered = ("sources",)
+
+    def stored_aliases(self) -> list[str]:
+        """Every name the organisation is found by: its code, its name and its names over time
+        are aliases too."""
+        names = [self.code, self.name, *(n.name for n in self.names), *self.aliases]
+        return sorted(dict.fromkeys(names))
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "aliases": self.stored_aliases()}
+
     @model_validator(mode="after")
     def _dates(self) -> Self:
         check_precision(self.founded_on, self.founded_precision, "founded_on")
@@ -81,6 +92,8 @@ class MembershipCreate(InputModel):
     end: MembershipEnd
     note: Text | None = None
     sources: list[SourceIn] = Field(min_length=1, max_length=50)
+
+    unordered = ("sources",)
 
     # Field validators so that each error names its field.
 

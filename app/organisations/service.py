@@ -21,7 +21,6 @@ from app.organisations.schemas import MembershipCreate, OrganisationCreate
 from app.revisions import service as revision_service
 from app.schemas import Outcome, fold, patched, unknown_code
 from app.sources import service as source_service
-from app.sources.schemas import SourceIn
 from app.vocabulary import MEMBER_STATUSES, MembershipEnd, MembershipStatus
 
 ORG_FIELDS = (
@@ -38,10 +37,6 @@ ORG_FIELDS = (
 
 def _value(v: Any) -> Any:
     return v.value if hasattr(v, "value") else v
-
-
-def _sources_key(sources: list[SourceIn]) -> list[dict[str, Any]]:
-    return sorted((s.model_dump(mode="json") for s in sources), key=lambda s: s["url"])
 
 
 def _source_read(sources: Any) -> list[dict[str, Any]]:
@@ -136,11 +131,6 @@ def get_organisation(session: Session, code: str) -> tuple[dict[str, Any], int]:
     return _org_read(org), org.version
 
 
-def _org_aliases(data: OrganisationCreate) -> list[str]:
-    names = dict.fromkeys([data.code, data.name, *(n.name for n in data.names), *data.aliases])
-    return sorted(names)
-
-
 def as_input(org: Organisation) -> OrganisationCreate:
     automatic = {org.code, org.name, *(n.name for n in org.names)}
     return OrganisationCreate.model_validate(
@@ -176,31 +166,10 @@ def upsert_organisation(session: Session, data: OrganisationCreate, actor: str) 
     org = session.scalars(
         select(Organisation).where(Organisation.code == data.code).options(*_org_options())
     ).one_or_none()
-    aliases = _org_aliases(data)
+    aliases = data.stored_aliases()
     names = [n.model_dump() for n in data.names]
     if org is not None:
-        current = OrganisationCreate.model_construct(
-            **{f: getattr(org, f) for f in ORG_FIELDS},
-        )
-        same = (
-            all(_value(getattr(current, f)) == _value(getattr(data, f)) for f in ORG_FIELDS)
-            and org.kind == data.kind.value
-            and sorted(a.alias for a in org.aliases) == aliases
-            and [
-                {
-                    "name": n.name,
-                    "valid_from": n.valid_from,
-                    "valid_from_precision": n.valid_from_precision,
-                    "valid_to": n.valid_to,
-                    "valid_to_precision": n.valid_to_precision,
-                }
-                for n in org.names
-            ]
-            == [{k: _value(v) for k, v in n.items()} for n in names]
-            and _sources_key([source_service.as_input(s) for s in org.sources])
-            == _sources_key(data.sources)
-        )
-        if same:
+        if as_input(org).canonical() == data.canonical():
             return Outcome.unchanged
         before: dict[str, Any] | None = _org_read(org)
         outcome = Outcome.updated
@@ -479,24 +448,12 @@ def _write_membership(
     )
 
 
-def _same(m: Membership, data: MembershipCreate) -> bool:
-    return all(getattr(m, k) == v for k, v in _membership_values(data).items()) and _sources_key(
-        [source_service.as_input(s) for s in m.sources]
-    ) == _sources_key(data.sources)
-
-
 def membership_input_rows(session: Session, ids: Sequence[int]) -> Sequence[Membership]:
-    """These memberships loaded for `membership_input`, deleted ones too (an archive import
+    """These memberships loaded for `membership_as_input`, deleted ones too (an archive import
     checks them)."""
     return session.scalars(
         select(Membership).where(Membership.id.in_(ids)).options(*_membership_options())
     ).all()
-
-
-def membership_input(m: Membership) -> MembershipCreate:
-    """The period as the input that would create it: its representation less what is derived."""
-    read = membership_read(m)
-    return MembershipCreate.model_validate({k: read[k] for k in MembershipCreate.model_fields})
 
 
 def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> Outcome:
@@ -513,7 +470,7 @@ def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> O
         .options(*_membership_options())
     ).one_or_none()
     if m is not None:
-        if _same(m, data) and m.deleted_at is None:
+        if membership_as_input(m).canonical() == data.canonical() and m.deleted_at is None:
             return Outcome.unchanged
         m.deleted_at = None
         outcome = Outcome.updated
@@ -579,6 +536,7 @@ def create_membership(
 
 
 def membership_as_input(m: Membership) -> MembershipCreate:
+    """The period as the input that would create it."""
     return MembershipCreate.model_validate(
         {
             "organisation": m.organisation.code,
@@ -610,7 +568,7 @@ def update_membership(
         membership_as_input(m), patch, fixed=("organisation", "state"), what="a membership"
     )
     data = MembershipCreate.model_validate(merged)
-    if not _same(m, data):
+    if membership_as_input(m).canonical() != data.canonical():
         _refuse_clash(
             session, m.organisation_id, m.state_id, data, "change that one", other_than=m.id
         )

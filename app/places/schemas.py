@@ -1,3 +1,5 @@
+from typing import Any
+
 from pydantic import Field
 
 from app.schemas import InputModel, Latitude, Longitude, Name, PlaceCodeText, ReadModel, StateCode
@@ -10,6 +12,13 @@ class PlaceCreate(InputModel):
     lat: Latitude | None = None
     lon: Longitude | None = None
     aliases: list[Name] = Field(default_factory=list, max_length=200)
+
+    def stored_aliases(self) -> list[str]:
+        """Every spelling the place is found by; its name is one of them."""
+        return sorted(dict.fromkeys([self.name, *self.aliases]))
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "aliases": self.stored_aliases()}
 
 
 class PlaceRead(ReadModel):

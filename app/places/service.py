@@ -67,17 +67,12 @@ def upsert(session: Session, data: PlaceCreate, actor: str) -> Outcome:
         state_id = session.scalar(select(State.id).where(State.code == data.state))
         if state_id is None:
             raise InvalidParameter(["body", "state"], unknown_code("state", data.state))
-    aliases = sorted(dict.fromkeys([data.name, *data.aliases]))
+    aliases = data.stored_aliases()
     place = session.scalars(
         select(Place).where(Place.code == data.code).options(*_options())
     ).one_or_none()
     if place is not None:
-        if (place.name, place.state_id, place.lat, place.lon) == (
-            data.name,
-            state_id,
-            data.lat,
-            data.lon,
-        ) and sorted(a.alias for a in place.aliases) == aliases:
+        if as_input(place).canonical() == data.canonical():
             return Outcome.unchanged
         outcome = Outcome.updated
     else:

@@ -40,7 +40,7 @@ def upsert(session: Session, data: SourceIn, actor: str) -> Source:
     if (
         source is not None
         and source.deleted_at is None
-        and all(getattr(source, f) == getattr(data, f) for f in SOURCE_FIELDS)
+        and as_input(source).canonical() == data.canonical()
     ):
         return source
     before = read(source) if source is not None and source.deleted_at is None else None

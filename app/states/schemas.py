@@ -1,4 +1,4 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -41,6 +41,15 @@ class StateCreate(InputModel):
     capital_lon: Longitude | None = None
     wikidata_qid: WikidataQid | None = None
     aliases: list[Name] = Field(default_factory=list, max_length=200)
+
+    def stored_aliases(self) -> list[str]:
+        """Every name the state is found by: its name and official name are aliases too, so one
+        alias lookup finds a state by any of its names."""
+        names = [self.name, *((self.official_name,) if self.official_name else ()), *self.aliases]
+        return sorted(dict.fromkeys(names))
+
+    def canonical(self) -> dict[str, Any]:
+        return {**super().canonical(), "aliases": self.stored_aliases()}
 
 
 class Point(ReadModel):

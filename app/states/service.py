@@ -85,14 +85,6 @@ def get_state(session: Session, code: str) -> tuple[dict[str, Any], int]:
     return {**_read(state), "memberships": memberships}, state.version
 
 
-def _aliases(data: StateCreate) -> list[str]:
-    # The name is an alias too, so one alias lookup finds a state by any of its names.
-    names = dict.fromkeys(
-        [data.name, *((data.official_name,) if data.official_name else ()), *data.aliases]
-    )
-    return sorted(names)
-
-
 def as_input(state: State) -> StateCreate:
     automatic = {state.name, state.official_name}
     return StateCreate.model_validate(
@@ -115,7 +107,7 @@ def upsert(session: Session, data: StateCreate, actor: str) -> Outcome:
     state = session.scalars(
         select(State).where(State.code == data.code).options(selectinload(State.aliases))
     ).one_or_none()
-    aliases = _aliases(data)
+    aliases = data.stored_aliases()
     # alpha2 is unique too: name the holder, rather than fail at flush like a concurrent write.
     holder = session.scalar(
         select(State.code).where(State.alpha2 == data.alpha2, State.code != data.code)
@@ -124,8 +116,7 @@ def upsert(session: Session, data: StateCreate, actor: str) -> Outcome:
         raise Conflict(f"alpha2 {data.alpha2!r} already belongs to state {holder!r}.")
     before = None
     if state is not None:
-        same = all(getattr(state, f) == getattr(data, f) for f in FIELDS)
-        if same and sorted(a.alias for a in state.aliases) == aliases:
+        if as_input(state).canonical() == data.canonical():
             return Outcome.unchanged
         before = _read(state)
         outcome = Outcome.updated

@@ -18,14 +18,12 @@ a slow receiver back to the queue, due at once, so another worker resends them w
 for the lease to expire.
 """
 
-import argparse
 import datetime as dt
 import email.utils
 import logging
 import os
 import random
 import secrets
-import signal
 import socket
 import sys
 import threading
@@ -52,12 +50,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import begin_write, create_db_engine, create_session_factory, utcnow
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
-from app.observability import configure_logging
 from app.webhooks import service, signing, ssrf
-from app.webhooks.wake import CommitListener
 
 # httpx logs every request at INFO: one line per delivery is noise at volume, and costs time.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -83,25 +79,24 @@ RECORD_WITHIN_SECONDS = 0.02
 # Expired leases are reclaimed at most this often while there is work (and whenever a claim
 # comes back empty), not with a write transaction on every turn.
 REAP_EVERY_SECONDS = 1.0
-D = WebhookDelivery
-T = TypeVar("T")
+Item = TypeVar("Item")
 # Claims and results are written on the tables, not the entities: the ORM's bulk UPDATE and
 # INSERT paths cost about a tenth of the worker's CPU per delivery, for nothing the session
 # needs (bench/README.md, webhook section).
 _DELIVERY_TABLE = cast(Table, WebhookDelivery.__table__)
 _ATTEMPT_TABLE = cast(Table, WebhookAttempt.__table__)
 _ENDPOINT_TABLE = cast(Table, WebhookEndpoint.__table__)
-# Their columns: one ORM attribute in a statement (`D.id` in a WHERE) sends the whole
+# Their columns: one ORM attribute in a statement (`WebhookDelivery.id` in a WHERE) sends the whole
 # statement down the ORM's bulk path again.
 _DC = _DELIVERY_TABLE.c
 # Built once: an idle worker asks this many times a second, in the API's process too.
 _now: BindParameter[dt.datetime] = bindparam("now")
 _DUE = (
-    select(D.id)
+    select(WebhookDelivery.id)
     .where(
         or_(
-            and_(D.status == "pending", D.next_attempt_at <= _now),
-            and_(D.status == "in_flight", D.lease_expires_at < _now),
+            and_(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= _now),
+            and_(WebhookDelivery.status == "in_flight", WebhookDelivery.lease_expires_at < _now),
         )
     )
     .limit(1)
@@ -148,18 +143,18 @@ _CLAIM = {
 }
 _CLAIMED_JOBS = (
     select(
-        D.id,
-        D.attempt_count,
-        D.round_attempts,
-        D.trigger,
+        WebhookDelivery.id,
+        WebhookDelivery.attempt_count,
+        WebhookDelivery.round_attempts,
+        WebhookDelivery.trigger,
         WebhookMessage.id,
         WebhookMessage.type,
         WebhookMessage.payload,
-        D.endpoint_id,
+        WebhookDelivery.endpoint_id,
     )
-    .join(WebhookMessage, WebhookMessage.id == D.message_id)
-    .where(D.id.in_(_ids))
-    .order_by(D.next_attempt_at, D.id)
+    .join(WebhookMessage, WebhookMessage.id == WebhookDelivery.message_id)
+    .where(WebhookDelivery.id.in_(_ids))
+    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
 )
 _ENDPOINTS = select(WebhookEndpoint).where(WebhookEndpoint.id.in_(_ids))
 _SUCCEEDED = (
@@ -357,11 +352,11 @@ class Worker:
             begin_write(session)
             released = int(
                 session.execute(
-                    update(D)
+                    update(WebhookDelivery)
                     .where(
-                        D.id.in_([job.delivery_id for job in jobs]),
-                        D.status == "in_flight",
-                        D.lease_owner == self.id,
+                        WebhookDelivery.id.in_([job.delivery_id for job in jobs]),
+                        WebhookDelivery.status == "in_flight",
+                        WebhookDelivery.lease_owner == self.id,
                     )
                     .values(
                         status="pending",
@@ -385,8 +380,10 @@ class Worker:
             begin_write(session)
             now = self.clock()
             result = session.execute(
-                update(D)
-                .where(D.status == "in_flight", D.lease_expires_at < now)
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.status == "in_flight", WebhookDelivery.lease_expires_at < now
+                )
                 .values(status="pending", lease_owner=None, lease_expires_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -500,10 +497,6 @@ class Worker:
             delay = max(delay, self.policy.overload_min_delay)
         return delay
 
-    def record(self, job: Job, result: Result) -> None:
-        """Record one attempt; see `record_batch`."""
-        self.record_batch([(job, result)])
-
     def record_batch(self, done: list[tuple[Job, Result]]) -> None:
         """Write the attempts and the deliveries' new states in one transaction, each fenced on
         our lease: if a lease was lost (we were too slow and another worker took over) only its
@@ -579,12 +572,12 @@ class Worker:
             status = "pending"
             next_at = now + dt.timedelta(seconds=self._delay(done, result))
         fenced = session.execute(
-            update(D)
+            update(WebhookDelivery)
             .where(
-                D.id == job.delivery_id,
-                D.status == "in_flight",
-                D.lease_owner == self.id,
-                D.attempt_count == job.attempt_count,
+                WebhookDelivery.id == job.delivery_id,
+                WebhookDelivery.status == "in_flight",
+                WebhookDelivery.lease_owner == self.id,
+                WebhookDelivery.attempt_count == job.attempt_count,
             )
             .values(
                 status=status,
@@ -603,18 +596,15 @@ class Worker:
             return False
         endpoint = session.get(WebhookEndpoint, job.endpoint.id, with_for_update=True)
         if endpoint is not None:
-            self._health(session, endpoint, result, now)
+            self._failed(session, endpoint, result, now)
         return True
 
-    def _health(
+    def _failed(
         self, session: Session, endpoint: WebhookEndpoint, result: Result, now: dt.datetime
     ) -> None:
-        if result.ok:
-            endpoint.consecutive_failures = 0
-            endpoint.failing_since = None
-            endpoint.warned_at = None
-            endpoint.last_success_at = now
-            return
+        """The endpoint's health after a failed attempt: count it, warn once, disable an
+        endpoint that answered 410 or has failed for too long. (Successes reset the count in
+        bulk, in `record_batch`.)"""
         endpoint.consecutive_failures += 1
         endpoint.failing_since = endpoint.failing_since or now
         endpoint.last_failure_at = now
@@ -708,37 +698,48 @@ class Worker:
         ended: SimpleQueue[Future[Result | None]] = SimpleQueue()
         for future in futures:
             future.add_done_callback(ended.put)
-        pending = set(futures)
-        results: list[tuple[Job, Result]] = []
-        waiting_since = 0.0
         try:
-            while pending:
-                finished = _ended_within(ended, RECORD_WITHIN_SECONDS)
-                pending.difference_update(finished)
-                unsent: list[Job] = []
-                for future in finished:
-                    result = future.result()
-                    if result is None:
-                        unsent.append(futures[future])
-                    else:
-                        if not results:
-                            waiting_since = time.monotonic()
-                        results.append((futures[future], result))
-                if unsent:
-                    self.unclaim(unsent)
-                    self._settle(unsent)
-                if results and (
-                    not pending or time.monotonic() - waiting_since >= RECORD_WITHIN_SECONDS
-                ):
-                    self.record_batch(results)
-                    self._settle([job for job, _ in results])
-                    results = []
+            self._record_as_they_end(futures, ended)
         finally:
             # On a database error the sends still running end within their timeout; their
             # deliveries stay in flight until the lease expires, then are resent.
-            wait(pending)
+            wait(futures)
             self._settle(jobs)
         return len(jobs)
+
+    def _record_as_they_end(
+        self,
+        futures: dict[Future[Result | None], Job],
+        ended: "SimpleQueue[Future[Result | None]]",
+    ) -> None:
+        """Record the sends' results as they end, a chunk per transaction: a chunk is written
+        once its first result has waited `RECORD_WITHIN_SECONDS`, or when the last send ends.
+        A send that was never made (we are stopping, or it could not end within its lease) is
+        handed back to the queue at once."""
+        pending = set(futures)
+        results: list[tuple[Job, Result]] = []
+        waiting_since = 0.0
+        while pending:
+            finished = _ended_within(ended, RECORD_WITHIN_SECONDS)
+            pending.difference_update(finished)
+            unsent: list[Job] = []
+            for future in finished:
+                result = future.result()
+                if result is None:
+                    unsent.append(futures[future])
+                else:
+                    if not results:
+                        waiting_since = time.monotonic()
+                    results.append((futures[future], result))
+            if unsent:
+                self.unclaim(unsent)
+                self._settle(unsent)
+            if results and (
+                not pending or time.monotonic() - waiting_since >= RECORD_WITHIN_SECONDS
+            ):
+                self.record_batch(results)
+                self._settle([job for job, _ in results])
+                results = []
 
     def run(
         self,
@@ -781,7 +782,7 @@ class Worker:
                 wake.clear()
 
 
-def _ended_within(ended: "SimpleQueue[T]", timeout: float) -> list[T]:
+def _ended_within(ended: "SimpleQueue[Item]", timeout: float) -> list[Item]:
     """What has ended, waiting up to `timeout` for the first."""
     try:
         out = [ended.get(timeout=timeout)]
@@ -807,7 +808,7 @@ def make_worker(
     )
 
 
-def _retention_job(settings: Settings, worker: Worker) -> Callable[[], None]:
+def retention_job(settings: Settings, worker: Worker) -> Callable[[], None]:
     def run() -> None:
         with worker.session_factory() as session, session.begin():
             begin_write(session)
@@ -836,7 +837,7 @@ class EmbeddedWorker:
             kwargs={
                 "wake": service.wakeup,
                 "poll_interval": settings.webhook_poll_interval,
-                "retention": _retention_job(settings, self.worker),
+                "retention": retention_job(settings, self.worker),
             },
             name="webhook-worker",
             daemon=True,
@@ -860,125 +861,9 @@ class EmbeddedWorker:
         self.engine.dispose()
 
 
-def say(line: str) -> None:
-    """Progress for the person running the command; stderr, so stdout stays clean."""
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m app.webhooks.worker",
-        description="Deliver queued webhooks until stopped (Ctrl-C or SIGTERM). Configuration"
-        " comes from the environment (DATABASE_URL, WEBHOOK_*); flags override it. Safe to run"
-        " several at once on PostgreSQL; on SQLite run one.",
-    )
-    parser.add_argument(
-        "--concurrency", type=int, help="requests in flight at once (WEBHOOK_CONCURRENCY, 8)"
-    )
-    parser.add_argument(
-        "--poll-interval",
-        type=float,
-        help="seconds between queue checks when idle (WEBHOOK_POLL_INTERVAL, 0.05); a commit"
-        " that queues deliveries wakes the worker sooner (app/webhooks/wake.py)",
-    )
-    parser.add_argument(
-        "--lease",
-        type=float,
-        help="seconds a claimed delivery stays ours; after that another worker resends it"
-        " (WEBHOOK_LEASE_SECONDS, 60)",
-    )
-    parser.add_argument(
-        "--shutdown-grace",
-        type=float,
-        default=SHUTDOWN_GRACE_SECONDS,
-        help="on SIGTERM or Ctrl-C, seconds to let deliveries in flight finish before their"
-        f" leases go back to the queue for another worker ({SHUTDOWN_GRACE_SECONDS:g})",
-    )
-    parser.add_argument("--id", help="worker name in the delivery log (host-pid-random)")
-    parser.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
-    parser.add_argument(
-        "--retention-only",
-        action="store_true",
-        help="only delete messages, deliveries and attempts past retention, then exit",
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
-    args = parser.parse_args(argv)
-
-    overrides: dict[str, object] = {}
-    if args.concurrency:
-        overrides["webhook_concurrency"] = args.concurrency
-    if args.poll_interval is not None:
-        overrides["webhook_poll_interval"] = args.poll_interval
-    if args.lease is not None:
-        overrides["webhook_lease_seconds"] = args.lease
-    settings = get_settings().model_copy(update=overrides)
-    # JSON lines with secrets redacted, as the API logs; configure_logging sets every level.
-    configure_logging(settings.log_level, settings.log_format)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    engine = create_db_engine(settings.database_url, pool_size=2)
-    worker = make_worker(
-        settings, create_session_factory(engine), **({"worker_id": args.id} if args.id else {})
-    )
-    retention = _retention_job(settings, worker)
-    started = time.monotonic()
-    stop = threading.Event()
-    wake = threading.Event()
-    listener = CommitListener(engine, wake) if CommitListener.supported(engine) else None
-
-    def _stop(signum: int, _frame: object) -> None:
-        stop.set()
-        wake.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-
-    def progress(w: Worker) -> None:
-        if not args.quiet:
-            say(f"[{w.id}] {w.stats.summary()}")
-
-    say(f"webhook worker {worker.id} started")
-    try:
-        if args.retention_only:
-            retention()
-        elif args.once:
-            while worker.run_once():
-                progress(worker)
-        else:
-            # The loop runs in a thread so that this one, which receives the signals, can hand
-            # back the leases of sends still waiting on a slow receiver.
-            if listener is not None:
-                listener.start()
-            loop = threading.Thread(
-                target=worker.run,
-                args=(stop,),
-                kwargs={
-                    "wake": wake,
-                    "poll_interval": settings.webhook_poll_interval,
-                    "retention": retention,
-                    "progress": progress,
-                },
-                name="webhook-worker",
-            )
-            loop.start()
-            while not stop.wait(0.5):
-                pass
-            say(f"webhook worker {worker.id} stopping")
-            try:
-                worker.release_in_flight(args.shutdown_grace)
-            except Exception:
-                logger.exception("webhook worker %s: could not release its leases", worker.id)
-            loop.join()
-    finally:
-        if listener is not None:
-            listener.stop()
-        worker.close()
-        worker.client.close()
-        engine.dispose()
-        elapsed = time.monotonic() - started
-        say(f"webhook worker {worker.id} stopped after {elapsed:.1f} s: {worker.stats.summary()}")
-    return 0
-
-
 if __name__ == "__main__":
+    # `python -m app.webhooks.worker` is the documented command; the command line itself lives
+    # in app/webhooks/cli.py.
+    from app.webhooks.cli import main
+
     sys.exit(main())
