@@ -15,9 +15,8 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.config import PROJECT_ROOT
-from app.events import documents
+from app.events import csvline, documents
 from app.models import Event, EventDocument
-from app.timeline import formats
 from tests.conftest import ON_POSTGRES, Writable, stale_documents
 from tests.test_writes import SOURCE, create, new_event
 
@@ -172,7 +171,7 @@ def test_the_csv_export_copies_the_stored_lines(writable: Writable) -> None:
             .join(Event, Event.id == EventDocument.event_id)
             .where(Event.public_id == event_id)
         ).one()
-        assert row.csv == formats.csv_line(timeline_item(w, event_id))
+        assert row.csv == csvline.csv_line(timeline_item(w, event_id))
         s.execute(
             update(EventDocument)
             .where(EventDocument.event_id == row.event_id)
@@ -180,7 +179,7 @@ def test_the_csv_export_copies_the_stored_lines(writable: Writable) -> None:
         )
     params = {"from": "2025-04-20", "to": "2025-04-20", "format": "csv"}
     text = w.client.get("/v1/timeline", params=params, headers={"Cache-Control": "no-cache"}).text
-    assert text.startswith(formats.CSV_HEADER)
+    assert text.startswith(csvline.CSV_HEADER)
     assert '"A ""quoted"", title"' in text and "Read from the stored line" in text
     with w.session() as s, s.begin():
         documents.write(s, [row.event_id])

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.timeline.formats import csv_field
+from app.events.csvline import csv_field
 from app.timeline.router import read_ahead
 from tests import oracle
 from tests.helpers import assert_problem

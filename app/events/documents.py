@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import InstanceState, Session, UOWTransaction
 
+from app.events import csvline
 from app.models import (
     Claim,
     Event,
@@ -46,7 +47,6 @@ from app.models import (
     claim_source,
 )
 from app.revisions.service import serialise_writers
-from app.timeline import formats
 
 # Bump when `assemble` changes what a document holds: stored rows of another format are then
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
@@ -317,7 +317,7 @@ def _bodies(session: Session, ids: list[int]) -> dict[int, bytes]:
 def csv_line(body: bytes) -> str:
     # From the document as served (JSON-safe: ISO dates), as the export wrote it before lines
     # were stored.
-    return formats.csv_line(orjson.loads(body))
+    return csvline.csv_line(orjson.loads(body))
 
 
 def csv_lines(session: Session, rows: Sequence[tuple[int, int | None, str | None]]) -> list[str]:

@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from app.db import WRITE_TRANSACTION
 from app.errors import InvalidParameter
-from app.events import documents
+from app.events import csvline, documents
 from app.models import Event, Organisation, Participant, Place, PlaceAlias, State
 from app.revisions import service as revision_service
 from app.schemas import parse_partial_date, unknown_code
 from app.search import search_terms
 from app.search import words as search_words
-from app.timeline import filters, formats, statements
+from app.timeline import filters, statements
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 
 CURSOR_VERSION = 1
@@ -584,7 +584,7 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
 def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
     """As `export`, each event as its CSV line: the stored ones, copied as they are."""
     if query.as_known_at is not None:
-        yield [formats.csv_line(doc) for doc in _historical(session, query)]
+        yield [csvline.csv_line(doc) for doc in _historical(session, query)]
         return
     for rows in _batches(session, query, csv=True):
         yield documents.csv_lines(session, [(row[0], row[3], row[4]) for row in rows])

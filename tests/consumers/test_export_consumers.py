@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pandas.api.types import is_float_dtype, is_numeric_dtype
 
-from app.timeline.formats import CSV_COLUMNS
+from app.events.csvline import CSV_COLUMNS
 
 # Real queries of the seed. `between=MLI,DZA` holds both letters to the UN Security Council,
 # which have no coordinates; April 2025 is the 22 negative cells.

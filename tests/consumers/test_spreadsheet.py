@@ -17,7 +17,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from app.timeline.formats import CSV_COLUMNS
+from app.events.csvline import CSV_COLUMNS
 from tests.conftest import Writable
 from tests.test_writes import new_event
 
