@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     def _sources(cls, value: list[str]) -> list[str]:
         # Each value becomes one source of a header: nothing that could end the directive.
         for source in value:
-            if not source or any(c in source for c in " ;,\"\r\n\t"):
+            if not source or any(c in source for c in ' ;,"\r\n\t'):
                 raise ValueError(
                     f"EMBED_FRAME_ANCESTORS: {source!r} is not a CSP source such as * or"
                     " https://news.example"

@@ -21,9 +21,7 @@ TEMPLATE = Template((PROJECT_ROOT / "app" / "static" / "embed.html").read_text("
 PAGE_STATE = frozenset({"event", "lanes", "zoom", "view"})
 # The paths whose addresses embed: the page and the embed itself.
 EMBEDDABLE = frozenset({"/", "/embed"})
-LISTS = frozenset(
-    name for name, field in TimelineQuery.model_fields.items() if field.default == []
-)
+LISTS = frozenset(name for name, field in TimelineQuery.model_fields.items() if field.default == [])
 # Sizes of the frame: the drawn timeline's lanes, or TimelineJS's slides, need the room.
 SIZES = {"drawn": (800, 600), "story": (800, 650)}
 CACHE_AGE = 3600

@@ -643,7 +643,7 @@ function applyChange(change) {
 window.TimelinePage = {
   applyChange,
   // The API query of the view (GET /v1/timeline's filters), for a stream of its changes.
-  query: () => TimelineFilters.apiQuery(view.filters),
+  query: () => TimelineFilters.text(TimelineFilters.apiQuery(view.filters)),
 };
 
 // --- start ----------------------------------------------------------------------------------

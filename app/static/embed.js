@@ -57,8 +57,10 @@ async function drawStory() {
   if (!response.ok) throw new Error(data.detail || `${response.status}`);
   const story = new TL.Timeline("story", data, {
     hash_bookmark: false,
-    // Its fonts and locales from here: TimelineJS's default is its CDN.
+    // Its locales from here (TimelineJS's default is its CDN), and no web font: its font files
+    // load from Google's servers. The page's system fonts apply.
     script_path: `${window.location.origin}/static/vendor/timelinejs/js/`,
+    font: null,
   });
   await new Promise((resolve) => {
     if (story.ready) resolve();
@@ -90,7 +92,7 @@ function applyChange(change) {
   }
   renderList();
 }
-window.TimelineEmbed = { applyChange, query: () => TimelineFilters.apiQuery(parsedView.filters) };
+window.TimelineEmbed = { applyChange, query: () => TimelineFilters.text(TimelineFilters.apiQuery(parsedView.filters)) };
 
 async function startEmbed() {
   const story = document.body.dataset.view === "story";

@@ -37,8 +37,9 @@ const TimelineFilters = (() => {
     group_by: "it applies to the TimelineJS export only",
   };
   // The page's own state: the event whose details are open, the drawn timeline's lanes
-  // (`state`, the default, or `pair`: initiator → target) and its window (`zoom=2025-04-01..2025-04-30`, both days included).
-  const PAGE = ["event", "lanes", "zoom"];
+  // (`state`, the default, or `pair`: initiator → target), its window (`zoom=2025-04-01..2025-04-30`,
+  // both days included) and, on the embed, `view=story` for TimelineJS's story view.
+  const PAGE = ["event", "lanes", "zoom", "view"];
   // The first version of the page named a pair of states `a` and `b`: now `between=a,b`.
   const LEGACY_PAIR = ["a", "b"];
 
@@ -56,7 +57,7 @@ const TimelineFilters = (() => {
   function parse(search) {
     const params = new URLSearchParams(search);
     const filters = empty();
-    const result = { filters, event: "", lanes: "", zoom: "", unknown: [], unused: [], notes: [], legacy: false };
+    const result = { filters, event: "", lanes: "", zoom: "", view: "", unknown: [], unused: [], notes: [], legacy: false };
     const pair = {};
     for (const [name, raw] of params) {
       const value = raw.trim();
@@ -92,7 +93,7 @@ const TimelineFilters = (() => {
   }
 
   // The page address for these filters, the page's own state and the parameters kept as given.
-  function serialise(filters, { event = "", lanes = "", zoom = "", keep = [] } = {}) {
+  function serialise(filters, { event = "", lanes = "", zoom = "", view = "", keep = [] } = {}) {
     const params = new URLSearchParams();
     for (const spec of SPEC) {
       const value = filters[spec.name];
@@ -102,6 +103,7 @@ const TimelineFilters = (() => {
     if (event) params.set("event", event);
     if (lanes) params.set("lanes", lanes);
     if (zoom) params.set("zoom", zoom);
+    if (view) params.set("view", view);
     for (const [name, value] of keep) params.append(name, value);
     return params;
   }

@@ -147,6 +147,7 @@ const DrawnTimeline = (() => {
     let width = 0;
     let rendered = { marks: 0, clusters: 0 };
     let viewTimer = 0;
+    const renderTimes = []; // milliseconds of each render, for the browser test's frame times
 
     // --- the DOM ------------------------------------------------------------------------------
     root.classList.add("dt");
@@ -166,9 +167,10 @@ const DrawnTimeline = (() => {
     const lanesGroup = html("fieldset", { class: "dt-lanes-switch" });
     lanesGroup.append(html("legend", {}, "Lanes"));
     const laneInputs = {};
+    const radioName = `dt-lanes-${Math.random().toString(36).slice(2)}`;
     for (const [value, text] of [["state", "one per state"], ["pair", "initiator → target"]]) {
       const label = html("label");
-      const input = html("input", { type: "radio", name: `dt-lanes-${Math.random().toString(36).slice(2)}`, value });
+      const input = html("input", { type: "radio", name: radioName, value });
       input.addEventListener("change", () => { if (input.checked) setLanes(value, { notify: true }); });
       laneInputs[value] = input;
       label.append(input, ` ${text}`);
@@ -350,7 +352,10 @@ const DrawnTimeline = (() => {
         const label = el("text", { class: "dt-lane-label", x: 4, y: y + 20, "aria-hidden": "true" }, g);
         label.textContent = lane.label;
         const marks = el("g", { "clip-path": `url(#${clipId})` }, g);
-        return { lane, g, y, marks: pool(marks, makeMark) };
+        // Titles beside marks are outside them: a mark's name is its full label, and the
+        // visible, shortened title is decoration for sighted readers.
+        const titles = el("g", { "clip-path": `url(#${clipId})`, "aria-hidden": "true" }, g);
+        return { lane, g, y, marks: pool(marks, makeMark), titles: pool(titles, (parent) => el("text", { class: "dt-title" }, parent)) };
       });
       const height = AXIS_H + BAND_H + Math.max(lanes.length, 1) * LANE_H + 4;
       svg.setAttribute("height", height);
@@ -362,7 +367,6 @@ const DrawnTimeline = (() => {
       const g = el("g", { class: "dt-mark", tabindex: "-1", role: "button" }, parent);
       el("rect", { rx: 3, ry: 3 }, g);
       el("text", { class: "dt-count" }, g);
-      el("text", { class: "dt-title" }, g);
       return g;
     }
 
@@ -418,6 +422,7 @@ const DrawnTimeline = (() => {
       frame = 0;
       width = chart.clientWidth;
       if (!width) return;
+      const began = performance.now();
       const plotLeft = gutter();
       const plotRight = plotLeft + plotWidth();
       const height = Number(svg.getAttribute("height")) || 100;
@@ -481,10 +486,9 @@ const DrawnTimeline = (() => {
         for (let i = 0; i < list.length; i += 1) {
           const group = list[i];
           const g = node.marks.take();
-          const [rect, count, title] = g.childNodes;
+          const [rect, count] = g.childNodes;
           const one = group.items.length === 1;
           const first = group.items[0];
-          const kinds = new Set(group.items.map((item) => item.kind));
           const top = node.y + (group.span ? SPAN_Y : POINT_Y);
           const h = group.span ? SPAN_H : POINT_H;
           const w = Math.max(group.x1 - group.x0, one ? MIN_W : CLUSTER_W);
@@ -492,41 +496,49 @@ const DrawnTimeline = (() => {
           rect.setAttribute("y", top);
           rect.setAttribute("width", w);
           rect.setAttribute("height", h);
-          const kindClass = kinds.size === 1 ? `kind-${first.kind}` : "kind-mixed";
-          const isSelected = group.items.some((item) => item.id === selected);
-          g.setAttribute("class", `dt-mark ${one ? "dt-event" : "dt-cluster"} ${kindClass}${group.span ? " dt-span" : ""}${isSelected ? " selected" : ""}`);
-          g.dataset.first = first.id;
-          g.dataset.ids = one ? first.id : "";
-          g.dataset.count = String(group.items.length);
-          if (one) {
-            marks += 1;
-            g.setAttribute("aria-label", opts.eventLabel(first.doc));
-            g.setAttribute("aria-pressed", String(first.id === selected));
-            count.textContent = "";
-          } else {
+          const isSelected = selected !== "" && group.items.some((item) => item.id === selected);
+          // Names and classes change only when the mark shows another group: most frames of a
+          // zoom or a pan move marks without regrouping them.
+          const identity = `${first.id}|${group.items.length}|${group.span}|${isSelected}`;
+          if (g.identity !== identity) {
+            g.identity = identity;
+            let kindClass = `kind-${first.kind}`;
+            for (const item of group.items) if (item.kind !== first.kind) { kindClass = "kind-mixed"; break; }
+            g.setAttribute("class", `dt-mark ${one ? "dt-event" : "dt-cluster"} ${kindClass}${group.span ? " dt-span" : ""}${isSelected ? " selected" : ""}`);
+            g.dataset.first = first.id;
+            g.dataset.ids = one ? first.id : "";
+            g.dataset.count = String(group.items.length);
+            if (one) {
+              first.label = first.label || opts.eventLabel(first.doc);
+              g.setAttribute("aria-label", first.label);
+              g.setAttribute("aria-pressed", String(isSelected));
+              count.textContent = "";
+            } else {
+              const last = group.items.reduce((a, b) => (b.end > a.end ? b : a));
+              g.setAttribute("aria-label", `${group.items.length} events from ${shortDate(first.start, "day")} to ${shortDate(last.end - DAY, "day")} in ${node.lane.label}: Enter zooms in`);
+              g.removeAttribute("aria-pressed");
+              // A span cluster is too thin for its count: the label tells it.
+              count.textContent = group.span ? "" : String(group.items.length);
+            }
+          }
+          if (one) marks += 1;
+          else {
             clusters += 1;
-            const last = group.items.reduce((a, b) => (b.end > a.end ? b : a));
-            g.setAttribute("aria-label", `${group.items.length} events from ${shortDate(first.start, "day")} to ${shortDate(last.end - DAY, "day")} in ${node.lane.label}: Enter zooms in`);
-            g.removeAttribute("aria-pressed");
-            // A span cluster is too thin for its count: the label tells it.
-            count.textContent = group.span ? "" : String(group.items.length);
             count.setAttribute("x", group.x0 + w / 2);
             count.setAttribute("y", top + 11);
           }
           // The title beside a lone day event, where the next mark leaves room for it.
           const room = (i + 1 < list.length ? list[i + 1].x0 : plotRight) - (group.x0 + w) - 8;
           if (one && !group.span && room > 60) {
-            const chars = Math.floor(room / 6.6);
-            const text = first.doc.title.length > chars ? `${first.doc.title.slice(0, Math.max(chars - 1, 1))}…` : first.doc.title;
-            title.textContent = text;
+            const title = node.titles.take();
+            title.textContent = fitText(first.doc.title, room);
             title.setAttribute("x", group.x0 + w + 4);
             title.setAttribute("y", top + 11);
-          } else {
-            title.textContent = "";
           }
           if (focused && activeFirst && group.items.some((item) => item.id === activeFirst) && !refocus) refocus = g;
         }
         node.marks.end();
+        node.titles.end();
       }
       rendered = { marks, clusters };
       chart.dataset.marks = String(marks);
@@ -535,6 +547,8 @@ const DrawnTimeline = (() => {
       chart.dataset.end = isoDay(t1 - 1);
       range.textContent = extent ? `${shortDate(t0, "day")} – ${shortDate(t1 - 1, "day")}` : "";
       bandLabel.textContent = band ? fitText(band.short, plotLeft - 8) : "";
+      renderTimes.push(performance.now() - began);
+      if (renderTimes.length > 2000) renderTimes.splice(0, 1000);
       if (focused) {
         if (refocus && document.activeElement !== refocus) setFocus(refocus);
         else if (!refocus && document.activeElement !== chart && !document.activeElement.isConnected) chart.focus({ preventScroll: true });
@@ -839,6 +853,8 @@ const DrawnTimeline = (() => {
       setEvents, upsert, remove, select, setLanes, setBand, setEmptyText, setWindow, zoomBy, panBy, fit, view,
       get size() { return docs.size; },
       get rendered() { return rendered; },
+      get renderTimes() { return renderTimes; },
+      get scale() { return { start: t0, end: t1, left: gutter(), width: plotWidth() }; },
       get laneMode() { return laneMode; },
       get lanes() { return lanes.map((lane) => ({ key: lane.key, label: lane.label, count: lane.items.length })); },
       get crises() { return crises.map(({ tag, start, end, label }) => ({ tag, label, start: isoDay(start), end: isoDay(end - 1) })); },

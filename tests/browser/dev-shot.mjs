@@ -1,0 +1,14 @@
+import { chromium } from "playwright-core";
+const [url, out, w = "1280", h = "1000"] = process.argv.slice(2);
+const b = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--headless"] });
+const p = await b.newPage({ viewport: { width: Number(w), height: Number(h) } });
+p.on("console", (m) => console.log("console", m.type(), m.text()));
+p.on("response", (r) => { if (r.status() >= 400) console.log("HTTP", r.status(), r.url()); });
+p.on("pageerror", (e) => console.log("pageerror", e.message));
+await p.goto(url);
+await p.waitForSelector("body[data-ready='true']", { timeout: 20000 }).catch(() => console.log("not ready"));
+await p.waitForTimeout(500);
+if (process.env.SCRIPT) await p.evaluate(process.env.SCRIPT);
+await p.waitForTimeout(300);
+await p.screenshot({ path: out, fullPage: process.env.FULL === "1" });
+await b.close();
