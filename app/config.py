@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # PUBLIC_BASE_URL, or any host when that is unset too. Comma-separated or a JSON list.
     allowed_hosts: Annotated[list[str], NoDecode] | None = None
     data_licence: str = "CC BY 4.0"
+    # Who may frame the embed (`/embed`): CSP frame-ancestors sources, `*` for any site (the
+    # default: it is made for articles anywhere), or e.g. `https://*.newsroom.example`. Every
+    # other page may be framed by no one. Comma-separated or a JSON list.
+    embed_frame_ancestors: Annotated[list[str], NoDecode] = Field(default=["*"])
 
     # --- webhooks (app/webhooks); every delay is in seconds so tests can shrink them ---
     # Wait before attempt 1, 2, …: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,
@@ -134,6 +138,7 @@ class Settings(BaseSettings):
         "cors_origins",
         "cors_write_origins",
         "allowed_hosts",
+        "embed_frame_ancestors",
         mode="before",
     )
     @classmethod
@@ -145,6 +150,18 @@ class Settings(BaseSettings):
                 return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("embed_frame_ancestors")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        # Each value becomes one source of a header: nothing that could end the directive.
+        for source in value:
+            if not source or any(c in source for c in ' ;,"\r\n\t'):
+                raise ValueError(
+                    f"EMBED_FRAME_ANCESTORS: {source!r} is not a CSP source such as * or"
+                    " https://news.example"
+                )
+        return value or ["'none'"]
 
     @field_validator("public_base_url")
     @classmethod

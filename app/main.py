@@ -21,6 +21,7 @@ from app.db import (
     create_session_factory,
 )
 from app.docs import install_redoc
+from app.embed.router import router as embed_router
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
 from app.health.router import router as health_router
@@ -106,6 +107,7 @@ TAGS = [
         "name": "Webhooks",
         "description": "Signed push notifications of every change (Standard Webhooks).",
     },
+    {"name": "Embeds", "description": "oEmbed for the embed page (`/embed`) of any timeline view."},
     {"name": "Health", "description": "Liveness and readiness probes."},
     {"name": "Audit", "description": "Who wrote what, when, with which key (admin scope)."},
 ]
@@ -225,6 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
         audit_router,
         archive_router,
+        embed_router,
     ):
         app.include_router(router)
     document_limits(app)

@@ -1,6 +1,7 @@
 """Security headers, as a pure ASGI middleware.
 
-Every response gets `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` and
+Every response gets `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY` (except the
+embed, `/embed`, which its own policy lets the sites of EMBED_FRAME_ANCESTORS frame) and
 `Referrer-Policy: no-referrer`; the API's own answers also get a Content-Security-Policy that
 allows nothing (a JSON body opened in a tab can load nothing and be framed by no one).
 
@@ -43,6 +44,9 @@ HTML_PAGES = (
 )
 # Pages whose script injects <style> elements at run time (ReDoc's styled-components).
 INLINE_STYLE_PATHS = frozenset({"/redoc"})
+# Pages made to be framed by other sites, whose own policy says by which (app/embed).
+FRAMEABLE_PATHS = frozenset({"/embed"})
+NOT_FRAMEABLE = tuple(h for h in EVERY_RESPONSE if h[0] != b"x-frame-options")
 
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.S | re.I)
 _INLINE_STYLE = re.compile(rb"<style[^>]*>(.*?)</style>", re.S | re.I)
@@ -94,7 +98,7 @@ class SecurityHeaders:
                         has_policy = True
                     elif name == b"content-type":
                         html = value.startswith(b"text/html")
-                raw.extend(EVERY_RESPONSE)
+                raw.extend(NOT_FRAMEABLE if scope["path"] in FRAMEABLE_PATHS else EVERY_RESPONSE)
                 if https:
                     raw.append(HSTS)
                 if html:

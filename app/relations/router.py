@@ -11,11 +11,13 @@ import inspect
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
 
 from app.db import SessionDep
+from app.embed.service import discovery_link
 from app.errors import NotFound
+from app.hosts import base_url, public_url
 from app.json import JSONBytes
 from app.relations import service
 from app.relations.schemas import (
@@ -35,7 +37,10 @@ STATIC = FilePath(__file__).resolve().parent.parent / "static"
 # folder is ever exposed and unknown paths still answer with a problem+json 404.
 ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
+    "common.js": "text/javascript; charset=utf-8",
+    "embed.js": "text/javascript; charset=utf-8",
     "filters.js": "text/javascript; charset=utf-8",
+    "timeline.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
 # The page may load only its own files and call only this API: no CDN, no external font.
@@ -157,12 +162,16 @@ def get_thread(
     return JSONBytes(service.thread(session, id))
 
 
+PAGE = (STATIC / "index.html").read_text("utf-8")
+
+
 @router.get("/", include_in_schema=False)
-def page() -> FileResponse:
-    """The timeline page: plain HTML, CSS and JS that call this API."""
-    return FileResponse(
-        STATIC / "index.html",
-        media_type="text/html; charset=utf-8",
+def page(request: Request) -> HTMLResponse:
+    """The timeline page: plain HTML, CSS and JS that call this API. Its head names the oEmbed
+    answer for its address, for content systems that read the page, not run it."""
+    link = discovery_link(base_url(request.scope), public_url(request))
+    return HTMLResponse(
+        PAGE.replace("<!--oembed-->", link, 1),
         headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-cache"},
     )
 

@@ -1,79 +1,17 @@
-// The timeline page. Plain JS, no build: it reads this service's API and nothing else.
-// Data is always written with textContent, never innerHTML, so no record can inject markup.
+// The timeline page. Plain JS, no build: it reads this service's API and nothing else
+// (common.js has the helpers it shares with the embed, timeline.js draws the timeline).
 "use strict";
 
 const PAGE_SIZE = 100;
-const DEFAULT_PAIR = ["MLI", "DZA"];
 const EXPORTS = [["csv", "CSV"], ["ndjson", "NDJSON"], ["geojson", "GeoJSON"], ["ics", "Calendar (ICS)"], ["atom", "Atom feed"]];
 
-const names = { states: new Map(), organisations: new Map(), categories: new Map(), kinds: new Map() };
 let nextCursor = null;
 let currentQuery = null;
 // The page's address, read by TimelineFilters.parse (filters.js): the filters, the open event,
 // and the parameters kept as given (unused API parameters, unknown ones).
 let view = TimelineFilters.parse("");
-
-// --- small helpers -------------------------------------------------------------------------
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === "class") el.className = value;
-    else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-async function api(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
-  const body = await response.json().catch(() => null);
-  if (!response.ok) {
-    const detail = body && body.detail ? body.detail : `${response.status} ${response.statusText}`;
-    const error = new Error(detail);
-    // The parameters a problem names (RFC 9457 `errors`, each `loc` as ["query", name, …]).
-    error.params = new Set(((body && body.errors) || []).filter((e) => e.loc && e.loc[0] === "query").map((e) => String(e.loc[1])));
-    throw error;
-  }
-  return body;
-}
-
-const MONTH = new Intl.DateTimeFormat("en-GB", { month: "long", year: "numeric", timeZone: "UTC" });
-const DAY = new Intl.DateTimeFormat("en-GB", {
-  day: "numeric", month: "long", year: "numeric", timeZone: "UTC",
-});
-
-function formatDate(iso, precision = "day") {
-  if (!iso) return "";
-  const date = new Date(`${iso}T00:00:00Z`);
-  if (precision === "year") return String(date.getUTCFullYear());
-  if (precision === "month") return MONTH.format(date);
-  return DAY.format(date);
-}
-
-function stateName(code) {
-  return names.states.get(code) || code;
-}
-
-function actorName(actor) {
-  if (actor.state) return stateName(actor.state);
-  if (actor.organisation) return names.organisations.get(actor.organisation) || actor.organisation;
-  return actor.group;
-}
-
-function categoryLabel(slug) {
-  return names.categories.get(slug) || slug.replaceAll("_", " ");
-}
-
-function humanise(slug) {
-  const text = slug.replaceAll("_", " ").replaceAll("-", " ");
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
+// The drawn timeline (timeline.js), made once the names are known.
+let chart = null;
 
 function setStatus(text) {
   document.getElementById("status").textContent = text;
@@ -90,11 +28,20 @@ function kept(parsed) {
 }
 
 function pushUrl(parsed, eventId, { replace = false } = {}) {
-  const query = TimelineFilters.text(TimelineFilters.serialise(parsed.filters, { event: eventId, keep: kept(parsed) }));
+  const query = TimelineFilters.text(TimelineFilters.serialise(parsed.filters, {
+    event: eventId, lanes: parsed.lanes, zoom: parsed.zoom, keep: kept(parsed),
+  }));
   const url = query ? `?${query}` : window.location.pathname;
   if (url === window.location.search) return;
   if (replace) window.history.replaceState(null, "", url);
   else window.history.pushState(null, "", url);
+  discoveryLink();
+}
+
+// The oEmbed discovery link names this view (the server writes the first one into the page).
+function discoveryLink() {
+  const link = document.querySelector('link[rel="alternate"][type="application/json+oembed"]');
+  if (link) link.href = `${window.location.origin}/oembed?url=${encodeURIComponent(window.location.href)}&format=json`;
 }
 
 // The selects that add a value to a list filter, placed before and after the organisation's.
@@ -246,28 +193,7 @@ function renderDownloads(filters) {
   p.hidden = false;
 }
 
-// The pair of states the relations strip draws: the first two of `between`, else a single
-// initiator and target that are both states.
-function stripPair(filters) {
-  const codes = TimelineFilters.betweenCodes(filters);
-  if (codes.length >= 2) return codes.slice(0, 2);
-  const [actor, target] = [filters.actor, filters.target];
-  if (actor.length === 1 && target.length === 1 && names.states.has(actor[0]) && names.states.has(target[0]) && actor[0] !== target[0]) {
-    return [actor[0], target[0]];
-  }
-  return DEFAULT_PAIR;
-}
-
 // --- the timeline ---------------------------------------------------------------------------
-
-function participantsLine(participants) {
-  const by = (role) => participants.filter((p) => p.role === role).map(actorName);
-  // An alleged initiator is shown as such, never as the one who did it.
-  const initiators = [...by("initiator"), ...by("alleged_initiator").map((name) => `${name} (alleged)`)];
-  const targets = by("target");
-  if (initiators.length && targets.length) return `${initiators.join(", ")} → ${targets.join(", ")}`;
-  return participants.map(actorName).join(", ");
-}
 
 // With order=relevance, the API's snippet: runs of plain text, the matched words flagged.
 function snippetLine(snippet) {
@@ -283,6 +209,7 @@ function eventButton(event) {
       type: "button",
       class: `event kind-${event.kind}`,
       "data-event": event.id,
+      "data-date": event.date,
       "aria-pressed": "false",
       onclick: () => openEvent(event.id, { push: true, focus: true }),
     },
@@ -365,23 +292,10 @@ function markSelected(eventId) {
   for (const button of document.querySelectorAll("button.event")) {
     button.setAttribute("aria-pressed", String(button.dataset.event === eventId));
   }
+  if (chart) chart.select(eventId);
 }
 
 // --- one event ------------------------------------------------------------------------------
-
-function sourceLink(source) {
-  const label = source.title ? `${source.publisher}: ${source.title}` : source.publisher;
-  const extra = [
-    source.published_on ? formatDate(source.published_on) : null,
-    source.language ? source.language.toUpperCase() : null,
-  ].filter(Boolean);
-  return h(
-    "li",
-    {},
-    h("a", { href: source.url, rel: "noopener noreferrer external", target: "_blank" }, label),
-    extra.length ? ` (${extra.join(", ")})` : null,
-  );
-}
 
 function claimsSection(claims) {
   if (!claims.length) return null;
@@ -533,25 +447,6 @@ async function openEvent(eventId, { push = false, focus = false, reveal = false 
 
 // --- the relations strip --------------------------------------------------------------------
 
-const STATUS_LABELS = {
-  in_post: "ambassador in post",
-  recalled: "recalled",
-  expelled: "expelled",
-  charge_d_affaires: "chargé d'affaires",
-  severed: "relations severed",
-  unknown: "unknown",
-  open: "open",
-  closed: "closed",
-  normal: "normal",
-  downgraded: "downgraded",
-};
-const STATUS_CLASS = {
-  in_post: "good", open: "good", normal: "good",
-  recalled: "warn", downgraded: "warn", charge_d_affaires: "warn",
-  expelled: "bad", severed: "bad", closed: "bad",
-  unknown: "unknown",
-};
-
 function stripRows(history) {
   const a = history.a.code;
   const b = history.b.code;
@@ -566,15 +461,8 @@ function stripRows(history) {
   ];
 }
 
-function describe(period) {
-  const from = formatDate(period.start_on, period.start_precision);
-  const to = period.end_on ? formatDate(period.end_on, period.end_precision) : "now";
-  const by = period.opened_by ? ` (${period.opened_by.title})` : "";
-  return `${STATUS_LABELS[period.status] || period.status}, ${from} to ${to}${by}`;
-}
-
 async function loadStrip(filters) {
-  const pair = stripPair(filters);
+  const pair = relationPair(filters);
   const strip = document.getElementById("strip");
   const text = document.getElementById("strip-text");
   document.getElementById("strip-heading").textContent =
@@ -585,8 +473,10 @@ async function loadStrip(filters) {
   } catch (error) {
     strip.replaceChildren(h("p", { class: "error" }, `The relations could not be loaded: ${error.message}`));
     text.replaceChildren();
+    chart.setBand(null);
     return;
   }
+  chart.setBand(relationBand(history));
   const start = Date.parse(`${history.data_start}T00:00:00Z`);
   const end = Date.now();
   const span = Math.max(end - start, 1);
@@ -637,6 +527,125 @@ async function loadStrip(filters) {
   );
 }
 
+// --- the drawn timeline ---------------------------------------------------------------------
+
+function makeChart() {
+  return DrawnTimeline.create(document.getElementById("drawn"), {
+    eventLabel,
+    actorName,
+    lanes: view.lanes,
+    onSelect: (id) => openEvent(id, { push: true, reveal: true }),
+    // Zooming and panning replace the address (no history entry per frame), so it always
+    // reproduces the view.
+    onView: ({ zoom }) => {
+      view = { ...view, zoom };
+      pushUrl(view, view.event, { replace: true });
+    },
+    onLanes: (lanes) => {
+      view = { ...view, lanes };
+      pushUrl(view, view.event, { replace: true });
+    },
+  });
+}
+
+async function loadChart(parsed) {
+  chart.setLanes(parsed.lanes);
+  if (parsed.unknown.length) {
+    chart.setEmptyText("Nothing is drawn: remove or correct the parameters named above.");
+    chart.setEvents([]);
+    return;
+  }
+  chart.setEmptyText("Loading the events to draw…");
+  chart.setEvents([]);
+  try {
+    const docs = await loadEvents(parsed.filters);
+    chart.setEmptyText("No event matches these filters.");
+    chart.setEvents(docs, { zoom: parsed.zoom });
+  } catch (error) {
+    chart.setEmptyText(`The events could not be drawn: ${error.message}`);
+  }
+}
+
+// "Embed this view": the snippet of our oEmbed answer for this address, ready to copy.
+async function showEmbedCode() {
+  const code = document.getElementById("embed-code");
+  const note = document.getElementById("embed-status");
+  note.textContent = "";
+  try {
+    const answer = await api(`/oembed?url=${encodeURIComponent(window.location.href)}&format=json`);
+    code.value = answer.html;
+  } catch (error) {
+    code.value = "";
+    note.textContent = `No snippet for this view: ${error.message}`;
+  }
+}
+
+async function copyEmbedCode() {
+  const code = document.getElementById("embed-code");
+  const note = document.getElementById("embed-status");
+  try {
+    await navigator.clipboard.writeText(code.value);
+    note.textContent = "Copied.";
+  } catch {
+    // No clipboard access (a page over plain HTTP, a refused permission): select it instead.
+    code.select();
+    note.textContent = "Selected: copy it with Ctrl+C (⌘C on a Mac).";
+  }
+}
+
+// --- live updates ---------------------------------------------------------------------------
+// The hook for the change stream (GET /v1/changes/stream, which takes the same filters as the
+// list: TimelinePage.query()). Each change of the change feed ({ operation, id, data }) that
+// matches the page's filters goes to applyChange: a document inserts or replaces the event in
+// the drawing and the list; a deletion (or `data: null`) removes it.
+
+function replaceInList(doc) {
+  const old = document.querySelector(`button.event[data-event="${CSS.escape(doc.id)}"]`);
+  if (old) {
+    old.replaceWith(eventButton(doc));
+    return;
+  }
+  const year = doc.date.slice(0, 4);
+  let list = document.querySelector(`#events ol[data-year="${year}"]`);
+  if (!list) {
+    const container = document.getElementById("events");
+    const lists = [...container.querySelectorAll("ol[data-year]")];
+    const descending = view.filters.order === "desc";
+    const after = lists.find((ol) => (descending ? ol.dataset.year < year : ol.dataset.year > year));
+    const heading = h("h3", { class: "year" }, year);
+    list = h("ol", { class: "events", "data-year": year, "aria-label": `Events of ${year}` });
+    if (after) after.previousElementSibling.before(heading, list);
+    else container.append(heading, list);
+  }
+  const key = (d) => `${d.date} ${d.id}`;
+  const later = [...list.children].find((li) => {
+    const other = li.firstChild.dataset;
+    const before = key({ date: other.date, id: other.event }) > key(doc);
+    return view.filters.order === "desc" ? !before : before;
+  });
+  const item = h("li", {}, eventButton(doc));
+  if (later) later.before(item);
+  else list.append(item);
+}
+
+function applyChange(change) {
+  if (change.operation === "deleted" || !change.data) {
+    chart.remove(change.id);
+    const button = document.querySelector(`button.event[data-event="${CSS.escape(change.id)}"]`);
+    if (button) button.closest("li").remove();
+    return;
+  }
+  chart.upsert(change.data);
+  replaceInList(change.data);
+  markSelected(view.event);
+}
+
+window.TimelinePage = {
+  applyChange,
+  // The API query of the view (GET /v1/timeline's filters), for a stream of its changes.
+  query: () => TimelineFilters.text(TimelineFilters.apiQuery(view.filters)),
+};
+
 // --- start ----------------------------------------------------------------------------------
 
 async function show(parsed, { reveal = false } = {}) {
@@ -644,31 +653,24 @@ async function show(parsed, { reveal = false } = {}) {
   writeForm(parsed.filters);
   renderActive(parsed);
   renderProblems(parsed);
-  await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters)]);
+  document.getElementById("embed-code").value = "";
+  if (document.getElementById("embed").open) showEmbedCode();
+  await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters), loadChart(parsed)]);
   await openEvent(parsed.event, { reveal });
 }
 
-// A new view chosen on the page: a new history entry, with no event open.
+// A new view chosen on the page: a new history entry, with no event open and the whole period.
 function change(parsed) {
-  const next = { ...parsed, event: "", notes: [] };
+  const next = { ...parsed, event: "", zoom: "", notes: [] };
   pushUrl(next, "");
   return show(next);
 }
 
 async function start() {
   try {
-    const [states, organisations, categories] = await Promise.all([
-      api("/v1/states"), api("/v1/organisations"), api("/v1/categories"),
-    ]);
-    for (const s of states.items) names.states.set(s.code, s.name);
-    for (const o of organisations.items) names.organisations.set(o.code, o.name);
-    for (const c of categories.items) {
-      names.categories.set(c.slug, c.label);
-      names.kinds.set(c.kind, humanise(c.kind));
-    }
+    const { states, organisations, categories } = await loadNames();
     addFields();
-    // Open beside a wide timeline; on a phone the active filters show and the form waits.
-    document.getElementById("edit-filters").open = matchMedia("(min-width: 60rem)").matches;
+    // The form waits behind the active filters, so the drawn timeline is on the first screen.
     const stateOptions = states.items.map((s) => ({ value: s.code, name: s.name }));
     const organisationOptions = organisations.items.map((o) => ({ value: o.code, name: o.name }));
     const label = (item) => `${item.name} (${item.value})`;
@@ -697,9 +699,13 @@ async function start() {
     change({ ...view, filters: TimelineFilters.empty(), unknown: [], unused: [] });
   });
   document.getElementById("more").addEventListener("click", loadMore);
+  document.getElementById("embed").addEventListener("toggle", (event) => { if (event.target.open) showEmbedCode(); });
+  document.getElementById("copy-embed").addEventListener("click", copyEmbedCode);
   window.addEventListener("popstate", () => show(TimelineFilters.parse(window.location.search), { reveal: true }));
 
   const parsed = TimelineFilters.parse(window.location.search);
+  view = parsed;
+  chart = makeChart();
   // An address of the page's first version (`a` and `b`) becomes `between`, in place.
   if (parsed.legacy) pushUrl(parsed, parsed.event, { replace: true });
   await show(parsed, { reveal: true });

@@ -1,6 +1,6 @@
 // The timeline's filters: what the page's address may hold and how it maps to GET /v1/timeline.
-// Pure functions and no DOM, so any view of the timeline (the list on this page, a drawn
-// timeline later) reads and writes the same addresses. The page uses the API's own parameter
+// Pure functions and no DOM, so every view of the timeline (the list, the drawn timeline, the
+// embed) reads and writes the same addresses. The page uses the API's own parameter
 // names, so a query copied from the API works as a page address and the other way round.
 //
 // Rules: every filter is kept exactly as given (the API validates the values and the page shows
@@ -36,8 +36,10 @@ const TimelineFilters = (() => {
     format: "the page shows events; the links under the list download this view in each format",
     group_by: "it applies to the TimelineJS export only",
   };
-  // The page's own state: the event whose details are open.
-  const PAGE = ["event"];
+  // The page's own state: the event whose details are open, the drawn timeline's lanes
+  // (`state`, the default, or `pair`: initiator → target), its window (`zoom=2025-04-01..2025-04-30`,
+  // both days included) and, on the embed, `view=story` for TimelineJS's story view.
+  const PAGE = ["event", "lanes", "zoom", "view"];
   // The first version of the page named a pair of states `a` and `b`: now `between=a,b`.
   const LEGACY_PAIR = ["a", "b"];
 
@@ -55,7 +57,7 @@ const TimelineFilters = (() => {
   function parse(search) {
     const params = new URLSearchParams(search);
     const filters = empty();
-    const result = { filters, event: "", unknown: [], unused: [], notes: [], legacy: false };
+    const result = { filters, event: "", lanes: "", zoom: "", view: "", unknown: [], unused: [], notes: [], legacy: false };
     const pair = {};
     for (const [name, raw] of params) {
       const value = raw.trim();
@@ -72,7 +74,7 @@ const TimelineFilters = (() => {
           filters[name] = value;
         }
       } else if (PAGE.includes(name)) {
-        result.event = value;
+        result[name] = value;
       } else if (LEGACY_PAIR.includes(name)) {
         pair[name] = value;
       } else if (Object.hasOwn(API_ONLY, name)) {
@@ -90,8 +92,8 @@ const TimelineFilters = (() => {
     return result;
   }
 
-  // The page address for these filters, the open event and the parameters kept as given.
-  function serialise(filters, { event = "", keep = [] } = {}) {
+  // The page address for these filters, the page's own state and the parameters kept as given.
+  function serialise(filters, { event = "", lanes = "", zoom = "", view = "", keep = [] } = {}) {
     const params = new URLSearchParams();
     for (const spec of SPEC) {
       const value = filters[spec.name];
@@ -99,6 +101,9 @@ const TimelineFilters = (() => {
       else if (value) params.set(spec.name, value);
     }
     if (event) params.set("event", event);
+    if (lanes) params.set("lanes", lanes);
+    if (zoom) params.set("zoom", zoom);
+    if (view) params.set("view", view);
     for (const [name, value] of keep) params.append(name, value);
     return params;
   }

@@ -1,0 +1,1 @@
+"""The embed page for articles (`/embed`) and its oEmbed endpoint (`/oembed`)."""
