@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     response_cache_size: int = 512
     response_cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     public_base_url: str | None = None
+    # Longest run of one database statement in the API's engines: PostgreSQL's
+    # statement_timeout, a progress handler on SQLite (app/db.py). Past it the statement is
+    # cancelled and the request gets a 503 problem saying to narrow it or retry, so no request
+    # holds a thread or a connection longer. Operator tools (migrations, import, export) have none.
+    db_statement_timeout: float = Field(default=10.0, gt=0)
     data_licence: str = "CC BY 4.0"
 
     # --- webhooks (app/webhooks); every delay is in seconds so tests can shrink them ---

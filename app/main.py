@@ -144,7 +144,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         license_info={"name": f"Data: {settings.data_licence}; see each event's sources"},
     )
-    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        statement_timeout=settings.db_statement_timeout,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
@@ -152,7 +156,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     streams = engine
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         streams = create_db_engine(
-            settings.database_url, pool_size=2, sqlite_cache_kib=SQLITE_STREAM_CACHE_KIB
+            settings.database_url,
+            pool_size=2,
+            sqlite_cache_kib=SQLITE_STREAM_CACHE_KIB,
+            statement_timeout=settings.db_statement_timeout,
         )
     app.state.stream_engine = streams
     app.state.stream_session_factory = create_session_factory(streams)
