@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     rate_limit_anonymous: int = Field(default=300, ge=1)
     rate_limit_keyed: int = Field(default=1200, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # Heavy requests (exports, facets, count=true, order=relevance) running at once in one
+    # process, and per key or client address in one process (app/ratelimit.py).
+    rate_limit_heavy_concurrency: int = Field(default=1, ge=1)
+    rate_limit_heavy_per_caller: int = Field(default=1, ge=1)
     # `memory` counts per process (each uvicorn worker and replica has its own budget);
     # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"

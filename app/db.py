@@ -302,6 +302,12 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
             raise
 
 
+# Set while a heavy request (an export, facets, a count, a ranked search) runs: its database
+# work goes to `DatabaseThreads`' heavy threads, so it never holds the threads pages wait for.
+# Set by the rate limiter (app/ratelimit.py), which also bounds how many run at once.
+HEAVY: contextvars.ContextVar[bool] = contextvars.ContextVar("dtl_heavy", default=False)
+
+
 class DatabaseThreads:
     """Where the timeline's pages and the response cache's version reads run their database
     work: threads of their own on PostgreSQL, AnyIO's pool (as any sync endpoint) on SQLite.
@@ -319,26 +325,31 @@ class DatabaseThreads:
     AnyIO's pool does, start on first use and end with the app's lifespan; a request
     cancelled while its job runs leaves the job to finish (its session closes there)."""
 
-    def __init__(self, size: int, *, own_threads: bool) -> None:
+    def __init__(self, size: int, *, own_threads: bool, heavy: int = 1) -> None:
         self._executor = None
         if own_threads:
             self._executor = ThreadPoolExecutor(size, thread_name_prefix="dtl-db")
+        # Heavy requests' threads, on both databases: on SQLite a page waits for AnyIO's one
+        # thread, which a grouping of the whole table would otherwise hold for seconds.
+        self._heavy = ThreadPoolExecutor(heavy, thread_name_prefix="dtl-heavy")
 
     @property
     def own_threads(self) -> bool:
         return self._executor is not None
 
     async def run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
-        if self._executor is None:
+        executor = self._heavy if HEAVY.get() else self._executor
+        if executor is None:
             return await run_in_threadpool(func, *args)
         # The caller's context goes along, as AnyIO's does: the request id is logged from there.
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, context.run, func, *args)
+        return await loop.run_in_executor(executor, context.run, func, *args)
 
     def shutdown(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self._heavy.shutdown(wait=True)
 
 
 async def one_writer(request: Request) -> AsyncIterator[None]:

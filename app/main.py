@@ -165,7 +165,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_session_factory = create_session_factory(streams)
     app.state.writers = anyio.Lock()  # app.db.one_writer
     app.state.db_threads = DatabaseThreads(
-        settings.threads, own_threads=engine.dialect.name == "postgresql"
+        settings.threads,
+        own_threads=engine.dialect.name == "postgresql",
+        heavy=settings.rate_limit_heavy_concurrency,
     )
 
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
