@@ -39,6 +39,7 @@ run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:80
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
 test: install ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
+	bash deploy/nginx/ensure-nginx.sh
 	$(BIN)/pytest
 
 FUZZ_EXAMPLES ?= 100
