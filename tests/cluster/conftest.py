@@ -28,7 +28,7 @@ from app.auth.service import Scope
 from app.config import PROJECT_ROOT, normalise_database_url
 from app.db import create_db_engine, create_session_factory
 from app.seed import load
-from tests.cluster.nginx import Nginx
+from tests.cluster.nginx import Nginx, stop
 from tests.conftest import alembic_config
 from tests.live import LiveServer
 from tests.webhooks.conftest import LOCAL, Receiver
@@ -80,12 +80,7 @@ class Worker:
             self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop(self.process)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from tests.cluster.conftest import (
     Cluster,
     admin_engine,
 )
-from tests.faults.conftest import event_body, wait_for
+from tests.faults.conftest import cut_off, event_body, wait_for
 from tests.helpers import assert_problem
 
 DRONE = "2025-04-01-algeria-shoots-down-malian-drone"
@@ -283,15 +283,7 @@ def test_the_database_cut_off_and_back_during_read_load(cluster: Cluster) -> Non
             thread.start()
         try:
             wait_for(lambda: answers[200] >= 20, PATIENCE, "the readers did not get going")
-            with admin.connect() as conn:
-                conn.execute(text(f'ALTER DATABASE "{cluster.name}" WITH ALLOW_CONNECTIONS false'))
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": cluster.name},
-                )
+            cut_off(admin, cluster.name)
             cut = time.monotonic()
             wait_for(lambda: answers[503] >= 20, PATIENCE, "no 503 while the database was away")
         finally:
