@@ -27,11 +27,13 @@ ENV PATH=/opt/venv/bin:$PATH \
 # uvicorn believes X-Forwarded-For only from FORWARDED_ALLOW_IPS: set it to your proxy's
 # address(es). Never '*' unless the proxy overwrites the header, or any client could claim a
 # fresh address, and a fresh rate-limit budget, with every request.
-# Limits are on in production (README, "Request size and rate limits"): bodies up to 1 MiB;
-# per minute, 300 requests per client address without a key and 1200 per API key. `memory`
-# counts in each uvicorn worker, so with WEB_CONCURRENCY=2 an address may get up to twice its
-# budget: to share one budget between workers and replicas, set RATE_LIMIT_STORE=redis and
-# REDIS_URL.
+# Limits are on in production (docs/operations.md, "Request size and rate limits"): bodies up
+# to 1 MiB; per minute, 300 units per client address without a key and 1200 per API key (a page
+# costs 1, facets 20, an export 50); one heavy request (export, facets, count, ranked search) at
+# a time per process and per caller; no database statement longer than DB_STATEMENT_TIMEOUT
+# (10 s). `memory` counts in each uvicorn worker, so with WEB_CONCURRENCY=2 an address may get up
+# to twice its budget: to share one budget between workers and replicas, set
+# RATE_LIMIT_STORE=redis and REDIS_URL (compose.yaml does).
 ENV MAX_REQUEST_BYTES=1048576 \
     RATE_LIMIT_ENABLED=true \
     RATE_LIMIT_ANONYMOUS=300 \

@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate seed run test consumer-tools browser-test fuzz lint format typecheck check clean
+.PHONY: help install migrate seed run test test-tools browser-test fuzz lint format typecheck check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,11 +38,12 @@ seed: migrate ## load seed/ into the database (idempotent)
 run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:8000)
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
-test: install consumer-tools ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
+test: install test-tools ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/pytest
 
-consumer-tools: ## install the outside tools the consumer suite runs, if missing (LibreOffice from apt)
+test-tools: ## install the outside programs the suite runs, if missing (LibreOffice, nginx from apt)
 	bash tests/consumers/install-libreoffice.sh
+	bash deploy/nginx/ensure-nginx.sh
 
 FUZZ_EXAMPLES ?= 100
 fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (default 100, CI 5), FUZZ_SEED

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     # Host names answered (`*` any, `*.example.org` its subdomains); unset, the host of
     # PUBLIC_BASE_URL, or any host when that is unset too. Comma-separated or a JSON list.
     allowed_hosts: Annotated[list[str], NoDecode] | None = None
+    # Longest run of one database statement in the API's engines: PostgreSQL's
+    # statement_timeout, a progress handler on SQLite (app/db.py). Past it the statement is
+    # cancelled and the request gets a 503 problem saying to narrow it or retry, so no request
+    # holds a thread or a connection longer. Operator tools (migrations, import, export) have none.
+    db_statement_timeout: float = Field(default=10.0, gt=0)
     data_licence: str = "CC BY 4.0"
     # Who may frame the embed (`/embed`): CSP frame-ancestors sources, `*` for any site (the
     # default: it is made for articles anywhere), or e.g. `https://*.newsroom.example`. Every
@@ -104,6 +109,10 @@ class Settings(BaseSettings):
     rate_limit_anonymous: int = Field(default=300, ge=1)
     rate_limit_keyed: int = Field(default=1200, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # Heavy requests (exports, facets, count=true, order=relevance) running at once in one
+    # process, and per key or client address in one process (app/ratelimit.py).
+    rate_limit_heavy_concurrency: int = Field(default=1, ge=1)
+    rate_limit_heavy_per_caller: int = Field(default=1, ge=1)
     # `memory` counts per process (each uvicorn worker and replica has its own budget);
     # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"

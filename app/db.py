@@ -1,6 +1,9 @@
 import asyncio
 import contextvars
+import math
 import select
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -72,6 +75,15 @@ LOCK_WAIT_SECONDS = 5
 # How long a request waits for a free pooled connection, or for PostgreSQL to accept one.
 POOL_TIMEOUT_SECONDS = 10
 CONNECT_TIMEOUT_SECONDS = 5
+# An execution option: the statement's own limit in seconds (None: none), instead of the
+# engine's. For a statement that streams a whole table to an administrator on SQLite, whose
+# clock, unlike PostgreSQL's per-FETCH one, runs while the client reads.
+STATEMENT_TIMEOUT = "dtl_statement_timeout"
+# SQLite calls the progress handler every this many virtual machine instructions: often enough
+# to stop within milliseconds, rarely enough to cost nothing measurable on a page.
+SQLITE_PROGRESS_STEPS = 10_000
+_DEADLINE = "dtl_deadline"
+
 # SQLite's page cache per connection, in KiB (its default is 2 MB). Pages outside it are read
 # from the operating system's cache with a system call each: at 1M events a page of 50 reads
 # about 150 of them, and a 64 MB cache cut its time by a third (bench/README.md). It fills only
@@ -82,8 +94,27 @@ SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_STREAM_CACHE_KIB = 2 * 1024
 
 
-def _sqlite_on_connect(cache_kib: int) -> Callable[[Any, ConnectionPoolEntry], None]:
-    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+class _Deadline:
+    """When the statement running on one SQLite connection must stop (monotonic seconds)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = math.inf
+
+    def passed(self) -> bool:
+        # SQLite's progress handler: a true result interrupts the statement ("interrupted").
+        return time.monotonic() > self.at
+
+
+def _sqlite_on_connect(
+    cache_kib: int, statement_timeout: float | None
+) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if statement_timeout is not None:
+            deadline = _Deadline()
+            record.info[_DEADLINE] = deadline
+            dbapi_connection.set_progress_handler(deadline.passed, SQLITE_PROGRESS_STEPS)
         # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy emit BEGIN itself
         # (the recipe from SQLAlchemy's SQLite dialect documentation).
         dbapi_connection.isolation_level = None
@@ -98,9 +129,46 @@ def _sqlite_on_connect(cache_kib: int) -> Callable[[Any, ConnectionPoolEntry], N
     return on_connect
 
 
+def _sqlite_deadlines(engine: Engine, statement_timeout: float) -> None:
+    """Arm a connection's deadline as each statement starts; disarm it when the connection goes
+    back to the pool, so statements SQLAlchemy does not see (a read's BEGIN) are never cut."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _arm(conn: Any, _c: Any, _s: str, _p: Any, context: Any, _m: bool) -> None:
+        deadline: _Deadline | None = conn.info.get(_DEADLINE)
+        if deadline is None:
+            return
+        limit = statement_timeout
+        if context is not None:
+            limit = context.execution_options.get(STATEMENT_TIMEOUT, limit)
+        deadline.at = math.inf if limit is None else time.monotonic() + limit
+
+    @event.listens_for(engine, "checkin")
+    def _disarm(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        deadline: _Deadline | None = record.info.get(_DEADLINE)
+        if deadline is not None:
+            deadline.at = math.inf
+
+
+def statement_timed_out(exc: BaseException) -> bool:
+    """True for the error a statement gets when its time limit cancels it: PostgreSQL's
+    query_canceled (57014; statement_timeout, or an operator's pg_cancel_backend), SQLite's
+    "interrupted" (only the progress handler above interrupts)."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, psycopg.errors.QueryCanceled):
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and str(orig) == "interrupted"
+
+
 def create_db_engine(
-    url: str, *, pool_size: int = 4, sqlite_cache_kib: int = SQLITE_CACHE_KIB
+    url: str,
+    *,
+    pool_size: int = 4,
+    sqlite_cache_kib: int = SQLITE_CACHE_KIB,
+    statement_timeout: float | None = None,
 ) -> Engine:
+    """An engine with the project's connection settings. `statement_timeout` (seconds) limits
+    every statement's run time; the API's engines have one, operator tools none."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         pool: dict[str, Any] = {}
@@ -113,7 +181,9 @@ def create_db_engine(
                 "pool_timeout": POOL_TIMEOUT_SECONDS,
             }
         engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
-        event.listen(engine, "connect", _sqlite_on_connect(sqlite_cache_kib))
+        event.listen(engine, "connect", _sqlite_on_connect(sqlite_cache_kib, statement_timeout))
+        if statement_timeout is not None:
+            _sqlite_deadlines(engine, statement_timeout)
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
@@ -129,7 +199,7 @@ def create_db_engine(
             conn.connection.driver_connection.execute("BEGIN")
 
         return engine
-    engine = _postgresql_engine(url, pool_size)
+    engine = _postgresql_engine(url, pool_size, statement_timeout)
     event.listen(engine, "before_cursor_execute", _binary_results)
     return engine
 
@@ -149,10 +219,13 @@ def _binary_results(
         cursor.format = psycopg.pq.Format.BINARY
 
 
-def _postgresql_engine(url: str, pool_size: int) -> Engine:
+def _postgresql_engine(url: str, pool_size: int, statement_timeout: float | None) -> Engine:
     # _replace_dead_connections lets the service recover from an outage by itself;
     # connect_timeout bounds a server that does not answer at all, lock_timeout a lock that is
-    # never released (errors.py: 503).
+    # never released, statement_timeout a statement that runs too long (errors.py: 503).
+    options = f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000} -c jit=off"
+    if statement_timeout is not None:
+        options += f" -c statement_timeout={max(1, round(statement_timeout * 1000))}"
     engine = create_engine(
         url,
         pool_size=pool_size,
@@ -163,7 +236,7 @@ def _postgresql_engine(url: str, pool_size: int) -> Engine:
             # JIT compiles plans PostgreSQL thinks costly, such as ranking a common word: 13 ms
             # of compiling on every such request, for queries that run in milliseconds to a
             # few hundred (bench/README.md).
-            "options": f"-c lock_timeout={LOCK_WAIT_SECONDS * 1000} -c jit=off",
+            "options": options,
         },
     )
     event.listen(engine, "checkout", _replace_dead_connections(engine.dialect))
@@ -229,6 +302,12 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
             raise
 
 
+# Set while a heavy request (an export, facets, a count, a ranked search) runs: its database
+# work goes to `DatabaseThreads`' heavy threads, so it never holds the threads pages wait for.
+# Set by the rate limiter (app/ratelimit.py), which also bounds how many run at once.
+HEAVY: contextvars.ContextVar[bool] = contextvars.ContextVar("dtl_heavy", default=False)
+
+
 class DatabaseThreads:
     """Where the timeline's pages and the response cache's version reads run their database
     work: threads of their own on PostgreSQL, AnyIO's pool (as any sync endpoint) on SQLite.
@@ -246,26 +325,31 @@ class DatabaseThreads:
     AnyIO's pool does, start on first use and end with the app's lifespan; a request
     cancelled while its job runs leaves the job to finish (its session closes there)."""
 
-    def __init__(self, size: int, *, own_threads: bool) -> None:
+    def __init__(self, size: int, *, own_threads: bool, heavy: int = 1) -> None:
         self._executor = None
         if own_threads:
             self._executor = ThreadPoolExecutor(size, thread_name_prefix="dtl-db")
+        # Heavy requests' threads, on both databases: on SQLite a page waits for AnyIO's one
+        # thread, which a grouping of the whole table would otherwise hold for seconds.
+        self._heavy = ThreadPoolExecutor(heavy, thread_name_prefix="dtl-heavy")
 
     @property
     def own_threads(self) -> bool:
         return self._executor is not None
 
     async def run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
-        if self._executor is None:
+        executor = self._heavy if HEAVY.get() else self._executor
+        if executor is None:
             return await run_in_threadpool(func, *args)
         # The caller's context goes along, as AnyIO's does: the request id is logged from there.
         context = contextvars.copy_context()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, context.run, func, *args)
+        return await loop.run_in_executor(executor, context.run, func, *args)
 
     def shutdown(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        self._heavy.shutdown(wait=True)
 
 
 async def one_writer(request: Request) -> AsyncIterator[None]:

@@ -1,12 +1,12 @@
 """Domain errors and their rendering as RFC 9457 problem details."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import (
     DataError,
@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db import statement_timed_out
 from app.observability import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_BASE = "https://diplomatic-timeline.example/problems/"
@@ -261,6 +262,14 @@ def install_problem_handlers(app: FastAPI) -> None:
     for database_error in (DBAPIError, PoolTimeout, DisconnectionError):
         app.add_exception_handler(database_error, _unavailable)
 
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> Response:
+        if statement_timed_out(exc):
+            return _timed_out(request)
+        # Every other OperationalError is what the DBAPIError handler makes of it.
+        response = app.exception_handlers[DBAPIError](request, exc)
+        return await response if isinstance(response, Awaitable) else response
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug, title = _STATUS_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
@@ -290,6 +299,29 @@ def install_problem_handlers(app: FastAPI) -> None:
             return await _unavailable(request, exc)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return _internal(request)
+
+
+QUERY_TIMEOUT_SLUG = "query-timeout"
+
+
+def _timed_out(request: Request) -> JSONResponse:
+    """A statement ran past its limit (app.db.STATEMENT_TIMEOUT_SECONDS) and was cancelled:
+    the request asked for too much at once, or the database is busy. Either way the client can
+    act: ask for less, or come back later."""
+    limit = request.app.state.settings.db_statement_timeout
+    logger.warning(
+        "statement time limit (%g s) reached on %s %s", limit, request.method, request.url.path
+    )
+    return problem(
+        request,
+        503,
+        QUERY_TIMEOUT_SLUG,
+        "Query took too long",
+        f"The database stopped this request after {limit:g} s. Narrow it (a shorter date range,"
+        " a state, a category, more words in q; counts, facets and exports cost the most) or"
+        f" retry in {RETRY_AFTER_SECONDS} s.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _internal(request: Request) -> JSONResponse:

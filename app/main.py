@@ -154,7 +154,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_redoc(app)
-    engine = create_db_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_db_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        statement_timeout=settings.db_statement_timeout,
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
@@ -166,13 +170,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     streams = engine
     if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
         streams = create_db_engine(
-            settings.database_url, pool_size=2, sqlite_cache_kib=SQLITE_STREAM_CACHE_KIB
+            settings.database_url,
+            pool_size=2,
+            sqlite_cache_kib=SQLITE_STREAM_CACHE_KIB,
+            statement_timeout=settings.db_statement_timeout,
         )
     app.state.stream_engine = streams
     app.state.stream_session_factory = create_session_factory(streams)
     app.state.writers = anyio.Lock()  # app.db.one_writer
     app.state.db_threads = DatabaseThreads(
-        settings.threads, own_threads=engine.dialect.name == "postgresql"
+        settings.threads,
+        own_threads=engine.dialect.name == "postgresql",
+        heavy=settings.rate_limit_heavy_concurrency,
     )
 
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)

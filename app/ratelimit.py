@@ -1,6 +1,18 @@
-"""Rate limits: a fixed budget of requests per window, per API key or per client address.
+"""Rate limits: a fixed budget per window, per API key or per client address, spent by what
+requests cost; and how many expensive requests may run at once.
 
 A pure ASGI middleware (the hot path pays a dictionary update, or one Redis round trip). Rules:
+
+* Requests cost what they make the database do (`request_cost`): a page 1 unit; `q=` adds 2
+  (a search may walk far to fill its page), `count=true` 5 (a second query over every match),
+  `order=relevance` 10 (every match scored); facets cost 20 (every match grouped five ways) and
+  an export 50 (every match read and rendered). A request is let in only if its cost fits in
+  what is left of the caller's budget; a refused request spends nothing.
+* Heavy requests (exports, facets, counts, ranked searches) also take one of a few slots for as
+  long as they run, the whole streamed body included: RATE_LIMIT_HEAVY_CONCURRENCY per process
+  (beyond it a 503 with Retry-After: the server is busy) and RATE_LIMIT_HEAVY_PER_CALLER per key
+  or address (beyond it a 429). While they run, their database work goes to threads of their own
+  (`app.db.HEAVY`), so pages never queue behind a grouping of the whole table.
 
 * A request with a known, live API key (`Authorization: Bearer dtl_…`) spends the key's budget
   (RATE_LIMIT_KEYED). Keys are recognised by the token's SHA-256, as stored, through a small
@@ -32,7 +44,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 import redis.asyncio
@@ -46,8 +60,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.service import TOKEN_PREFIX, hash_token
 from app.config import Settings
+from app.db import HEAVY
 from app.errors import problem
 from app.models import ApiKey
+from app.timeline.formats import MEDIA_TYPES, negotiate
 
 logger = logging.getLogger("app.ratelimit")
 
@@ -59,11 +75,56 @@ _RAW = tuple(name.lower().encode() for name in LIMIT_HEADERS)
 # keyed budget this long; writes still check the key in the database on every request.
 KEY_CACHE_SECONDS = 60.0
 KEY_CACHE_SIZE = 10_000
-# Beyond this many clients in one window (a flood from many addresses) newcomers share one
-# budget, so memory stays bounded whatever the traffic.
+# Counters kept per process in one window: beyond it the least recently seen caller's counter
+# is forgotten (it starts again from zero), so memory stays bounded whatever the traffic and a
+# flood from many addresses can never lock a new caller out.
 MAX_BUCKETS = 100_000
-OVERFLOW_BUCKET = "overflow"
 REDIS_RETRY_SECONDS = 5.0
+# Seconds a caller refused a heavy slot is told to wait: slots free as requests finish.
+HEAVY_RETRY_SECONDS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    units: int
+    heavy: bool = False
+
+
+PAGE = Cost(1)
+SEARCH_UNITS = 2
+COUNT_UNITS = 5
+RELEVANCE_UNITS = 10
+FACETS = Cost(20, heavy=True)
+EXPORT = Cost(50, heavy=True)
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_EXPORTS = frozenset(MEDIA_TYPES) - {"json"}
+
+
+def request_cost(scope: Scope) -> Cost:
+    """What a request costs, from its path and query string alone (before anything runs)."""
+    path = scope["path"]
+    if path == "/v1/timeline/facets":
+        return FACETS
+    if path != "/v1/timeline":
+        return PAGE
+    params = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+    fmt = params.get("format")
+    if fmt is None:
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                fmt = negotiate(value.decode("latin-1"))
+                break
+    if fmt in _EXPORTS:
+        return EXPORT
+    units, heavy = PAGE.units, False
+    if params.get("q", "").strip():
+        units += SEARCH_UNITS
+    if params.get("count", "").strip().lower() in _TRUE:
+        units, heavy = units + COUNT_UNITS, True
+    if params.get("order", "").strip() == "relevance":
+        units, heavy = units + RELEVANCE_UNITS, True
+    return Cost(units, heavy)
+
 
 _HEADER_DOCS = {
     "RateLimit-Limit": "Requests allowed per window for this caller.",
@@ -86,10 +147,16 @@ RATE_LIMITED_RESPONSE: dict[str, Any] = {
     },
 }
 
-_INCREMENT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
+# KEYS[1] the counter; ARGV: seconds it lives, the request's cost, the limit. Spends the cost
+# only if it fits; returns what the counter would hold with it, spent or not.
+_SPEND = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0') + tonumber(ARGV[2])
+if count <= tonumber(ARGV[3]) then
+    if count == tonumber(ARGV[2]) then
+        redis.call('SET', KEYS[1], count, 'EX', ARGV[1])
+    else
+        redis.call('INCRBY', KEYS[1], ARGV[2])
+    end
 end
 return count
 """
@@ -97,26 +164,32 @@ return count
 
 class MemoryStore:
     """Counters for the current window only: a new window drops the previous one whole, so
-    eviction costs nothing per request. A lock keeps it correct for threaded callers too."""
+    windows cost nothing per request; within one, the least recently seen counter goes first
+    when there are `max_buckets`. A lock keeps it correct for threaded callers too."""
 
     def __init__(self, max_buckets: int = MAX_BUCKETS) -> None:
         self.max_buckets = max_buckets
         self._lock = threading.Lock()
         self._window = -1
-        self._counts: dict[str, int] = {}
+        self._counts: OrderedDict[str, int] = OrderedDict()
 
-    def hit(self, bucket: str, window: int) -> int:
+    def hit(self, bucket: str, window: int, cost: int = 1, limit: int | None = None) -> int:
+        """Spend `cost` if it fits in `limit`; what the counter would hold with it."""
         with self._lock:
             if window > self._window:
                 self._window = window
-                self._counts = {}
+                self._counts = OrderedDict()
             # A request that read the clock just before a rollover lands in the new window:
             # counting it there errs towards the limit, never past it.
             counts = self._counts
-            if bucket not in counts and len(counts) >= self.max_buckets:
-                bucket = OVERFLOW_BUCKET
-            count = counts.get(bucket, 0) + 1
-            counts[bucket] = count
+            count = counts.get(bucket, 0) + cost
+            if limit is None or count <= limit:
+                counts[bucket] = count
+            if bucket in counts:
+                # Refused callers stay recent too: one that keeps knocking stays counted.
+                counts.move_to_end(bucket)
+                if len(counts) > self.max_buckets:
+                    counts.popitem(last=False)
             return count
 
     def __len__(self) -> int:
@@ -138,14 +211,51 @@ class RedisStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
         )
-        self._increment = self.client.register_script(_INCREMENT)
+        self._spend = self.client.register_script(_SPEND)
 
-    async def hit(self, bucket: str, window: int) -> int:
-        count = await self._increment(keys=[f"{self.prefix}{bucket}:{window}"], args=[self.ttl])
+    async def hit(self, bucket: str, window: int, cost: int, limit: int) -> int:
+        key = f"{self.prefix}{bucket}:{window}"
+        count = await self._spend(keys=[key], args=[self.ttl, cost, limit])
         return int(count)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class HeavySlots:
+    """Heavy requests running in this process: at most `total`, at most `per_caller` each."""
+
+    def __init__(self, total: int, per_caller: int) -> None:
+        self.total = total
+        self.per_caller = per_caller
+        self._lock = threading.Lock()
+        self._running = 0
+        self._by_caller: dict[str, int] = {}
+
+    def take(self, caller: str) -> str | None:
+        """None if a slot was taken, else who is full: "caller" or "process"."""
+        with self._lock:
+            mine = self._by_caller.get(caller, 0)
+            if mine >= self.per_caller:
+                return "caller"
+            if self._running >= self.total:
+                return "process"
+            self._running += 1
+            self._by_caller[caller] = mine + 1
+            return None
+
+    def give(self, caller: str) -> None:
+        with self._lock:
+            self._running -= 1
+            left = self._by_caller[caller] - 1
+            if left:
+                self._by_caller[caller] = left
+            else:
+                del self._by_caller[caller]
+
+    @property
+    def running(self) -> int:
+        return self._running
 
 
 def key_lookup(session_factory: sessionmaker[Session]) -> Callable[[str], int | None]:
@@ -243,6 +353,9 @@ class RateLimit:
             lookup = key_lookup(session_factory)
         self.keys = KeyCache(lookup)
         self.memory = MemoryStore()
+        self.heavy = HeavySlots(
+            settings.rate_limit_heavy_concurrency, settings.rate_limit_heavy_per_caller
+        )
         self.redis: RedisStore | None = None
         if settings.rate_limit_store == "redis":
             self.redis = RedisStore(
@@ -274,7 +387,8 @@ class RateLimit:
                 # Verifying costs a database query, so the address pays for it from a budget
                 # of its own: made-up tokens cannot hammer the database, and a real key is
                 # still verified when its address has spent its anonymous budget (a NAT).
-                count = await self._count("verify:" + client_bucket(scope), window)
+                verify = "verify:" + client_bucket(scope)
+                count = await self._count(verify, window, 1, self.anonymous)
                 if count > self.anonymous:
                     await self._refuse(scope, receive, send, self.anonymous, reset, keyed=False)
                     return
@@ -284,25 +398,46 @@ class RateLimit:
         else:
             # No key, or a token that is unknown, revoked or malformed: the address pays.
             bucket, limit = client_bucket(scope), self.anonymous
-        count = await self._count(bucket, window)
-        if count > limit:
-            await self._refuse(scope, receive, send, limit, reset, keyed=key_id is not None)
-            return
+        cost = request_cost(scope)
+        if cost.heavy:
+            # Before the budget, so a request refused here spends nothing.
+            full = self.heavy.take(bucket)
+            if full is not None:
+                await self._busy(scope, receive, send, full, keyed=key_id is not None)
+                return
+        try:
+            # A budget smaller than a request's cost still lets one such request in per window.
+            count = await self._count(bucket, window, min(cost.units, limit), limit)
+            if count > limit:
+                await self._refuse(
+                    scope, receive, send, limit, reset, keyed=key_id is not None, cost=cost
+                )
+                return
 
-        values = (limit, max(0, limit - count), reset)
-        added = [(name, str(value).encode()) for name, value in zip(_RAW, values, strict=True)]
+            values = (limit, max(0, limit - count), reset)
+            added = [(name, str(value).encode()) for name, value in zip(_RAW, values, strict=True)]
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *added]
-            await send(message)
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *added]
+                await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+            if not cost.heavy:
+                await self.app(scope, receive, send_with_headers)
+                return
+            lane = HEAVY.set(True)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            finally:
+                HEAVY.reset(lane)
+        finally:
+            if cost.heavy:
+                self.heavy.give(bucket)
 
-    async def _count(self, bucket: str, window: int) -> int:
+    async def _count(self, bucket: str, window: int, cost: int, limit: int) -> int:
         if self.redis is not None and time.monotonic() >= self._redis_retry_at:
             try:
-                count = await self.redis.hit(bucket, window)
+                count = await self.redis.hit(bucket, window, cost, limit)
             except Exception as exc:
                 # Usually RedisError or OSError; anything else from the store (a client used
                 # from another event loop) must not turn into a 500 either.
@@ -319,19 +454,32 @@ class RateLimit:
                     self._degraded = False
                     logger.warning("rate limit: Redis answers again; counters are shared")
                 return count
-        return self.memory.hit(bucket, window)
+        return self.memory.hit(bucket, window, cost, limit)
 
     async def _refuse(
-        self, scope: Scope, receive: Receive, send: Send, limit: int, reset: int, *, keyed: bool
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limit: int,
+        reset: int,
+        *,
+        keyed: bool,
+        cost: Cost = PAGE,
     ) -> None:
         per = f"{self.window_seconds} s"
         if keyed:
-            detail = f"This API key may make {limit} requests per {per}; retry in {reset} s."
+            detail = f"This API key may spend {limit} units per {per}"
         else:
-            detail = (
-                f"Callers without an API key may make {limit} requests per {per} from one"
-                f" address; retry in {reset} s, or send an API key for a higher limit."
-            )
+            detail = f"Callers without an API key may spend {limit} units per {per} from one"
+            detail += " address"
+        detail += (
+            f" (a page costs {PAGE.units}; q= adds {SEARCH_UNITS}, count=true {COUNT_UNITS},"
+            f" order=relevance {RELEVANCE_UNITS}; facets cost {FACETS.units}, an export"
+            f" {EXPORT.units}); this request costs {min(cost.units, limit)}, more than is left;"
+            f" retry in {reset} s"
+        )
+        detail += "." if keyed else ", or send an API key for a higher limit."
         response = problem(
             Request(scope),
             429,
@@ -345,6 +493,34 @@ class RateLimit:
                 "RateLimit-Reset": str(reset),
                 "Cache-Control": "no-store",
             },
+        )
+        await response(scope, receive, send)
+
+    async def _busy(
+        self, scope: Scope, receive: Receive, send: Send, full: str, *, keyed: bool
+    ) -> None:
+        heavy = "exports, facets, counts (count=true) and ranked searches (order=relevance)"
+        if full == "caller":
+            per = self.heavy.per_caller
+            who = "This API key" if keyed else "One address without an API key"
+            status, slug, title = 429, "rate-limited", "Too many requests"
+            detail = (
+                f"{who} may run {per} of {heavy} at a time, and already runs {per}; let it"
+                f" finish, then retry (in {HEAVY_RETRY_SECONDS} s). Pages are not affected."
+            )
+        else:
+            status, slug, title = 503, "busy", "Too busy for this request"
+            detail = (
+                f"The server is answering as many {heavy} as it can at once; retry in"
+                f" {HEAVY_RETRY_SECONDS} s. Pages are not affected."
+            )
+        response = problem(
+            Request(scope),
+            status,
+            slug,
+            title,
+            detail,
+            headers={"Retry-After": str(HEAVY_RETRY_SECONDS), "Cache-Control": "no-store"},
         )
         await response(scope, receive, send)
 

@@ -237,6 +237,33 @@ def api_server(name: str, database_url: str, workers: int, *, cache: bool = Fals
     return Server(name, uvicorn("app.main:app", workers, port), env, "/healthz", port)
 
 
+def storm_section(
+    database_url: str, headline: list[str], workers: int, quiet: float, storm_seconds: float
+) -> dict[str, Any]:
+    """bench/storm.py on the production configuration: pages with and without the storm."""
+    from bench import storm
+
+    token = storm.storm_key(database_url)
+    port = free_port()
+    env = {**storm.storm_env(database_url), "CURSOR_SECRET": CURSOR_SECRET}
+    server = Server(
+        f"storm-{workers}w", uvicorn("app.main:app", workers, port), env, "/healthz", port
+    )
+    say(f"\n## storm: {storm.CLIENTS} anonymous clients on exports and facets, {workers} worker(s)")
+    with server.running():
+        result = storm.run(
+            server,
+            headline,
+            token,
+            quiet_seconds=quiet,
+            storm_seconds=storm_seconds,
+            conns=8,
+            wrk=wrk,
+        )
+    say(storm.describe(result))
+    return result
+
+
 def bare_server(workers: int) -> Server:
     port = free_port()
     return Server(
@@ -341,6 +368,7 @@ def wrk(
     seconds: float,
     threads: int,
     header: str | None = None,
+    drain: bool = True,
 ) -> dict[str, Any]:
     LOGS.mkdir(parents=True, exist_ok=True)
     path_file = LOGS / f"paths-{os.getpid()}.txt"
@@ -367,7 +395,8 @@ def wrk(
     line = next(x for x in out.splitlines() if x.startswith("BENCHJSON "))
     result: dict[str, Any] = json.loads(line.split(" ", 1)[1])
     result["peak_rss_mb"] = round(peak[0], 1)
-    result["drain_s"] = wait_idle(server.proc.pid)
+    # The storm keeps the server busy on purpose: there, waiting for it to drain is no use.
+    result["drain_s"] = wait_idle(server.proc.pid) if drain else None
     # Other work on this machine skews figures; the 1-minute load average records it.
     result["loadavg_1m"] = round(os.getloadavg()[0], 2)
     return result
@@ -898,6 +927,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="R",
         help="repeats of every figure; the table shows median [min-max] (default 2)",
     )
+    parser.add_argument(
+        "--storm",
+        action="store_true",
+        help="only the storm (bench/storm.py): headline pages read by wrk, quiet and while 16 "
+        "anonymous clients ask for exports and facets; SQLite, --events, --storm-workers",
+    )
+    parser.add_argument(
+        "--storm-workers", type=int, default=2, help="uvicorn workers for --storm (default 2)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--seed", type=int, default=42, help="synthetic data seed (default 42)")
     parser.add_argument(
@@ -921,6 +959,8 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     if args.smoke:
         args.events, args.skip_postgres = SMALL, True
+    if args.storm:
+        args.skip_postgres = True  # the storm runs on SQLite only
     n = args.events
     duration = args.duration or (1.0 if args.smoke else 10.0)
     opts = Options(duration, max(1.0, duration / 2), args.connections, args.threads, args.reps)
@@ -933,7 +973,7 @@ def main(argv: list[str] | None = None) -> int:
     sqlite_db = sqlite_file(n, args.seed)
     sqlite_url = f"sqlite:///{sqlite_db}"
     ensure_data(sqlite_url, sqlite_db.with_suffix(".done"), n, args.seed)
-    size_check = not args.smoke and n != SMALL
+    size_check = not args.smoke and not args.storm and n != SMALL
     small_db = sqlite_file(SMALL, args.seed)
     if size_check:
         ensure_data(f"sqlite:///{small_db}", small_db.with_suffix(".done"), SMALL, args.seed)
@@ -941,6 +981,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_postgres:
         postgres = pg_url(args.postgres_url, n, args.seed)
         ensure_data(postgres, DATA / f"postgres-{n}-s{args.seed}.done", n, args.seed)
+
+    if args.storm:
+        with api_server("storm-queries", sqlite_url, 1).running() as api:
+            queries = build_queries(sqlite_db, api, n, small=n <= SMALL, seed=args.seed)
+        result = storm_section(sqlite_url, queries.headline, args.storm_workers, duration, duration)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out_file = OUT / f"storm-{stamp}.json"
+        result.update(events=n, workers=args.storm_workers, machine=machine())
+        out_file.write_text(json.dumps(result, indent=1, default=str))
+        say(f"bench: storm results in {out_file.relative_to(ROOT)}")
+        return 0 if result["ok"] else 1
 
     rows: dict[str, Row] = {}
     notes: dict[str, str] = {}
@@ -1151,6 +1202,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"median {r['median_ms']} ms"
             )
 
+    storm_result = None
+    if args.smoke:
+        # Keeps the storm from rotting; its figures mean nothing at 10k events and 2 s.
+        storm_result = storm_section(sqlite_url, queries.headline, 1, 2.0, 3.0)
+
     server_settings = postgres_settings(postgres) if postgres else None
     if server_settings:
         say(f"  PostgreSQL {server_settings['server_version']}: {server_settings}")
@@ -1182,6 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, r in rows.items()
         },
         "search": search,
+        "storm": storm_result,
         "targets": [v.__dict__ for v in verdicts],
         "table_markdown": table,
         "seconds": round(time.perf_counter() - t_start, 1),

@@ -23,7 +23,7 @@ from app.auth.service import Scope
 from app.config import Settings
 from app.db import create_db_engine, create_session_factory
 from app.main import create_app
-from app.ratelimit import MemoryStore, bearer_token, client_bucket
+from app.ratelimit import Cost, HeavySlots, MemoryStore, bearer_token, client_bucket, request_cost
 from tests.conftest import ThrowawayDatabases, alembic_config
 from tests.helpers import assert_problem
 from tests.live import free_port
@@ -162,7 +162,7 @@ class TestMemoryStore:
         assert spend(client, 3) == [2, 1, 0]
         limit, _, reset = limit_headers(client.get("/v1/states"))  # any route, one budget
         body = assert_limited(client.get(PATH), 3)
-        assert "3 requests per 3600 s" in body["detail"]
+        assert "3 units per 3600 s" in body["detail"]
         assert "API key" in body["detail"]
         assert limit == 3 and 1 <= reset <= HOUR
 
@@ -211,7 +211,7 @@ class TestKeys:
         # The address has spent its anonymous budget; its keys still have theirs.
         assert spend(client, 5, keys.auth("one")) == [4, 3, 2, 1, 0]
         refused = client.get(PATH, headers=keys.auth("one"))
-        assert "This API key may make 5 requests" in assert_limited(refused, 5)["detail"]
+        assert "This API key may spend 5 units" in assert_limited(refused, 5)["detail"]
         assert limit_headers(client.get(PATH, headers=keys.auth("two")))[:2] == (5, 4)
         assert_limited(client.get(PATH), 3)
 
@@ -351,15 +351,115 @@ class TestPieces:
         assert bearer_token([(b"authorization", b"Bearer")]) is None
         assert bearer_token([(b"accept", b"*/*")]) is None
 
-    def test_the_memory_store_is_bounded(self) -> None:
+    def test_the_memory_store_is_bounded_and_never_locks_a_newcomer_out(self) -> None:
         store = MemoryStore(max_buckets=3)
         assert [store.hit(f"ip:{n}", 7) for n in range(3)] == [1, 1, 1]
-        # Newcomers beyond the bound share one budget instead of growing the table.
-        assert [store.hit(f"ip:{n}", 7) for n in range(3, 6)] == [1, 2, 3]
-        assert len(store) == 4
-        assert store.hit("ip:0", 7) == 2
+        assert store.hit("ip:0", 7) == 2  # ip:0 is now the most recently seen
+        # A flood of new addresses: each newcomer gets a counter of its own (it used to share
+        # one "overflow" budget with every other newcomer, which a flood spent for everyone).
+        assert [store.hit(f"flood:{n}", 7) for n in range(1000)] == [1] * 1000
+        assert len(store) == 3
+        assert store.hit("ip:new", 7) == 1
+        # The least recently seen counters went first: the newest callers are still counted.
+        assert store.hit("ip:new", 7) == 2
+        assert store.hit("flood:999", 7) == 2
         # A new window drops the old one whole.
         assert store.hit("ip:9", 8) == 1
         assert len(store) == 1
         # A request that read the clock just before the rollover counts in the new window.
         assert store.hit("ip:9", 7) == 2
+
+    def test_the_memory_store_spends_a_cost_only_if_it_fits(self) -> None:
+        store = MemoryStore()
+        assert store.hit("ip:1", 1, cost=20, limit=30) == 20
+        assert store.hit("ip:1", 1, cost=50, limit=30) == 70  # refused: nothing spent
+        assert store.hit("ip:1", 1, cost=10, limit=30) == 30
+        assert store.hit("ip:1", 1, cost=1, limit=30) == 31
+        # A caller that keeps knocking stays the most recent, so it is not forgotten.
+        small = MemoryStore(max_buckets=2)
+        small.hit("ip:loud", 1, cost=5, limit=5)
+        small.hit("ip:a", 1)
+        small.hit("ip:loud", 1, cost=1, limit=5)  # refused, but seen
+        small.hit("ip:b", 1)  # evicts ip:a, not ip:loud
+        assert small.hit("ip:loud", 1, cost=1, limit=5) == 6
+
+
+def scope(path: str, query: str = "", accept: str | None = None) -> dict[str, Any]:
+    headers = [(b"accept", accept.encode())] if accept else []
+    return {"path": path, "query_string": query.encode(), "headers": headers}
+
+
+class TestCosts:
+    @pytest.mark.parametrize(
+        ("path", "query", "accept", "units", "heavy"),
+        [
+            ("/v1/timeline", "state=MLI&limit=50", None, 1, False),
+            ("/v1/events/x", "count=true", None, 1, False),
+            ("/v1/timeline", "q=drone", None, 3, False),
+            ("/v1/timeline", "q=%20", None, 1, False),
+            ("/v1/timeline", "count=true", None, 6, True),
+            ("/v1/timeline", "count=false", None, 1, False),
+            ("/v1/timeline", "q=drone&order=relevance&count=1", None, 18, True),
+            ("/v1/timeline/facets", "from=2020", None, 20, True),
+            ("/v1/timeline", "format=csv", None, 50, True),
+            ("/v1/timeline", "format=json&count=true", None, 6, True),
+            ("/v1/timeline", "", "text/csv", 50, True),
+            ("/v1/timeline", "format=json", "text/csv", 1, False),
+            ("/v1/timeline", "format=ics&q=coup", None, 50, True),
+            ("/v1/timeline", "", "application/json", 1, False),
+        ],
+    )
+    def test_what_a_request_costs(
+        self, path: str, query: str, accept: str | None, units: int, heavy: bool
+    ) -> None:
+        assert request_cost(scope(path, query, accept)) == Cost(units, heavy)
+
+    def test_expensive_requests_spend_more_of_the_budget(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        client = replicas.start(rate_limit_anonymous=30)
+        facets = client.get("/v1/timeline/facets")
+        assert facets.status_code == 200, facets.text
+        assert limit_headers(facets)[:2] == (30, 10)
+        # An export (50, capped at the whole budget of 30) does not fit in the 10 left: refused,
+        # and it spends nothing, so the caller can still read pages.
+        refused = client.get("/v1/timeline?format=csv")
+        body = assert_problem(refused, 429)
+        assert "this request costs 30, more than is left" in body["detail"]
+        assert "an export 50" in body["detail"]
+        searched = client.get("/v1/timeline?q=coup")
+        assert searched.status_code == 200
+        assert limit_headers(searched)[:2] == (30, 7)
+        assert limit_headers(client.get(PATH))[:2] == (30, 6)
+
+    def test_a_budget_smaller_than_a_cost_still_admits_one(self, replicas: Replicas) -> None:
+        fresh_window(HOUR)
+        client = replicas.start(rate_limit_anonymous=3)
+        exported = client.get("/v1/timeline?format=ndjson")
+        assert exported.status_code == 200, exported.text
+        assert limit_headers(exported)[:2] == (3, 0)
+        assert_problem(client.get("/v1/timeline?format=ndjson"), 429)
+
+    def test_redis_spends_costs_too(self, replicas: Replicas, prefix: str) -> None:
+        fresh_window(HOUR)
+        shared = {"rate_limit_store": "redis", "redis_url": REDIS_URL}
+        first = replicas.start(rate_limit_anonymous=30, rate_limit_redis_prefix=prefix, **shared)
+        second = replicas.start(rate_limit_anonymous=30, rate_limit_redis_prefix=prefix, **shared)
+        assert limit_headers(first.get("/v1/timeline/facets"))[:2] == (30, 10)
+        assert_problem(second.get("/v1/timeline/facets"), 429)  # 20 more do not fit
+        assert limit_headers(second.get("/v1/timeline?count=true"))[:2] == (30, 4)
+
+
+class TestHeavySlots:
+    def test_slots_per_caller_and_per_process(self) -> None:
+        slots = HeavySlots(total=2, per_caller=1)
+        assert slots.take("ip:a") is None
+        assert slots.take("ip:a") == "caller"
+        assert slots.take("ip:b") is None
+        assert slots.take("ip:c") == "process"
+        slots.give("ip:a")
+        assert slots.take("ip:c") is None
+        assert slots.running == 2
+        slots.give("ip:b")
+        slots.give("ip:c")
+        assert slots.running == 0
+        assert slots.take("ip:a") is None

@@ -116,6 +116,20 @@ def event_body(event_id: str, title: str | None = None) -> dict[str, Any]:
     }
 
 
+def cut_off(admin: Engine, name: str) -> None:
+    """What a database server's restart looks like to its clients, done to one database of a
+    shared server: new connections refused, every open one terminated."""
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+
+
 def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
     """A bounded wait with a generous deadline; fails with `what` if it runs out."""
     deadline = time.monotonic() + seconds

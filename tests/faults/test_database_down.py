@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, make_url, text
 from app.db import LOCK_WAIT_SECONDS
 from app.revisions.service import FEED_LOCK_KEY
 from tests.conftest import ON_POSTGRES
-from tests.faults.conftest import Database, event_body, wait_for
+from tests.faults.conftest import Database, cut_off, event_body, wait_for
 from tests.helpers import libpq_url
 from tests.live import LiveServer
 from tests.webhooks.conftest import LOCAL, Receiver
@@ -188,15 +188,7 @@ def test_database_refuses_connections(
             assert http.get("/v1/timeline?limit=5").status_code == 200
 
         try:
-            with admin.connect() as conn:
-                conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                        " WHERE datname = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": name},
-                )
+            cut_off(admin, name)
             started = time.monotonic()
             assert_unavailable(http.get("/v1/timeline?limit=5"))
             assert_unavailable(http.get("/v1/events/2025-04-10-before-outage"))

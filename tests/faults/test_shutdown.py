@@ -156,7 +156,9 @@ def test_sigterm_hands_back_the_lease_of_a_send_stuck_on_a_slow_receiver(
         return Reply(hold=hold) if first else Reply()
 
     receiver.reply = stuck_then_fine
-    with TestClient(create_app(hook_settings(database.url)), base_url="https://timeline.example.org") as api:
+    with TestClient(
+        create_app(hook_settings(database.url)), base_url="https://timeline.example.org"
+    ) as api:
         endpoint_id = create_endpoint(database, api, receiver.url("/separate"))
     environment = {
         **os.environ,
