@@ -52,9 +52,10 @@ fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (def
 browser-test: install ## the timeline page in headless Chromium (installs Chromium and playwright-core if missing)
 	bash tests/browser/run.sh
 
-lint: install ## ruff lint and format check
+lint: install ## ruff lint and format check, and the import layers of app/ (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar, TypeVarTuple
 
 import psycopg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, exc, make_url
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, exc, make_url, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -273,6 +273,23 @@ def _replace_dead_connections(dialect: Dialect) -> Callable[[Any, ConnectionPool
         raise exc.InvalidatePoolError("the pooled connection was closed by the server")
 
     return checkout
+
+
+# The change feed's writer lock. Any constant works; it only has to be the same for every writer
+# of this database.
+FEED_LOCK_KEY = 7_411_2025
+
+
+def serialise_writers(session: Session) -> None:
+    """Make revision ids follow commit order.
+
+    Ids come from a sequence at insert time, so two PostgreSQL transactions could commit in the
+    opposite order of their ids and a feed reader could skip one. A transaction-scoped advisory
+    lock, held from the first revision to the commit, serialises the writers; SQLite already
+    allows one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

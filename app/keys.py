@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from app.auth import service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import get_settings
 from app.db import create_db_engine, create_session_factory
 from app.errors import AppError

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 
+from app import writes
 from app.archive.router import router as archive_router
 from app.audit.router import router as audit_router
 from app.auth.router import router as keys_router
@@ -161,10 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
     # Webhook payloads are built inside the writes' transactions, with absolute URLs.
-    app.state.session_factory.configure(
-        info={webhook_service.BASE_URL_INFO: webhook_service.public_base_url(settings)}
+    app.state.session_factory = writes.session_factory(
+        engine, info={webhook_service.BASE_URL_INFO: webhook_service.public_base_url(settings)}
     )
     # Streamed exports read through connections of their own (SQLITE_STREAM_CACHE_KIB).
     streams = engine

@@ -174,7 +174,7 @@ def _direct_handler() -> "_StderrHandler | None":
 
 REDACTED = "[REDACTED]"
 _SECRETS = re.compile(
-    # API tokens (app/auth/service.py) and webhook signing secrets (app/webhooks/signing.py),
+    # API tokens (app/callers.py) and webhook signing secrets (app/webhooks/signing.py),
     # wherever they appear: a header dump, an SQL parameter list, an exception message.
     r"(?P<keep>dtl_|whsec_)[A-Za-z0-9_+/=-]{6,}"
     # The value of an Authorization header in any scheme, also as it appears in header reprs and

@@ -58,7 +58,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.service import TOKEN_PREFIX, hash_token
+from app.callers import TOKEN_PREFIX, hash_token
 from app.config import Settings
 from app.db import HEAVY
 from app.errors import problem

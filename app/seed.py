@@ -18,8 +18,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import writes
 from app.config import PROJECT_ROOT, get_settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.errors import InvalidParameter
 from app.events import documents
 from app.events import service as event_service
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_db_engine(url)
     started = time.perf_counter()
     try:
-        with create_session_factory(engine)() as session:
+        with writes.session_factory(engine)() as session:
             try:
                 report = load(session, args.dir.resolve(), progress=progress)
             except SeedError as exc:

@@ -7,7 +7,7 @@ import orjson
 from fastapi import Header, Request
 from sqlalchemy.orm import Session
 
-from app.auth.service import Caller
+from app.callers import Caller
 from app.errors import InvalidParameter, PreconditionRequired
 from app.idempotency import service as idempotency
 from app.json import JSONBytes

@@ -119,13 +119,14 @@ def scratch_database(server: str, events: int, seed: int) -> Iterator[str]:
 def load_seed(url: str) -> None:
     # After synth (which empties every table first): the seed upserts by natural key, so its
     # states and organisations merge with the synthetic ones and its 81 events are added.
+    from app import writes
     from app.config import PROJECT_ROOT, normalise_database_url
-    from app.db import create_db_engine, create_session_factory
+    from app.db import create_db_engine
     from app.seed import load
 
     engine = create_db_engine(normalise_database_url(url))
     try:
-        with create_session_factory(engine)() as session:
+        with writes.session_factory(engine)() as session:
             load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
             session.commit()
     finally:

@@ -181,11 +181,12 @@ def event_input(event_id: str) -> Any:
 
 class Db:
     def __init__(self, url: str) -> None:
-        from app.db import create_db_engine, create_session_factory
+        from app import writes
+        from app.db import create_db_engine
 
         self.url = url
         self.engine = create_db_engine(url)
-        self.factory = create_session_factory(self.engine)
+        self.factory = writes.session_factory(self.engine)
 
     def create_events(self, ids: list[str], per_transaction: int) -> None:
         """Through the service layer, as POST /v1/events does (one revision, one message and one

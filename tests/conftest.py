@@ -20,8 +20,9 @@ from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from app import writes
 from app.config import PROJECT_ROOT, Settings, normalise_database_url
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.events import documents
 from app.main import create_app
 from app.models import Event, EventDocument, Participant, StatePair
@@ -99,7 +100,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def session(engine: Engine) -> Iterator[Session]:
     """A session whose work is always rolled back."""
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         yield session
         session.rollback()
 
@@ -135,7 +136,7 @@ def seeded_database(databases: ThrowawayDatabases) -> str:
     url = databases.new()
     command.upgrade(alembic_config(url), "head")
     engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
         session.commit()
     engine.dispose()
@@ -156,7 +157,7 @@ class Writable:
         from app.auth import service as auth_service
         from app.auth.service import Scope
 
-        with create_session_factory(self.engine).begin() as session:
+        with writes.session_factory(self.engine).begin() as session:
             for name, scopes in {
                 "editor": [Scope.editor],
                 "admin": [Scope.admin],
@@ -172,7 +173,7 @@ class Writable:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     def session(self) -> Session:
-        return create_session_factory(self.engine)()
+        return writes.session_factory(self.engine)()
 
     def close(self) -> None:
         self.client.close()
@@ -184,7 +185,7 @@ class Writable:
 def stale_documents(engine: Engine) -> list[str]:
     """Events whose stored document is missing, outdated or differs from what their tables give
     (app/events/documents.py), by public id."""
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         ids = list(session.scalars(select(Event.id).order_by(Event.id)))
         stored = {
             event_id: (bytes(body), line)

@@ -1,9 +1,15 @@
-"""The layering rules of the README's Conventions, checked on the source."""
+"""The layering rules of docs/architecture.md's Conventions, checked on the source. The import
+layers themselves are import-linter's contracts in pyproject.toml (`make lint`)."""
 
 import ast
 from pathlib import Path
 
+import pytest
+from sqlalchemy import create_engine
+
+from app.db import create_session_factory
 from app.main import create_app
+from app.revisions import service as revision_service
 
 APP = Path(__file__).resolve().parent.parent / "app"
 
@@ -52,3 +58,50 @@ def test_every_write_needs_an_api_key() -> None:
     for method, path, op in writes:
         assert {"ApiKey": []} in op.get("security", []), f"{method.upper()} {path}"
         assert "401" in op["responses"] and "403" in op["responses"], f"{method.upper()} {path}"
+
+
+def test_no_listener_is_registered_on_the_session_class() -> None:
+    """A commit's side effects run from the write step installed on a factory (app/writes.py),
+    never from listeners that importing a module adds to every session of the process."""
+    create_app()  # imports every module of the app
+    plain = create_session_factory(create_engine("sqlite://"))()
+    for name in ("after_flush", "before_commit", "after_commit", "after_rollback"):
+        assert len(getattr(plain.dispatch, name)) == 0, name
+
+
+def test_a_session_without_the_write_step_cannot_record_a_revision() -> None:
+    engine = create_engine("sqlite://")
+    with create_session_factory(engine)() as session, pytest.raises(RuntimeError, match="writes"):
+        revision_service.record(
+            session,
+            resource="state",
+            key="XXX",
+            version=1,
+            operation="create",
+            actor="test",
+            before=None,
+            after={"code": "XXX"},
+        )
+
+
+def test_no_function_imports_a_module_of_the_app() -> None:
+    """Imports of the app's own modules sit at the top of a module, where import-linter's
+    contracts (pyproject.toml) see them: an import inside a function hides a cycle."""
+    hidden = []
+    for path in sorted(APP.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    names = (
+                        [inner.module or ""]
+                        if isinstance(inner, ast.ImportFrom)
+                        else [alias.name for alias in inner.names]
+                        if isinstance(inner, ast.Import)
+                        else []
+                    )
+                    hidden += [
+                        f"{path}:{inner.lineno} {name}"
+                        for name in names
+                        if name == "app" or name.startswith("app.")
+                    ]
+    assert hidden == []

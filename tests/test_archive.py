@@ -27,11 +27,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from app import writes
 from app.archive import service
 from app.archive.cli import export_main, import_main
 from app.archive.schemas import EXCLUDED, FORMAT, VERSION
 from app.config import PROJECT_ROOT, Settings, normalise_database_url
-from app.db import begin_write, create_db_engine, create_session_factory
+from app.db import begin_write, create_db_engine
 from app.main import create_app
 from app.models import Revision
 from app.seed import load
@@ -116,7 +117,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Writable]:
     through the API, so that it holds revisions and a deleted row."""
     url = migrated_sqlite(tmp_path_factory.mktemp("archive") / "source.db")
     engine = create_db_engine(url)
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
     engine.dispose()
     w = Writable(url)
@@ -326,7 +327,7 @@ def empty_target(databases: ThrowawayDatabases) -> Iterator[Engine]:
 
 def restore(engine: Engine, data: bytes, check: Callable[[Session], None] | None = None) -> Any:
     """Import `data` into the engine's database, run `check` on the result, roll back."""
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         begin_write(session)
         try:
             summary = service.import_archive(session, io.BytesIO(data))
@@ -338,7 +339,7 @@ def restore(engine: Engine, data: bytes, check: Callable[[Session], None] | None
 
 
 def assert_empty(engine: Engine) -> None:
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         for table in service.data_tables():
             assert session.scalar(select(func.count()).select_from(table)) == 0, table.name
 
@@ -346,12 +347,12 @@ def assert_empty(engine: Engine) -> None:
 def test_refuses_a_database_that_holds_data(
     archive: Path, database_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         before = session.scalar(select(func.count()).select_from(Revision))
     assert import_main([str(archive), "--database-url", database_url]) == 1
     err = capsys.readouterr().err
     assert "already holds data" in err and "nothing written" in err
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Revision)) == before
 
 

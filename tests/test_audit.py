@@ -11,10 +11,11 @@ from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.main import create_app
 from app.models import ApiKey, AuditEntry
 from app.observability import configure_logging
@@ -221,7 +222,7 @@ class TestRefusedAndFailedAttempts:
         url = databases.new()
         command.upgrade(alembic_config(url), "head")
         engine = create_db_engine(url)
-        with create_session_factory(engine).begin() as session:
+        with writes.session_factory(engine).begin() as session:
             _, token = auth_service.create_key(session, "lonely-admin", [Scope.admin])
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE audit_entry"))
@@ -233,7 +234,7 @@ class TestRefusedAndFailedAttempts:
                 headers={"Authorization": f"Bearer {token}"},
             )
         assert response.status_code >= 500
-        with create_session_factory(engine)() as session:
+        with writes.session_factory(engine)() as session:
             names = set(session.scalars(select(ApiKey.name)))
         assert names == {"lonely-admin"}
         app.state.engine.dispose()

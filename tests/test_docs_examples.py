@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import PROJECT_ROOT
-from app.db import create_session_factory
 from tests.conftest import ThrowawayDatabases, seeded_database
 from tests.live import LiveServer
 
@@ -102,7 +102,7 @@ def servers(
             url = seeded_database(databases)
             engine = create_engine(url)
             tokens = {}
-            with create_session_factory(engine).begin() as session:
+            with writes.session_factory(engine).begin() as session:
                 for name, scope in {
                     "TOKEN": Scope.editor,
                     "ADMIN_TOKEN": Scope.admin,

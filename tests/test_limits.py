@@ -10,10 +10,11 @@ import pytest
 from alembic import command
 from fastapi.testclient import TestClient
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.main import create_app
 from tests.conftest import ThrowawayDatabases, alembic_config
 from tests.helpers import assert_problem
@@ -42,7 +43,7 @@ class Small:
     def __init__(self, url: str) -> None:
         command.upgrade(alembic_config(url), "head")
         engine = create_db_engine(url)
-        with create_session_factory(engine).begin() as session:
+        with writes.session_factory(engine).begin() as session:
             _, token = auth_service.create_key(session, "limits-admin", [Scope.admin])
         engine.dispose()
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}

@@ -3,8 +3,9 @@ from alembic import command
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
+from app import writes
 from app.config import PROJECT_ROOT
-from app.db import Base, create_db_engine, create_session_factory
+from app.db import Base, create_db_engine
 from app.seed import load
 from tests.conftest import ThrowawayDatabases, alembic_config, revision_before
 
@@ -23,7 +24,7 @@ def seeded_at_head(url: str) -> Engine:
     """The database at `url` migrated to head and loaded with the real seed."""
     command.upgrade(alembic_config(url), "head")
     engine = create_db_engine(url)
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
         session.commit()
     return engine

@@ -19,11 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app import observability
+from app import observability, writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.main import create_app
 from app.observability import configure_logging, redact
 from tests.conftest import ON_POSTGRES, ThrowawayDatabases, alembic_config
@@ -54,7 +54,7 @@ class Keyed:
         command.upgrade(alembic_config(url), "head")
         self.engine = create_db_engine(url)
         self.tokens: dict[str, str] = {}
-        with create_session_factory(self.engine).begin() as session:
+        with writes.session_factory(self.engine).begin() as session:
             for name, scope in (("admin", Scope.admin), ("hooks", Scope.webhooks)):
                 _, self.tokens[name] = auth_service.create_key(session, f"obs-{name}", [scope])
         self.app = create_app(
@@ -373,7 +373,7 @@ def test_a_real_server_logs_json_with_request_ids_and_no_secrets(
     url = databases.new()
     command.upgrade(alembic_config(url), "head")
     engine = create_db_engine(url)
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         _, token = auth_service.create_key(session, "live-hooks", [Scope.webhooks])
     auth = {"Authorization": f"Bearer {token}"}
     log = tmp_path / "server.log"

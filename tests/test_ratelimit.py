@@ -18,10 +18,11 @@ import redis
 from alembic import command
 from fastapi.testclient import TestClient
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.main import create_app
 from app.ratelimit import Cost, HeavySlots, MemoryStore, bearer_token, client_bucket, request_cost
 from tests.conftest import ThrowawayDatabases, alembic_config
@@ -42,7 +43,7 @@ class Keys:
         self.tokens: dict[str, str] = {}
         self.ids: dict[str, int] = {}
         engine = create_db_engine(url)
-        with create_session_factory(engine).begin() as session:
+        with writes.session_factory(engine).begin() as session:
             for name in ("one", "two", "revoked"):
                 key, token = auth_service.create_key(session, f"rl-{name}", [Scope.editor])
                 self.tokens[name] = token

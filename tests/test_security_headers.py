@@ -11,8 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app import callers
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
 from app.main import create_app
 from app.security import page_policy
@@ -159,12 +160,12 @@ class TestKeyComparison:
             seen.append((a, b, result))
             return result
 
-        monkeypatch.setattr(auth_service.hmac, "compare_digest", spy)
+        monkeypatch.setattr(callers.hmac, "compare_digest", spy)
         return seen
 
     def test_the_digest_decides(self, session: Session, calls: list[tuple[str, str, bool]]) -> None:
         key, token = auth_service.create_key(session, "constant-time", [Scope.editor])
-        found = auth_service.authenticate(session, token)
+        found = callers.authenticate(session, token)
         assert found is not None and found.key_id == key.id
         assert calls == [(key.token_hash, hashlib.sha256(token.encode()).hexdigest(), True)]
 
@@ -176,7 +177,7 @@ class TestKeyComparison:
             len(token) - auth_service.DISPLAY_CHARS
         )
         assert forged != token
-        assert auth_service.authenticate(session, forged) is None
+        assert callers.authenticate(session, forged) is None
         # The prefix found the row; the comparison of digests, in constant time, refused it.
         assert calls == [(key.token_hash, hashlib.sha256(forged.encode()).hexdigest(), False)]
 
@@ -185,7 +186,7 @@ class TestKeyComparison:
     ) -> None:
         key, token = auth_service.create_key(session, "soon-revoked", [Scope.editor])
         auth_service.revoke_key(session, key.id)
-        assert auth_service.authenticate(session, token) is None
-        assert auth_service.authenticate(session, "dtl_" + "B" * 43) is None
-        assert auth_service.authenticate(session, "not-a-token") is None
+        assert callers.authenticate(session, token) is None
+        assert callers.authenticate(session, "dtl_" + "B" * 43) is None
+        assert callers.authenticate(session, "not-a-token") is None
         assert calls == []  # no live key has these prefixes: nothing to compare

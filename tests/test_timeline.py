@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from app.db import begin_write, create_session_factory
+from app import writes
+from app.db import begin_write
 from app.errors import InvalidParameter
 from app.models import State
 from app.schemas import fold
@@ -498,7 +499,7 @@ class TestStateCodes:
 
     def test_a_code_read_in_a_rolled_back_write_is_not_kept(self, writable: Writable) -> None:
         query = TimelineQuery.model_validate({"state": ["ZZR"]})
-        factory = create_session_factory(writable.engine)
+        factory = writes.session_factory(writable.engine)
         with factory() as session:
             begin_write(session)
             session.add(State(code="ZZR", alpha2="ZR", name="Rolled back by the tests"))

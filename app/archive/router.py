@@ -5,9 +5,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from app.access import AdminCaller
 from app.archive.schemas import ArchiveDocument
 from app.archive.service import ArchiveExport
-from app.auth.dependencies import AdminCaller
 from app.routing import StrictQueryRoute
 from app.schemas import problem_responses
 

@@ -30,7 +30,7 @@ from app.archive.schemas import (
     TableHeader,
     TableSummary,
 )
-from app.db import STATEMENT_TIMEOUT, Base, UTCDateTime
+from app.db import FEED_LOCK_KEY, STATEMENT_TIMEOUT, Base, UTCDateTime
 from app.errors import AppError, Conflict
 from app.events import documents
 from app.events import service as events
@@ -38,7 +38,6 @@ from app.events.schemas import EventCreate
 from app.models import Event, EventDocument, Membership, Organisation, Place, Source, State
 from app.organisations import service as organisations
 from app.places import service as places
-from app.revisions.service import FEED_LOCK_KEY
 from app.sources import service as sources
 from app.states import service as states
 

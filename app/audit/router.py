@@ -2,9 +2,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from app.access import AdminCaller
 from app.audit import service
 from app.audit.schemas import AuditList
-from app.auth.dependencies import AdminCaller
 from app.db import SessionDep
 from app.routing import StrictQueryRoute
 from app.schemas import Instant, RowId, problem_responses

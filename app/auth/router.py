@@ -2,8 +2,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
+from app.access import AdminCaller
 from app.auth import service
-from app.auth.dependencies import AdminCaller
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRevoked
 from app.db import SessionDep
 from app.routing import StrictQueryRoute

@@ -3,7 +3,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from app.auth.service import Scope
+from app.callers import Scope
 from app.schemas import InputModel, ReadModel
 
 

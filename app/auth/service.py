@@ -1,42 +1,16 @@
-"""API keys: minting, verification, listing, revocation."""
+"""API keys: minting, listing, revocation. Recognising a key on a request is app/callers.py."""
 
-import hashlib
-import hmac
 import secrets
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.callers import DISPLAY_CHARS, TOKEN_PREFIX, Scope, hash_token
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.models import ApiKey
-
-TOKEN_PREFIX = "dtl_"  # noqa: S105 - a public marker, not a secret
-DISPLAY_CHARS = 12
-
-
-class Scope(StrEnum):
-    editor = "editor"
-    webhooks = "webhooks"
-    admin = "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is making a write: the key's id, name and scopes."""
-
-    key_id: int
-    name: str
-    scopes: frozenset[str]
-
-
-def hash_token(token: str) -> str:
-    # Tokens carry 256 bits of randomness, so a fast hash is enough: there is nothing to
-    # brute-force that a slow hash would protect.
-    return hashlib.sha256(token.encode()).hexdigest()
+from app.webhooks import service as webhook_service
 
 
 def create_key(session: Session, name: str, scopes: list[Scope]) -> tuple[ApiKey, str]:
@@ -53,21 +27,6 @@ def create_key(session: Session, name: str, scopes: list[Scope]) -> tuple[ApiKey
     session.add(key)
     session.flush()
     return key, token
-
-
-def authenticate(session: Session, token: str) -> Caller | None:
-    """The live key for this token, or None. Marks the key as used."""
-    if not token.startswith(TOKEN_PREFIX):
-        return None
-    digest = hash_token(token)
-    key = session.scalars(
-        select(ApiKey).where(ApiKey.prefix == token[:DISPLAY_CHARS], ApiKey.revoked_at.is_(None))
-    ).first()
-    # Compared in constant time; the prefix lookup narrows the row, the digest decides.
-    if key is None or not hmac.compare_digest(key.token_hash, digest):
-        return None
-    key.last_used_at = utcnow()
-    return Caller(key_id=key.id, name=key.name, scopes=frozenset(key.scopes.split()))
 
 
 def key_read(key: ApiKey) -> dict[str, Any]:
@@ -89,9 +48,6 @@ def list_keys(session: Session) -> list[dict[str, Any]]:
 def revoke_key(session: Session, key_id: int) -> dict[str, Any]:
     """Revoke a key, and switch off its webhook endpoints: a revoked key's subscriptions must
     not go on receiving data. Revoking twice is harmless and answers the same."""
-    # Imported here, not at the top: the webhooks service imports this module.
-    from app.webhooks import service as webhook_service
-
     key = session.get(ApiKey, key_id)
     if key is None:
         raise NotFound(f"No API key with id {key_id}.")

@@ -21,9 +21,10 @@ from app.embed.schemas import OEmbed
 from app.errors import AppError, NotFound
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
+from app.routing import StrictQueryRoute
 from app.schemas import Problem, problem_responses
 
-router = APIRouter()
+router = APIRouter(route_class=StrictQueryRoute)
 
 VENDOR = FilePath(__file__).resolve().parent.parent / "static" / "vendor" / "timelinejs"
 # TimelineJS 3.9.11 (MPL-2.0), copied from its npm package: the files its story view loads.

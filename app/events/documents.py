@@ -2,13 +2,14 @@
 
 `assemble` builds documents from Core rows (participants, tags, sources, claims). Every commit
 that changes an event, or a source an event cites, rewrites the stored copy in the same
-transaction (the session listeners below), so reads take `EventDocument.body` as it is: a page
-of 50 is one primary-key read instead of six queries and the dicts built from them. A missing
+transaction (`note_flush` and `refresh`, run by the write step, app/writes.py), so reads take
+`EventDocument.body` as it is: a page of 50 is one primary-key read instead of six queries and
+the dicts built from them. A missing
 or outdated row is assembled on read instead, which keeps reads right while
 `python -m app.events.documents` fills the table after an upgrade.
 
-Bulk loaders that write with Core (bench/synth.py, app/import.py) bypass the listeners and call
-`fill` themselves.
+Bulk loaders that write with Core (bench/synth.py, app/import.py) are not seen by the write step
+and call `fill` themselves.
 """
 
 import argparse
@@ -24,14 +25,15 @@ from sqlalchemy import (
     Select,
     bindparam,
     delete,
-    event,
     exists,
     insert,
     inspect,
     select,
 )
-from sqlalchemy.orm import InstanceState, Session, UOWTransaction
+from sqlalchemy.orm import InstanceState, Session
 
+from app.config import get_settings
+from app.db import create_db_engine, create_session_factory, serialise_writers
 from app.events import csvline
 from app.models import (
     Claim,
@@ -46,7 +48,6 @@ from app.models import (
     State,
     claim_source,
 )
-from app.revisions.service import serialise_writers
 
 # Bump when `assemble` changes what a document holds: stored rows of another format are then
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
@@ -420,7 +421,7 @@ def fill(session: Session, *, everything: bool = False) -> Iterator[tuple[int, i
         yield min(start + BATCH, len(ids)), len(ids)
 
 
-# --- keeping them in step: every ORM write goes through these -------------------------------
+# --- keeping them in step: the write step (app/writes.py) calls these ------------------------
 
 _TOUCHED = "app.events.documents.touched"
 
@@ -432,10 +433,9 @@ def _cited_change(state: InstanceState[Any]) -> bool:
     )
 
 
-@event.listens_for(Session, "after_flush")
-def _collect(session: Session, _flush: UOWTransaction) -> None:
-    """Note which events a flush changed. The unit of work's lists still hold what was flushed;
-    ids are known now (a new row's only after its insert)."""
+def note_flush(session: Session) -> None:
+    """Note which events a flush changed (after it). The unit of work's lists still hold what
+    was flushed; ids are known now (a new row's only after its insert)."""
     events: set[int] = set()
     sources: set[int] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
@@ -454,10 +454,9 @@ def _collect(session: Session, _flush: UOWTransaction) -> None:
         touched[1].update(sources)
 
 
-@event.listens_for(Session, "before_commit")
-def _rewrite(session: Session) -> None:
-    # The commit's own flush comes after this hook: flush first, so its changes are collected.
-    session.flush()
+def refresh(session: Session) -> None:
+    """Rewrite the stored documents of the events this transaction changed, and of the events
+    citing a source it changed."""
     touched = session.info.pop(_TOUCHED, None)
     if touched is None:
         return
@@ -475,15 +474,11 @@ def _rewrite(session: Session) -> None:
     write(session, sorted(events))
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
+def forget(session: Session) -> None:
     session.info.pop(_TOUCHED, None)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from app.config import get_settings
-    from app.db import create_db_engine, create_session_factory
-
     parser = argparse.ArgumentParser(
         prog="python -m app.events.documents",
         description="Write the stored event documents that are missing or of an older format"

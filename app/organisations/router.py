@@ -3,7 +3,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from app.auth.dependencies import EditorCaller
+from app.access import EditorCaller
 from app.db import SessionDep
 from app.json import JSONBytes
 from app.organisations import service

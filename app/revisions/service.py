@@ -11,16 +11,13 @@ import datetime as dt
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import serialise_writers, utcnow
 from app.errors import Gone, InvalidParameter, PreconditionFailed
 from app.models import Revision
 from app.schemas import INTEGER_MAX
-
-# Any constant works; it only has to be the same for every writer of this database.
-FEED_LOCK_KEY = 7_411_2025
 
 
 def json_safe(value: Any) -> Any:
@@ -28,16 +25,9 @@ def json_safe(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
-def serialise_writers(session: Session) -> None:
-    """Make revision ids follow commit order.
-
-    Ids come from a sequence at insert time, so two PostgreSQL transactions could commit in the
-    opposite order of their ids and a feed reader could skip one. A transaction-scoped advisory
-    lock, held from the first revision to the commit, serialises the writers. Editorial writes
-    are rare, so the cost is nil; SQLite already allows one writer at a time.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+# Set on the sessions of app.writes.session_factory, whose commit queues each revision's
+# webhooks (app/writes.py).
+WRITE_STEP = "app.writes"
 
 
 def record(
@@ -51,6 +41,10 @@ def record(
     before: Any | None,
     after: Any | None,
 ) -> Revision:
+    if not session.info.get(WRITE_STEP):
+        # Without the write step the revision would commit with no webhooks and no refreshed
+        # documents: refuse rather than lose them quietly.
+        raise RuntimeError("record(): make this session with app.writes.session_factory")
     serialise_writers(session)
     revision = Revision(
         resource=resource,
@@ -64,11 +58,7 @@ def record(
     )
     session.add(revision)
     session.flush()
-    # Imported here, not at the top: webhooks -> timeline -> events -> revisions is a cycle.
-    from app.webhooks import service as webhook_service
-
-    # The outbox rows join this transaction: a rolled-back change sends nothing.
-    webhook_service.emit_revision(session, revision)
+    # Its webhook messages are queued by the write step before the commit (app/writes.py).
     return revision
 
 

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, StringConstraints
 
+from app.addresses import address_allowed
 from app.schemas import InputModel, Name, ReadModel, Shape
-from app.webhooks.ssrf import address_allowed
 
 # Names that are never a public web site's (RFC 6761, 6762, 7686, 8375; ICANN's .internal).
 SPECIAL_USE = ("localhost", "local", "test", "invalid", "example", "onion", "internal", "arpa")

@@ -3,8 +3,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
-from app.auth.dependencies import require
-from app.auth.service import Caller, Scope
+from app.access import require
+from app.callers import Caller, Scope
 from app.config import Settings
 from app.db import SessionDep
 from app.routing import StrictQueryRoute

@@ -18,11 +18,11 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, create_model
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, selectinload
 
-from app.audit import service as audit
-from app.auth.service import Caller, Scope
+from app import addresses
+from app import auditing as audit
+from app.callers import Caller, Scope
 from app.config import Settings, get_settings
 from app.db import utcnow
 from app.errors import Conflict, Gone, InvalidParameter, NotFound
@@ -66,14 +66,13 @@ _PENDING = "webhooks_pending"
 _NOTIFY = select(func.pg_notify(wake.CHANNEL, ""))
 
 
-@sa_event.listens_for(Session, "after_commit")
-def _wake_worker(session: Session) -> None:
+def committed(session: Session) -> None:
+    """After a commit that queued deliveries: wake the embedded worker at once."""
     if session.info.pop(_PENDING, False):
         wakeup.set()
 
 
-@sa_event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
+def forget(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
@@ -172,6 +171,13 @@ def _enqueue(
     session.flush()
     queued(session)
     return deliveries
+
+
+def emit(session: Session, revisions: list[Revision]) -> None:
+    """Queue the messages of these revisions, in their order: the outbox rows join the
+    transaction of the change, so a rolled-back change sends nothing (app/writes.py)."""
+    for revision in revisions:
+        emit_revision(session, revision)
 
 
 def emit_revision(session: Session, revision: Revision) -> WebhookMessage | None:
@@ -345,7 +351,7 @@ def endpoint_read(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 
 def _check_url(url: str, allowed_subnets: list[str]) -> None:
-    problem = ssrf.url_problem(url, ssrf.parse_subnets(allowed_subnets))
+    problem = ssrf.url_problem(url, addresses.parse_subnets(allowed_subnets))
     if problem:
         raise InvalidParameter(["body", "url"], problem)
 

@@ -50,6 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from app import addresses
 from app.config import Settings
 from app.db import begin_write, create_db_engine, create_session_factory, utcnow
 from app.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
@@ -463,7 +464,7 @@ class Worker:
                 # The subscriber reads the log: what an internal service answered (an
                 # allowlisted address) is none of its business, beyond status and length.
                 peer = ssrf.peer_address(r)
-                public = peer is not None and ssrf.is_public(peer)
+                public = peer is not None and addresses.is_public(peer)
                 result.headers = {
                     k: r.headers[k]
                     for k in (SHOWN_HEADERS if public else SHOWN_HEADERS_INTERNAL)

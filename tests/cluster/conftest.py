@@ -23,10 +23,11 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.exc import OperationalError
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import PROJECT_ROOT, normalise_database_url
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.seed import load
 from tests.cluster.nginx import Nginx, stop
 from tests.conftest import alembic_config
@@ -144,10 +145,10 @@ def seeded(url: str) -> dict[str, str]:
     command.upgrade(alembic_config(url), "head")
     engine = create_db_engine(url)
     tokens: dict[str, str] = {}
-    with create_session_factory(engine)() as session:
+    with writes.session_factory(engine)() as session:
         load(session, PROJECT_ROOT / "seed", progress=lambda _: None)
         session.commit()
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         for name, scopes in {
             "editor": [Scope.editor],
             "hooks": [Scope.webhooks],

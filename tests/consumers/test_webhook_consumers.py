@@ -16,10 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory
+from app.db import create_db_engine
 from app.main import create_app
 from tests.conftest import ThrowawayDatabases, seeded_database
 from tests.webhooks.conftest import Captured, Receiver
@@ -51,7 +52,7 @@ def live(databases: ThrowawayDatabases) -> Iterator[Live]:
     url = seeded_database(databases)
     engine = create_db_engine(url)
     tokens = {}
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         for name, scope in (("editor", Scope.editor), ("hooks", Scope.webhooks)):
             _, tokens[name] = auth_service.create_key(session, f"consumer-{name}", [scope])
     engine.dispose()

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
-from app.db import create_db_engine, create_session_factory
+from app.callers import Scope
+from app.db import create_db_engine
 from bench import synth
 from tests.conftest import ThrowawayDatabases
 from tests.live import LiveServer
@@ -56,7 +57,7 @@ class Database:
 def with_keys(url: str) -> Database:
     engine = create_db_engine(url)
     tokens: dict[str, str] = {}
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         for name, scopes in {"editor": [Scope.editor], "hooks": [Scope.webhooks]}.items():
             _, tokens[name] = auth_service.create_key(session, f"faults-{name}", scopes)
     return Database(url, engine, tokens)

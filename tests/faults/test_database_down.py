@@ -34,8 +34,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from app.db import LOCK_WAIT_SECONDS
-from app.revisions.service import FEED_LOCK_KEY
+from app.db import FEED_LOCK_KEY, LOCK_WAIT_SECONDS
 from tests.conftest import ON_POSTGRES
 from tests.faults.conftest import Database, cut_off, event_body, wait_for
 from tests.helpers import libpq_url

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from app.db import create_session_factory
+from app import writes
 from app.main import create_app
 from app.webhooks.worker import make_worker
 from tests.faults.conftest import PATIENCE, Database, wait_for
@@ -187,7 +187,7 @@ def test_sigterm_hands_back_the_lease_of_a_send_stuck_on_a_slow_receiver(
             "the stopping worker kept its lease",
         )
         # Another worker (here in this process) takes it straight away.
-        other = make_worker(hook_settings(database.url), create_session_factory(database.engine))
+        other = make_worker(hook_settings(database.url), writes.session_factory(database.engine))
         try:
             assert other.run_once() >= 1
         finally:

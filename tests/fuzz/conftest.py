@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from app import writes
 from app.auth import service as auth_service
-from app.auth.service import Scope
-from app.db import create_db_engine, create_session_factory
+from app.callers import Scope
+from app.db import create_db_engine
 from tests.conftest import ThrowawayDatabases, seeded_database
 from tests.live import LiveServer
 
@@ -86,7 +87,7 @@ class FuzzRun:
 def add_keys(database_url: str) -> dict[str, str]:
     engine = create_db_engine(database_url)
     tokens = {}
-    with create_session_factory(engine).begin() as session:
+    with writes.session_factory(engine).begin() as session:
         for name, scope in (
             ("editor", Scope.editor),
             ("admin", Scope.admin),

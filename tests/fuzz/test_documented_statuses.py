@@ -20,7 +20,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from app.db import create_db_engine, create_session_factory
+from app import writes
+from app.db import create_db_engine
 from app.models import WebhookDelivery, WebhookMessage
 from tests.conftest import ON_POSTGRES
 from tests.fuzz.conftest import SERVER_ENV, START_TIMEOUT, FuzzRun, FuzzServer
@@ -282,7 +283,7 @@ class Prober:
         """A finished delivery whose payload the retention rule has removed."""
         delivery = int(self.finished_delivery())
         engine = create_db_engine(self.server.database_url)
-        with create_session_factory(engine).begin() as session:
+        with writes.session_factory(engine).begin() as session:
             message_id = session.get(WebhookDelivery, delivery).message_id  # type: ignore[union-attr]
             session.execute(
                 update(WebhookMessage).where(WebhookMessage.id == message_id).values(payload=None)

@@ -13,8 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from app import writes
 from app.config import Settings
-from app.db import create_session_factory, utcnow
+from app.db import utcnow
 from app.main import create_app
 from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
@@ -163,7 +164,7 @@ class Hooks(Writable):
             **policy,
         }
         client = ssrf.guarded_client(LOCAL if allowed is None else allowed, timeout=timeout)
-        return Worker(create_session_factory(self.engine), client, Policy(**values), clock=clock)
+        return Worker(writes.session_factory(self.engine), client, Policy(**values), clock=clock)
 
     def endpoint(
         self, url: str, who: str = "hooks", *, ping: bool = True, **fields: Any

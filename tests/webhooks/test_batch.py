@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.db import create_session_factory, utcnow
+from app import writes
+from app.db import utcnow
 from app.models import WebhookAttempt, WebhookDelivery
 from app.webhooks import ssrf
 from app.webhooks.worker import Policy, Worker
@@ -155,7 +156,7 @@ def test_a_claim_the_lease_cannot_cover_hands_the_rest_back_unsent(
         "disable_after": dt.timedelta(days=5),
     }
     tight = Worker(
-        create_session_factory(hooks.engine),
+        writes.session_factory(hooks.engine),
         ssrf.guarded_client(LOCAL, timeout=2.0),
         Policy(**values),
         concurrency=1,

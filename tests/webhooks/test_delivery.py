@@ -188,22 +188,31 @@ class TestOutbox:
             with hooks.session() as s:
                 return s.scalar(select(func.count()).select_from(model)) or 0
 
+        def change(key: str, *, commit: bool) -> None:
+            with hooks.session() as session:
+                begin_write(session)
+                revision_service.record(
+                    session,
+                    resource="state",
+                    key=key,
+                    version=1,
+                    operation="create",
+                    actor="test",
+                    before=None,
+                    after={"code": key},
+                )
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+
         before = (count(WebhookMessage), count(WebhookDelivery))
-        with hooks.session() as session:
-            begin_write(session)
-            revision_service.record(
-                session,
-                resource="state",
-                key="XXX",
-                version=1,
-                operation="create",
-                actor="test",
-                before=None,
-                after={"code": "XXX"},
-            )
-            assert session.scalar(select(func.count()).select_from(WebhookMessage)) == before[0] + 1
-            session.rollback()
+        change("XXX", commit=False)
         assert (count(WebhookMessage), count(WebhookDelivery)) == before
+        # The same change committed is queued: the rollback, not a missing subscription, is why
+        # nothing was.
+        change("XXY", commit=True)
+        assert (count(WebhookMessage), count(WebhookDelivery)) == (before[0] + 1, before[1] + 1)
 
     def test_queued_without_a_worker_then_sent(self, hooks: Hooks, receiver: Receiver) -> None:
         endpoint = hooks.endpoint(receiver.url("/later"), event_types=["event.created"])

@@ -13,11 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from standardwebhooks import Webhook
 
+from app import addresses, writes
 from app import keys as keys_cli
 from app.auth import service as auth_service
-from app.auth.service import Scope
+from app.callers import Scope
 from app.config import Settings
-from app.db import create_db_engine, create_session_factory, utcnow
+from app.db import create_db_engine, utcnow
 from app.main import create_app
 from app.models import AuditEntry, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
@@ -234,7 +235,7 @@ def test_a_public_receivers_answer_is_kept(
     """The rule is the address the answer came from: here 127.0.0.1 is taken for public, so
     the excerpt is kept; every other address stays internal."""
     loopback = ipaddress.ip_address("127.0.0.1")
-    monkeypatch.setattr(ssrf, "is_public", lambda ip: ip == loopback)
+    monkeypatch.setattr(addresses, "is_public", lambda ip: ip == loopback)
     receiver.reply = lambda r: Reply(status=400, body=b"missing field")
     endpoint = hooks.endpoint(receiver.url("/public"), event_types=["webhook.ping"])
     drain(hooks.worker(schedule=(0,)), settled(hooks, endpoint["id"]))
@@ -302,7 +303,7 @@ def test_ipv6_forms_of_ipv4_are_refused_when_saved(
     ],
 )
 def test_which_addresses_are_public(address: str, public: bool) -> None:
-    assert ssrf.is_public(ipaddress.ip_address(address)) is public
+    assert addresses.is_public(ipaddress.ip_address(address)) is public
 
 
 class NoNetwork:
@@ -379,7 +380,7 @@ def test_the_migration_down_keeps_revoked_endpoints_disabled(
     command.upgrade(config, "head")
     engine = create_db_engine(url)
     try:
-        with create_session_factory(engine).begin() as s:
+        with writes.session_factory(engine).begin() as s:
             key, _ = auth_service.create_key(s, "migrated", [Scope.webhooks])
             s.add(
                 WebhookEndpoint(

@@ -1,0 +1,114 @@
+"""Authentication for writes, as route dependencies. Reads stay public; every write names the key
+that made it, and every keyed request is an audit attempt (app/audit)."""
+
+from collections.abc import Callable
+from typing import Annotated, ClassVar
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from app import callers
+from app.auditing import Attempt, attach
+from app.callers import Caller, Scope
+from app.db import SAFE_METHODS, SessionDep
+from app.errors import AppError
+from app.observability import request_context
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description=(
+        "An API key sent as `Authorization: Bearer dtl_…`. Scopes: `editor` writes timeline"
+        " data, `webhooks` manages its own webhook subscriptions, `admin` manages keys and may do"
+        " everything the other scopes allow. Reads need no key."
+    ),
+)
+
+
+class Unauthorized(AppError):
+    status = 401
+    slug = "unauthorized"
+    title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Bearer realm="diplomatic-timeline"'}
+
+
+class Forbidden(AppError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+
+
+def caller(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    # Every keyed request is an audit attempt until `require` finds it is a plain read: a write
+    # is recorded in its own transaction, a refusal or failure is logged (app/audit).
+    begin_attempt(request, session)
+    if credentials is None:
+        raise Unauthorized("This operation needs an API key: send Authorization: Bearer <key>.")
+    found = callers.authenticate(session, credentials.credentials)
+    if found is None:
+        # Never echo the token: it may be a real key pasted into the wrong place.
+        raise Unauthorized("The API key is unknown or revoked.")
+    identified(request, found)
+    return found
+
+
+def require(scope: Scope) -> Callable[..., Caller]:
+    def check(request: Request, who: Annotated[Caller, Depends(caller)]) -> Caller:
+        if scope.value not in who.scopes and Scope.admin.value not in who.scopes:
+            raise Forbidden(f"The key {who.name!r} lacks the {scope.value!r} scope.")
+        if request.method in SAFE_METHODS and scope is not Scope.admin:
+            not_audited(request)
+        return who
+
+    return check
+
+
+EditorCaller = Annotated[Caller, Depends(require(Scope.editor))]
+AdminCaller = Annotated[Caller, Depends(require(Scope.admin))]
+
+
+# --- the audit attempt of a keyed request (app/auditing.py) ---------------------------------
+
+_ATTEMPT_KEY = "app.audit.attempt"
+
+
+def begin_attempt(request: Request, session: Session) -> None:
+    """A keyed request starts: audited until proven a plain read (see `not_audited`)."""
+    route = request.scope.get("route")
+    params = request.path_params
+    context = request_context(request.scope)
+    client = request.client
+    attempt = Attempt(
+        request_id=context.request_id if context else None,
+        method=request.method,
+        path=request.url.path,
+        action=getattr(route, "name", None) or f"{request.method} {request.url.path}",
+        status=getattr(route, "status_code", None) or 200,
+        client_ip=context.client_ip if context else (client.host if client else None),
+        params_target="&".join(f"{k}={v}" for k, v in params.items()) or None,
+    )
+    attach(session, attempt)
+    request.scope[_ATTEMPT_KEY] = attempt
+    if context is not None:
+        context.on_finish.append(attempt.finish)
+
+
+def identified(request: Request, caller: Caller) -> None:
+    attempt: Attempt | None = request.scope.get(_ATTEMPT_KEY)
+    if attempt is not None:
+        attempt.caller = caller
+    context = request_context(request.scope)
+    if context is not None:
+        context.key_id = caller.key_id
+
+
+def not_audited(request: Request) -> None:
+    """A read that the key was allowed to make and that needs no admin scope."""
+    attempt: Attempt | None = request.scope.get(_ATTEMPT_KEY)
+    if attempt is not None:
+        attempt.audited = False
