@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate seed run test browser-test fuzz lint format typecheck check clean
+.PHONY: help install migrate seed run test openapi-linters browser-test fuzz lint format typecheck check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,18 @@ seed: migrate ## load seed/ into the database (idempotent)
 run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:8000)
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --no-access-log
 
-test: install ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
+test: install openapi-linters ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/pytest
+
+# Redocly and Spectral for tests/consumers/test_openapi_consumers.py, pinned by their lock file;
+# re-installed whenever it changes.
+LINTERS := tests/consumers/openapi
+$(LINTERS)/node_modules/.installed: $(LINTERS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20.19 or later"; exit 1; }
+	cd $(LINTERS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+openapi-linters: $(LINTERS)/node_modules/.installed ## install the OpenAPI linters (npm ci)
 
 FUZZ_EXAMPLES ?= 100
 fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (default 100, CI 5), FUZZ_SEED

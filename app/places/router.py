@@ -18,7 +18,14 @@ def list_places(session: SessionDep) -> dict[str, Any]:
     return {"items": service.list_places(session)}
 
 
-PlaceCode = Annotated[str, Path(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", examples=["tinzaouaten"])]
+PlaceCode = Annotated[
+    str,
+    Path(
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$",
+        description="The place's code, a lower-case slug (listed by `GET /v1/places`).",
+        examples=["tinzaouaten"],
+    ),
+]
 
 
 @router.get("/{code}", response_model=PlaceRead, responses=problem_responses(404, 422))
