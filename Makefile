@@ -47,9 +47,14 @@ $(LINTERS)/node_modules/.installed: $(LINTERS)/package-lock.json
 
 openapi-linters: $(LINTERS)/node_modules/.installed ## install the OpenAPI linters (npm ci)
 
+FUZZ_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 100
-fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (default 100, CI 5), FUZZ_SEED
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -x
+FUZZ_SEED ?= 20250401
+fuzz: install ## schemathesis on a live server for FUZZ_SECONDS (default 600, CI 90) with FUZZ_SEED
+	@mkdir -p var && rm -f var/fuzz-summary.txt
+	FUZZ_MAX_TIME=$(FUZZ_SECONDS) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
+	  FUZZ_SUMMARY=var/fuzz-summary.txt $(BIN)/pytest tests/fuzz -x; \
+	  status=$$?; cat var/fuzz-summary.txt 2>/dev/null; exit $$status
 
 browser-test: install ## the timeline page in headless Chromium (installs Chromium and playwright-core if missing)
 	bash tests/browser/run.sh

@@ -3,6 +3,7 @@ own (app/timeline/downloads.py). The outside tools themselves (Redocly, Spectral
 client) run in tests/consumers/."""
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,3 +141,17 @@ def test_an_export_operation_refuses_parameters_it_does_not_use(client: TestClie
         client.get("/v1/timeline.csv", params={"category": "no_such_category"}), 422, "category"
     )
     assert_problem(client.get("/v1/timeline.geojson", params={"from": "2025-13"}), 422, "from")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "geojson", "ics"])
+def test_a_streamed_export_without_a_database_is_a_503_not_a_cut_body(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Found by schemathesis on /v1/timeline.csv: the stream's first read failed after the 200
+    had been sent, so the client got a body that stopped short."""
+    empty = tmp_path / "never-migrated.db"
+    empty.touch()
+    app = create_app(Settings(database_url=f"sqlite:///{empty}", webhook_worker="off"))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for url in (f"/v1/timeline.{fmt}", f"/v1/timeline?format={fmt}"):
+            assert_problem(c.get(url), 503)
