@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.errors import PROBLEM_BASE
 
 # (METHOD, path) -> (operationId, summary). The summary is what Swagger UI and ReDoc list and
 # what a generated client's docstring starts with: say what a reader gets, in their words.
@@ -194,6 +195,66 @@ SPDX = {
     "ODbL 1.0": "ODbL-1.0",
 }
 _NULL = {"type": "null"}
+
+# An example problem for each documented status, in the API's own words, so Swagger UI and ReDoc
+# show a 422 as a 422 (generated from the Problem schema, every one looked like a 404). The ids
+# and codes are ones that exist nowhere. Keyed by the path's first segment after /v1/.
+_MISSING = {
+    "events": ("event with id '1999-01-01-no-such-event'", "Event '1999-01-01-no-such-event'"),
+    "states": ("state with code 'ZZZ'; codes are ISO 3166-1 alpha-3, like MLI", "State 'ZZZ'"),
+    "relations": ("state with code 'ZZZ'; codes are ISO 3166-1 alpha-3, like MLI", "State 'ZZZ'"),
+    "organisations": (
+        "organisation with code 'NO-SUCH-ORG'; see GET /v1/organisations",
+        "Organisation 'NO-SUCH-ORG'",
+    ),
+    "memberships": ("membership with id 999999", "Membership 999999"),
+    "sources": ("source with id 999999", "Source 999999"),
+    "places": ("place with code 'no-such-place'; see GET /v1/places", "Place 'no-such-place'"),
+    "keys": ("API key with id 999999", "API key 999999"),
+    "webhook-endpoints": ("webhook endpoint 'whep_0000000000000000000000'", "Endpoint"),
+    "webhook-deliveries": ("webhook delivery 999999", "Delivery 999999"),
+}
+_PROBLEMS: dict[str, tuple[str, str, str]] = {
+    "401": (
+        "unauthorized",
+        "Unauthorized",
+        "This operation needs an API key: send Authorization: Bearer <key>.",
+    ),
+    "403": ("forbidden", "Forbidden", "The key 'newsroom' lacks the '{scope}' scope."),
+    "404": ("not-found", "Not found", "No {missing}."),
+    "409": (
+        "conflict",
+        "Conflict",
+        "This request conflicts with another write that happened at the same time.",
+    ),
+    "410": ("gone", "Gone", "{deleted} was deleted on 2026-01-05T09:30:00+00:00."),
+    "412": (
+        "precondition-failed",
+        "Precondition failed",
+        "Another write changed this resource first; fetch it again and retry with its ETag.",
+    ),
+    "413": (
+        "payload-too-large",
+        "Payload too large",
+        "The request body is larger than the limit of 1 MiB (1048576 bytes); send a smaller body.",
+    ),
+    "428": (
+        "precondition-required",
+        "Precondition required",
+        "Send If-Match with the ETag of the version you read, so a concurrent edit is not lost.",
+    ),
+    "429": (
+        "rate-limited",
+        "Too many requests",
+        "Too many requests for this window; retry after the number of seconds in Retry-After.",
+    ),
+    "503": (
+        "service-unavailable",
+        "Service unavailable",
+        "The database is unavailable or too busy to answer. Retry after a few seconds (a POST"
+        " with the same Idempotency-Key).",
+    ),
+}
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -220,7 +281,9 @@ def finish(spec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             for parameter in operation.get("parameters", []):
                 _parameter(parameter)
             for media in operation.get("requestBody", {}).get("content", {}).values():
-                _media_examples(media)
+                _move_examples(media.get("schema", {}), media)
+            for status, response in operation.get("responses", {}).items():
+                _problem_example(path, operation, status, response)
     return spec
 
 
@@ -231,22 +294,66 @@ def _parameter(parameter: dict[str, Any]) -> None:
         (kept,) = (option for option in options if option != _NULL)
         rest = {key: value for key, value in schema.items() if key != "anyOf"}
         schema = parameter["schema"] = {**kept, **rest}
+    _move_examples(schema, parameter)
+
+
+def _problem_example(
+    path: str, operation: dict[str, Any], status: str, response: dict[str, Any]
+) -> None:
+    media = response.get("content", {}).get("application/problem+json")
+    if media is None or "example" in media or "examples" in media:
+        return
+    example: dict[str, Any]
+    if status == "422":
+        names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        if "limit" in names:
+            where, msg = ["query", "limit"], "Input should be less than or equal to 500"
+            kind = "less_than_equal"
+        else:
+            # The shape, where no one message fits every way the operation's input can be wrong.
+            where, msg = ["query", "<parameter>"], "<what is wrong, and what to send instead>"
+            kind = "<error type>"
+        example = {
+            "type": PROBLEM_BASE + "validation-error",
+            "title": "Invalid request",
+            "status": 422,
+            "detail": f"{where[-1]}: {msg}",
+            "errors": [{"loc": where, "msg": msg, "type": kind}],
+        }
+    elif status in _PROBLEMS:
+        slug, title, detail = _PROBLEMS[status]
+        segment = path.removeprefix("/v1/").split("/")[0]
+        missing, deleted = _MISSING.get(segment, ("resource at this address", "It"))
+        scope = (
+            "webhooks"
+            if segment.startswith("webhook")
+            else "admin"
+            if segment in {"keys", "audit", "archive"}
+            else "editor"
+        )
+        example = {
+            "type": PROBLEM_BASE + slug,
+            "title": title,
+            "status": int(status),
+            "detail": detail.format(missing=missing, deleted=deleted, scope=scope),
+        }
+    else:
+        return
+    if int(status) >= 500:
+        example["request_id"] = "0f6c1d2e9a8b4c7d8e9f0a1b2c3d4e5f"
+    media["example"] = example
+
+
+def _move_examples(schema: dict[str, Any], target: dict[str, Any]) -> None:
+    """JSON Schema `examples` to the parameter or media type: one as its `example` (shown
+    inline and filled in by "Try it out"), several as an `examples` map (offered in a list)."""
     examples = schema.pop("examples", None)
-    if examples and "examples" not in parameter and "example" not in parameter:
-        parameter["examples"] = _named(examples)
-
-
-def _media_examples(media: dict[str, Any]) -> None:
-    examples = media.get("schema", {}).pop("examples", None)
-    if examples and "examples" not in media and "example" not in media:
-        media["examples"] = _named(examples)
-
-
-def _named(values: list[Any]) -> dict[str, dict[str, Any]]:
-    """An OpenAPI `examples` map from JSON Schema `examples`: Swagger UI offers its names."""
-    if len(values) == 1:
-        return {"example": {"value": values[0]}}
-    return {f"example {n}": {"value": value} for n, value in enumerate(values, 1)}
+    if not examples or "examples" in target or "example" in target:
+        return
+    if len(examples) == 1:
+        target["example"] = examples[0]
+    else:
+        target["examples"] = {f"example {n}": {"value": v} for n, v in enumerate(examples, 1)}
 
 
 def document_operations(app: FastAPI, settings: Settings) -> None:

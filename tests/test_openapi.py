@@ -85,16 +85,22 @@ def test_examples_are_where_swagger_ui_and_redoc_show_them(spec: dict[str, Any])
             assert param.get("description"), where
             assert "examples" not in param["schema"], where
             assert "anyOf" not in param["schema"], where  # a query string has no null
-            with_examples += "examples" in param
+            with_examples += "example" in param or "examples" in param
         for media in op.get("requestBody", {}).get("content", {}).values():
             assert "examples" not in media["schema"], f"{method} {path}"
     assert with_examples >= 40
+    # Every problem response shows a problem of its own status, not the schema's 404 sample.
+    for method, path, op in operations(spec):
+        for status, response in op["responses"].items():
+            problem = response.get("content", {}).get("application/problem+json")
+            if problem is not None:
+                assert problem["example"]["status"] == int(status), f"{method} {path} {status}"
     timeline = {p["name"]: p for p in spec["paths"]["/v1/timeline"]["get"]["parameters"]}
-    assert timeline["from"]["examples"] == {"example": {"value": "2025-04"}}
-    assert timeline["state"]["examples"] == {"example": {"value": ["DZA"]}}
+    assert timeline["from"]["example"] == "2025-04"
+    assert timeline["state"]["example"] == ["DZA"]
     patch = spec["paths"]["/v1/memberships/{membership_id}"]["patch"]["requestBody"]
-    (example,) = patch["content"]["application/merge-patch+json"]["examples"].values()
-    assert "end_on" in example["value"]  # a membership's field, not an organisation's
+    example = patch["content"]["application/merge-patch+json"]["example"]
+    assert "end_on" in example  # a membership's field, not an organisation's
     place = spec["paths"]["/v1/places/{code}"]["get"]["parameters"][0]
     assert place["name"] == "code" and place["description"]
 
