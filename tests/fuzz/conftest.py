@@ -143,7 +143,7 @@ class Report:
             for name, label in CHECK_NAMES.items()
         }
         return (
-            f"{self.cases} cases on {len(self.observed)} operations; operations with "
+            f"{self.cases} cases on {len(self.observed)} (method, path) pairs; operations with "
             + ", ".join(f"{count} {label}" for label, count in counts.items())
         )
 
