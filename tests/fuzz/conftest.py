@@ -244,7 +244,7 @@ def fuzz_run(fuzz_server: FuzzServer, tmp_path_factory: pytest.TempPathFactory) 
     report = read_report(ndjson)
     counts = (
         f"seed {SEED}, budget {MAX_TIME} s, {EXAMPLES} examples per operation and phase,"
-        f" {seconds:.0f} s: {report.summary()}"
+        f" {seconds:.0f} s, exit {done.returncode}: {report.summary()}"
     )
     if SUMMARY:
         # `make fuzz` prints it after the run, whichever test stopped first.
