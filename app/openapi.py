@@ -246,7 +246,8 @@ _PROBLEMS: dict[str, tuple[str, str, str]] = {
     "429": (
         "rate-limited",
         "Too many requests",
-        "Too many requests for this window; retry after the number of seconds in Retry-After.",
+        "Callers without an API key may make 300 requests per 60 s from one address; retry in"
+        " 42 s, or send an API key for a higher limit.",
     ),
     "503": (
         "service-unavailable",
