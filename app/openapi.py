@@ -182,6 +182,8 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
         "redeliverWebhook",
         "Try a webhook delivery once more",
     ),
+    # Embeds (on main since the drawn timeline)
+    ("GET", "/oembed"): ("getOembed", "The embed snippet for a timeline address (oEmbed)"),
     # Probes
     ("GET", "/healthz"): ("checkLiveness", "Is the service running?"),
     ("GET", "/readyz"): ("checkReadiness", "Can the service answer (database reachable)?"),
@@ -248,6 +250,11 @@ _PROBLEMS: dict[str, tuple[str, str, str]] = {
         "Too many requests",
         "Callers without an API key may make 300 requests per 60 s from one address; retry in"
         " 42 s, or send an API key for a higher limit.",
+    ),
+    "501": (
+        "not-implemented",
+        "Not implemented",
+        "format='xml' is not implemented; ask for format=json.",
     ),
     "503": (
         "service-unavailable",
