@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: help install migrate seed run test test-tools browser-test fuzz lint format typecheck check clean
+.PHONY: help install migrate seed run test test-tools openapi-linters browser-test fuzz lint format typecheck check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,13 +41,28 @@ run: seed ## install, migrate, seed and serve on HOST:PORT (default 127.0.0.1:80
 test: install test-tools ## run the whole suite (SQLite; DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/pytest
 
-test-tools: ## install the outside programs the suite runs, if missing (LibreOffice, nginx from apt)
+test-tools: openapi-linters ## install the outside programs the suite runs, if missing (LibreOffice, nginx, the OpenAPI linters)
 	bash tests/consumers/install-libreoffice.sh
 	bash deploy/nginx/ensure-nginx.sh
 
+# Redocly and Spectral for tests/consumers/test_openapi_consumers.py, pinned by their lock file;
+# re-installed whenever it changes.
+LINTERS := tests/consumers/openapi
+$(LINTERS)/node_modules/.installed: $(LINTERS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20.19 or later"; exit 1; }
+	cd $(LINTERS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+openapi-linters: $(LINTERS)/node_modules/.installed ## install the OpenAPI linters (npm ci)
+
+FUZZ_SECONDS ?= 600
 FUZZ_EXAMPLES ?= 100
-fuzz: install ## schemathesis on a live server: FUZZ_EXAMPLES per operation (default 100, CI 5), FUZZ_SEED
-	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -x
+FUZZ_SEED ?= 20250401
+fuzz: install ## schemathesis on a live server for FUZZ_SECONDS (default 600, CI 90) with FUZZ_SEED
+	@mkdir -p var && rm -f var/fuzz-summary.txt
+	FUZZ_MAX_TIME=$(FUZZ_SECONDS) FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) \
+	  FUZZ_SUMMARY=var/fuzz-summary.txt $(BIN)/pytest tests/fuzz -x; \
+	  status=$$?; cat var/fuzz-summary.txt 2>/dev/null; exit $$status
 
 browser-test: install ## the timeline page in headless Chromium (installs Chromium and playwright-core if missing)
 	bash tests/browser/run.sh

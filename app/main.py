@@ -29,6 +29,7 @@ from app.health.router import router as health_router
 from app.hosts import TrustedHosts
 from app.limits import BodySizeLimit, document_limits
 from app.observability import REQUEST_ID_HEADER, RequestObservability, configure_logging
+from app.openapi import document_operations
 from app.organisations.router import memberships as memberships_router
 from app.organisations.router import router as organisations_router
 from app.places.router import router as places_router
@@ -39,6 +40,7 @@ from app.revisions.router import router as changes_router
 from app.security import SecurityHeaders
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
+from app.timeline.downloads import router as downloads_router
 from app.timeline.router import router as timeline_router
 from app.webhooks import service as webhook_service
 from app.webhooks.router import router as webhooks_router
@@ -222,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in (
         timeline_router,
+        downloads_router,
         events_router,
         states_router,
         organisations_router,
@@ -240,6 +243,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     document_limits(app)
+    document_operations(app, settings)
     return app
 
 

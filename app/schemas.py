@@ -380,10 +380,10 @@ class Problem(BaseModel):
     )
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+def problem_responses(*statuses: int, database: bool = True) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problems a route can answer with.
 
-    503 is always listed: every route that declares its problems reads the database, and any of
+    503 is listed for every route that reads the database (`database`, the default): any of
     them answers 503 while the database is down or locked for too long (app/errors.py).
     """
     descriptions = {
@@ -417,5 +417,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             },
             **({"headers": retry_after} if status == 503 else {}),
         }
-        for status in dict.fromkeys((*statuses, 503))
+        for status in dict.fromkeys((*statuses, 503) if database else statuses)
     }

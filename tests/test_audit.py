@@ -3,11 +3,11 @@ transaction; a structured log line for every refused or failed attempt; GET /v1/
 
 import datetime as dt
 import json
-import re
 from typing import Any
 
 import pytest
 from alembic import command
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
@@ -307,12 +307,11 @@ class TestAuditEndpoint:
 
 def test_every_operation_has_a_distinct_action_name() -> None:
     """`action` is the route's name, so it must identify one operation."""
-    spec = create_app().openapi()
     names = [
-        # FastAPI's operationId is the route's name, then the path and the method.
-        op["operationId"].removesuffix(re.sub(r"\W", "_", path) + "_" + method)
-        for path, ops in spec["paths"].items()
-        for method, op in ops.items()
+        route.name
+        for route in create_app().routes
+        if isinstance(route, APIRoute) and route.include_in_schema
+        for _ in route.methods
     ]
     assert "create_event" in names and "list_audit" in names
     assert len(names) == len(set(names)), sorted(names)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Literal, Self
 from urllib.parse import parse_qs, parse_qsl, urlsplit
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -145,11 +146,23 @@ class TestOEmbed:
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
 
-    def test_xml_is_not_implemented(self, client: TestClient) -> None:
-        response = client.get("/oembed", params={"url": f"{BASE}/", "format": "xml"})
-        assert response.status_code == 501
-        assert response.headers["content-type"] == "application/problem+json"
-        assert "format=json" in response.json()["detail"]
+    def test_xml_holds_the_same_answer(self, client: TestClient) -> None:
+        """The specification's XML form, read with the standard library's parser."""
+        params = {"url": f"{BASE}/?between=MLI,DZA", "maxwidth": "500"}
+        json_answer = client.get("/oembed", params={**params, "format": "json"}).json()
+        response = client.get("/oembed", params={**params, "format": "xml"})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/xml")
+        root = ElementTree.fromstring(response.content)  # noqa: S314 - our own answer
+        assert root.tag == "oembed"
+        assert {child.tag: child.text for child in root} == {
+            k: str(v) for k, v in json_answer.items()
+        }
+
+    def test_another_format_is_a_422_naming_it(self, client: TestClient) -> None:
+        response = client.get("/oembed", params={"url": f"{BASE}/", "format": "yaml"})
+        assert response.status_code == 422
+        assert response.json()["errors"][0]["loc"] == ["query", "format"]
 
     @pytest.mark.parametrize(
         ("query", "parameter"),

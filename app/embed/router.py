@@ -10,19 +10,19 @@ TimelineJS, served from this process (app/static/vendor/timelinejs).
 import base64
 import hashlib
 from pathlib import Path as FilePath
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from app.embed import service
 from app.embed.schemas import OEmbed
-from app.errors import AppError, NotFound
+from app.errors import NotFound
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
 from app.routing import StrictQueryRoute
-from app.schemas import Problem, problem_responses
+from app.schemas import problem_responses
 
 router = APIRouter(route_class=StrictQueryRoute)
 
@@ -36,13 +36,6 @@ VENDOR_FILES = {
     "css/icons/tl-icons.ttf": "font/ttf",
     "LICENSE": "text/plain; charset=utf-8",
 }
-
-
-class FormatNotImplemented(AppError):
-    status = 501
-    slug = "not-implemented"
-    title = "Not implemented"
-    headers: ClassVar[dict[str, str]] = {}
 
 
 # TimelineJS writes `onclick='void(0)'` into the links it makes of URLs in text: that exact
@@ -92,12 +85,9 @@ def embed(request: Request) -> HTMLResponse:
     tags=["Embeds"],
     summary="oEmbed: the embed snippet for a timeline address",
     responses={
-        **problem_responses(404, 422),
-        501: {
-            "model": Problem,
-            "content": {"application/problem+json": {}},
-            "description": "A format other than json (XML is not implemented)",
-        },
+        200: {"content": {"text/xml": {"schema": {"type": "string"}}}},
+        # It reads no table: an address and its query string are all it needs.
+        **problem_responses(404, 422, database=False),
     },
 )
 def oembed(
@@ -112,7 +102,8 @@ def oembed(
         ),
     ],
     format: Annotated[
-        str, Query(max_length=20, description="`json`, the one format implemented.")
+        Literal["json", "xml"],
+        Query(description="`json`, or `xml` (the oEmbed specification's XML form)."),
     ] = "json",
     maxwidth: Annotated[
         int | None, Query(ge=1, le=10000, description="The widest the frame may be, in pixels.")
@@ -120,13 +111,11 @@ def oembed(
     maxheight: Annotated[
         int | None, Query(ge=1, le=10000, description="The tallest the frame may be, in pixels.")
     ] = None,
-) -> JSONBytes:
+) -> Response:
     """An oEmbed 1.0 `rich` answer (https://oembed.com/): an `<iframe>` of the embed for the
     address, no wider than `maxwidth` and no taller than `maxheight`, and a `<blockquote>`
     linking to the view with its attribution. Pages name it in a `<link rel="alternate"
     type="application/json+oembed">`, so content systems find it from the address alone."""
-    if format != "json":
-        raise FormatNotImplemented(f"format={format!r} is not implemented; ask for format=json.")
     base = base_url(request.scope)
     found = service.ours(url, base)
     if found is None:
@@ -141,7 +130,10 @@ def oembed(
         maxwidth=maxwidth,
         maxheight=maxheight,
     )
-    return JSONBytes(answer, headers={"Cache-Control": f"max-age={service.CACHE_AGE}"})
+    headers = {"Cache-Control": f"max-age={service.CACHE_AGE}"}
+    if format == "xml":
+        return Response(service.as_xml(answer), media_type="text/xml", headers=headers)
+    return JSONBytes(answer, headers=headers)
 
 
 @router.get("/static/vendor/timelinejs/{path:path}", include_in_schema=False)

@@ -9,6 +9,7 @@ import html
 from string import Template
 from typing import Any
 from urllib.parse import urlencode, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from pydantic import ValidationError
 
@@ -111,6 +112,15 @@ def oembed(
         "height": height,
         "cache_age": CACHE_AGE,
     }
+
+
+def as_xml(answer: dict[str, Any]) -> bytes:
+    """The answer in the oEmbed specification's XML form: an `oembed` element with one child
+    per field."""
+    fields = "".join(f"<{k}>{xml_escape(str(v))}</{k}>" for k, v in answer.items())
+    return (
+        f'<?xml version="1.0" encoding="utf-8" standalone="yes"?><oembed>{fields}</oembed>'.encode()
+    )
 
 
 def discovery_link(base: str, address: str) -> str:

@@ -44,6 +44,14 @@ Patch = Annotated[
         examples=[{"headquarters": "Tamanrasset"}],
     ),
 ]
+MembershipPatch = Annotated[
+    dict[str, Any],
+    Body(
+        media_type=MERGE_PATCH,
+        description="A JSON merge patch (RFC 7396) of the fields to change.",
+        examples=[{"end_on": "2025-04-06", "end_precision": "day", "end": "dated"}],
+    ),
+]
 WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
 # 409 where it can happen: deleting an organisation still in use, a membership edited into a
 # duplicate of another.
@@ -199,7 +207,7 @@ def create_membership(
 )
 def update_membership(
     membership_id: MembershipId,
-    patch: Patch,
+    patch: MembershipPatch,
     session: SessionDep,
     who: EditorCaller,
     if_match: IfMatch = None,

@@ -21,7 +21,10 @@ def list_places(session: SessionDep) -> dict[str, Any]:
 
 PlaceCode = Annotated[
     PlaceCodeText,
-    Path(description="The place's code, in any case.", examples=["tinzaouaten"]),
+    Path(
+        description="The place's code, a slug in any case (listed by `GET /v1/places`).",
+        examples=["tinzaouaten"],
+    ),
 ]
 
 

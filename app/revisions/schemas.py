@@ -16,8 +16,10 @@ class RevisionRead(ReadModel):
     operation: Operation
     actor: str = Field(description="The API key's name, or `seed` for the seed loader.")
     at: dt.datetime
-    before: Any | None = Field(description="The representation before the change.")
-    after: Any | None = Field(description="The representation after it; null for a delete.")
+    before: dict[str, Any] | None = Field(description="The representation before the change.")
+    after: dict[str, Any] | None = Field(
+        description="The representation after it; null for a delete."
+    )
 
 
 class RevisionList(ReadModel):
@@ -33,7 +35,9 @@ class ChangeRead(ReadModel):
     operation: Operation
     actor: str
     at: dt.datetime
-    data: Any | None = Field(description="The new representation, or null (a tombstone).")
+    data: dict[str, Any] | None = Field(
+        description="The new representation, or null (a tombstone)."
+    )
 
 
 class ChangeFeed(ReadModel):

@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import format_datetime
 from typing import Annotated, Any, TypeVar
@@ -162,10 +163,17 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.stream_session_factory
 
-    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
+    def reading(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
         # A streamed body outlives the request's session, so the export reads in its own.
         with factory() as export_session:
             yield from export(export_session, query)
+
+    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
+        # The first batch is read now, before the response starts: a database that cannot
+        # answer is a 503 problem, not a 200 whose body stops short.
+        batches = reading(export)
+        first = next(batches, None)
+        return batches if first is None else itertools.chain([first], batches)
 
     # Documents come JSON-safe (ISO strings, not dates): renderers see what the JSON API serves.
     stream: Iterator[str] | Iterator[bytes]

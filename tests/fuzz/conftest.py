@@ -28,7 +28,12 @@ SEED = int(os.environ.get("FUZZ_SEED", "20250401"))
 # Examples per operation in the examples and fuzzing phases; CI keeps it small (the coverage
 # phase, which derives boundary and invalid values from the schema, is most of the run anyway).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "5"))
+# The whole run's budget in seconds (schemathesis --max-time): the fuzzing and stateful phases
+# repeat with new cases until it is spent. CI's fits a minute or two; `make fuzz` gives 600.
+MAX_TIME = int(os.environ.get("FUZZ_MAX_TIME", "90"))
 PHASES = os.environ.get("FUZZ_PHASES", "examples,coverage,fuzzing,stateful")
+# Where to write the run's one-line summary (`make fuzz` sets it).
+SUMMARY = os.environ.get("FUZZ_SUMMARY")
 # One worker thread. With two, Hypothesis in both threads parses source files to describe
 # filter lambdas, and CPython 3.11 keeps the AST builder's recursion counter per interpreter, not
 # per thread: a thread switch inside ast.parse fails the other's with "SystemError: AST
@@ -74,6 +79,8 @@ class FuzzRun:
     seconds: float
     # (METHOD, path template) -> the statuses schemathesis saw.
     observed: Observed
+    # One line: cases sent, operations with server errors, undocumented statuses, ...
+    counts: str
 
     def summary(self, limit: int = 12_000) -> str:
         """The failures and the summary schemathesis printed, without the progress lines."""
@@ -112,33 +119,94 @@ def fuzz_server(
         server.__exit__(None, None, None)
 
 
-def observed_statuses(ndjson: Path) -> Observed:
-    """Every (operation, status) pair in a schemathesis NDJSON event report."""
-    observed: Observed = defaultdict(set)
+# What each check's failure means to a client, for the run's one-line summary.
+CHECK_NAMES = {
+    "not_a_server_error": "server errors",
+    "status_code_conformance": "undocumented status codes",
+    "response_schema_conformance": "schema violations",
+    "content_type_conformance": "undocumented content types",
+    "response_headers_conformance": "missing documented headers",
+}
+
+
+@dataclass
+class Report:
+    """What a schemathesis NDJSON event report says: the statuses seen per operation, the
+    cases sent, and the failed checks as (check, METHOD path) pairs."""
+
+    observed: Observed = field(default_factory=lambda: defaultdict(set))
+    cases: int = 0
+    failures: set[tuple[str, str]] = field(default_factory=set)
+
+    def summary(self) -> str:
+        counts = {
+            label: len({where for check, where in self.failures if check == name})
+            for name, label in CHECK_NAMES.items()
+        }
+        return (
+            f"{self.cases} cases on {len(self.observed)} (method, path) pairs; operations with "
+            + ", ".join(f"{count} {label}" for label, count in counts.items())
+        )
+
+
+def read_report(ndjson: Path) -> Report:
+    report = Report()
     if not ndjson.exists():
-        return observed
+        return report
     with ndjson.open() as lines:
         for line in lines:
             event = json.loads(line)
             recorder = event.get("ScenarioFinished", {}).get("recorder")
             if not recorder:
                 continue
+            cases = recorder.get("cases", {})
+            report.cases += len(cases)
             for case_id, interaction in recorder.get("interactions", {}).items():
-                case = recorder["cases"][case_id]["value"]
+                case = cases[case_id]["value"]
                 response = interaction.get("response")
                 if response is not None:
-                    observed[(case["method"].upper(), case["path"])].add(response["status_code"])
-    return observed
+                    where = (case["method"].upper(), case["path"])
+                    report.observed[where].add(response["status_code"])
+            for case_id, checks in recorder.get("checks", {}).items():
+                case = cases[case_id]["value"]
+                for check in checks:
+                    if check["status"] == "failure":
+                        where = f"{case['method'].upper()} {case['path']}"
+                        report.failures.add((check["name"], where))
+    return report
+
+
+# Webhook endpoints and deliveries belong to a `webhooks` key: with the editor key they would
+# only ever answer 403.
+WEBHOOK_PATHS = "^/v1/webhook-(endpoints|deliveries)"
+
+
+def keys_config(tokens: dict[str, str]) -> str:
+    """schemathesis.toml: the editor key on every operation, the webhooks key on its own."""
+    return (
+        f'headers = {{ Authorization = "Bearer {tokens["editor"]}" }}\n\n'
+        "[[operations]]\n"
+        f'include-path-regex = "{WEBHOOK_PATHS}"\n'
+        f'headers = {{ Authorization = "Bearer {tokens["hooks"]}" }}\n'
+    )
 
 
 @pytest.fixture(scope="package")
 def fuzz_run(fuzz_server: FuzzServer, tmp_path_factory: pytest.TempPathFactory) -> FuzzRun:
     reports = tmp_path_factory.mktemp("schemathesis")
     ndjson = reports / "events.ndjson"
+    config = reports / "schemathesis.toml"
+    config.write_text(keys_config(fuzz_server.tokens))
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
+        "--config-file",
+        str(config),
         "run",
         f"{fuzz_server.base_url}/openapi.json",
+        # The document's `servers` entry is relative; name the server anyway, so a
+        # PUBLIC_BASE_URL in the environment can never send the fuzzer elsewhere.
+        "--url",
+        fuzz_server.base_url,
         "--checks",
         CHECKS,
         "--phases",
@@ -149,8 +217,8 @@ def fuzz_run(fuzz_server: FuzzServer, tmp_path_factory: pytest.TempPathFactory) 
         str(SEED),
         "--workers",
         str(WORKERS),
-        "--header",
-        f"Authorization: Bearer {fuzz_server.tokens['editor']}",
+        "--max-time",
+        str(MAX_TIME),
         "--generation-database",
         "none",
         "--report",
@@ -166,11 +234,20 @@ def fuzz_run(fuzz_server: FuzzServer, tmp_path_factory: pytest.TempPathFactory) 
     started = time.monotonic()
     # Run inside the report folder: schemathesis keeps a crash cache in its working directory.
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=1800, check=False, cwd=reports
+        command,
+        capture_output=True,
+        text=True,
+        timeout=MAX_TIME + 1800,
+        check=False,
+        cwd=reports,
     )
-    return FuzzRun(
-        done.returncode,
-        done.stdout + done.stderr,
-        time.monotonic() - started,
-        observed_statuses(ndjson),
+    seconds = time.monotonic() - started
+    report = read_report(ndjson)
+    counts = (
+        f"seed {SEED}, budget {MAX_TIME} s, {EXAMPLES} examples per operation and phase,"
+        f" {seconds:.0f} s, exit {done.returncode}: {report.summary()}"
     )
+    if SUMMARY:
+        # `make fuzz` prints it after the run, whichever test stopped first.
+        Path(SUMMARY).write_text(f"schemathesis, {counts}\n")
+    return FuzzRun(done.returncode, done.stdout + done.stderr, seconds, report.observed, counts)
