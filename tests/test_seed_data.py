@@ -268,13 +268,25 @@ def test_the_shoot_down_stores_every_account_and_a_neutral_place(client: TestCli
     assert "Azawad Liberation Front (FLA)" in {claimant(c) for c in claims(e, "who-downed-drone")}
     assert ("Azawad Liberation Front (FLA)", "alleged_initiator") in roles(e)
     assert {claimant(c) for c in claims(e, "shoot-down-time")} == {"DZA", "MLI"}
-    assert "Western intelligence" not in e["summary"]
+    western = [c for c in claims(e, "who-downed-drone") if "Western intelligence" in c["statement"]]
+    assert [claimant(c) for c in western] == [
+        "Sahel-Intelligence (citing unnamed Western intelligence services)"
+    ]
+    assert all(c["sources"] for c in western)
     assert e["location"]["country"] is None
     place = client.get(f"/v1/places/{e['location']['place']}").json()
     assert place["state"] is None
     assert {"Tinzaouaten", "Tin Zaouatine"} <= set(place["aliases"])
     found = client.get("/v1/timeline", params={"q": "tinzawatene drone"}).json()["items"]
     assert e["id"] in {i["id"] for i in found}
+
+
+def test_the_21_december_version_of_malis_summons_is_a_claim(client: TestClient) -> None:
+    e = detail(client, "2023-12-20-mali-summons-algerian-ambassador")
+    assert e["date"] == "2023-12-20"
+    dated = {claimant(c): c["statement"] for c in claims(e, "mali-summons-date")}
+    assert "21 December" in dated["Ivoire TV5"]
+    assert all("20 December" in dated[g] for g in ("Sputnik Afrique", "Reflet Info"))
 
 
 def test_cemoc_withdrawal_affects_the_remaining_members(client: TestClient) -> None:
