@@ -6,6 +6,7 @@ never touches the database the URL names.
 """
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from itertools import combinations
@@ -44,6 +45,27 @@ class ThrowawayDatabases:
         admin = self._admin()
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.created.append(name)
+        return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+    def copy_of(self, url: str) -> str:
+        """A new database holding what the database at `url` holds: SQLite's backup of the file,
+        or PostgreSQL's CREATE DATABASE … TEMPLATE (nothing may be connected to `url`)."""
+        if not ON_POSTGRES:
+            copy = self.tmp / f"{uuid.uuid4().hex[:8]}.db"
+            source = sqlite3.connect(make_url(url).database or "")
+            target = sqlite3.connect(copy)
+            with target:
+                source.backup(target)
+            source.close()
+            target.close()
+            return f"sqlite:///{copy}"
+        name = f"dtl_test_{uuid.uuid4().hex[:10]}"
+        template = make_url(url).database
+        admin = self._admin()
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         admin.dispose()
         self.created.append(name)
         return make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
@@ -233,12 +255,31 @@ def stale_pairs(engine: Engine) -> list[str]:
     return sorted({events[r[0]][1] for r in wrong})
 
 
+@pytest.fixture(scope="session")
+def seeded_template(databases: ThrowawayDatabases) -> str:
+    """A seeded database no test connects to: each `writable` starts from a copy of it."""
+    return seeded_database(databases)
+
+
+@pytest.fixture
+def writable(databases: ThrowawayDatabases, seeded_template: str) -> Iterator[Writable]:
+    """A seeded database of this test's own: what one test writes, no other test sees."""
+    yield from _writable(databases.copy_of(seeded_template))
+
+
 @pytest.fixture(scope="module")
-def writable(databases: ThrowawayDatabases) -> Iterator[Writable]:
-    w = Writable(seeded_database(databases))
+def module_writable(databases: ThrowawayDatabases, seeded_template: str) -> Iterator[Writable]:
+    """One seeded database for a whole module, for modules whose claim spans their tests
+    (tests/test_hostile.py: no hostile request changes anything) or that build one fixture
+    from writes (tests/consumers/test_spreadsheet.py)."""
+    yield from _writable(databases.copy_of(seeded_template))
+
+
+def _writable(url: str) -> Iterator[Writable]:
+    w = Writable(url)
     with w.client:
         yield w
-    # Every write a module made left the stored documents and state pairs as the tables say.
+    # Every write made left the stored documents and state pairs as the tables say.
     stale = stale_documents(w.engine)
     pairs = stale_pairs(w.engine)
     w.close()

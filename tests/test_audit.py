@@ -273,6 +273,8 @@ class TestAuditEndpoint:
     def test_filters(self, writable: Writable) -> None:
         c = writable.client
         admin = writable.auth("admin")
+        made = c.post("/v1/events", json=new_event("2025-04-26-filtered"), headers=writable.auth())
+        assert made.status_code == 201
         editor_id = key_id(writable, "editor")
         by_key = c.get(f"/v1/audit?key={editor_id}&limit=500", headers=admin).json()["items"]
         assert by_key and {e["key_name"] for e in by_key} == {"test-editor"}

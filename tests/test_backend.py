@@ -1,6 +1,7 @@
 import asyncio
 import contextvars
 import os
+import select
 import threading
 import time
 
@@ -107,6 +108,22 @@ def _backend_pid(engine: Engine) -> int:
         return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
 
+def _socket_of_pooled(engine: Engine) -> int:
+    """The socket of the pool's one connection (it stays open while the connection idles).
+    Taken before the server sends anything: a checkout reads what arrived."""
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        return int(dbapi.fileno())
+
+
+def _wait_readable(fd: int, seconds: float = 30) -> None:
+    """Until something the server sent reaches the socket: what the pool's check looks for."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    assert poller.poll(seconds * 1000), "nothing reached the pooled connection's socket"
+
+
 def _outside(database_url: str, sql: str) -> None:
     """Run `sql` on a connection of its own, outside the engine's pool."""
     with psycopg.connect(libpq_url(database_url), autocommit=True) as conn:
@@ -118,8 +135,9 @@ def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(database_
     engine = create_db_engine(database_url, pool_size=1)
     try:
         pid = _backend_pid(engine)
+        socket = _socket_of_pooled(engine)
         _outside(database_url, f"SELECT pg_terminate_backend({pid})")  # as a restart does
-        time.sleep(0.2)  # the server's goodbye reaches the pooled connection's socket
+        _wait_readable(socket)  # the server's goodbye
         assert _backend_pid(engine) != pid  # and no error: a fresh connection
     finally:
         engine.dispose()
@@ -134,8 +152,11 @@ def test_a_pooled_connection_that_only_heard_a_message_is_kept(database_url: str
             pid = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
             conn.exec_driver_sql("LISTEN dtl_test_channel")
             conn.commit()
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            socket = int(dbapi.fileno())
         _outside(database_url, "NOTIFY dtl_test_channel")
-        time.sleep(0.2)  # the notification reaches the pooled connection's socket
+        _wait_readable(socket)  # the notification
         assert _backend_pid(engine) == pid
     finally:
         engine.dispose()

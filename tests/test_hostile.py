@@ -53,11 +53,11 @@ def fingerprint(engine: Engine) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def unchanged(writable: Writable) -> Iterator[None]:
+def unchanged(module_writable: Writable) -> Iterator[None]:
     """Once around the module (per test, it was most of the module's run time)."""
-    before = fingerprint(writable.engine)
+    before = fingerprint(module_writable.engine)
     yield
-    after = fingerprint(writable.engine)
+    after = fingerprint(module_writable.engine)
     changed = {
         part: [name for name in before[part] if before[part][name] != after[part].get(name)]
         for part in before
@@ -66,8 +66,8 @@ def unchanged(writable: Writable) -> Iterator[None]:
 
 
 @pytest.fixture
-def c(writable: Writable) -> TestClient:
-    return writable.client
+def c(module_writable: Writable) -> TestClient:
+    return module_writable.client
 
 
 def refused(response: Any, status: int = 422, param: str | None = None) -> dict[str, Any]:
@@ -95,13 +95,19 @@ class TestLongStrings:
         refused(c.get("/v1/events/" + "a" * 10_000), param="id")
 
     @pytest.mark.parametrize("field", ["title", "summary", "id"])
-    def test_body_field(self, writable: Writable, field: str) -> None:
+    def test_body_field(self, module_writable: Writable, field: str) -> None:
         body = event_body(**{field: "a" * 500_000})
-        refused(writable.client.post("/v1/events", json=body, headers=writable.auth()), 422, field)
+        refused(
+            module_writable.client.post("/v1/events", json=body, headers=module_writable.auth()),
+            422,
+            field,
+        )
 
-    def test_body_over_the_size_limit(self, writable: Writable) -> None:
+    def test_body_over_the_size_limit(self, module_writable: Writable) -> None:
         body = event_body(summary="a" * (2 * 1024 * 1024))
-        response = writable.client.post("/v1/events", json=body, headers=writable.auth())
+        response = module_writable.client.post(
+            "/v1/events", json=body, headers=module_writable.auth()
+        )
         refused(response, 413)
 
 
@@ -128,24 +134,26 @@ class TestNulAndInvalidUtf8:
     def test_nul_in_path(self, c: TestClient, path: str) -> None:
         refused(c.get(path))
 
-    def test_nul_in_keyed_lookups(self, writable: Writable) -> None:
-        hooks = writable.auth("hooks")
-        get = writable.client.get
+    def test_nul_in_keyed_lookups(self, module_writable: Writable) -> None:
+        hooks = module_writable.auth("hooks")
+        get = module_writable.client.get
         refused(get("/v1/webhook-endpoints/whep_%00", headers=hooks), param="id")
         deliveries = "/v1/webhook-endpoints/whep_x/deliveries?event_type=event.%00"
         refused(get(deliveries, headers=hooks), param="event_type")
         refused(get("/v1/changes?since=%00"), param="since")
 
-    def test_nul_in_body_field(self, writable: Writable) -> None:
+    def test_nul_in_body_field(self, module_writable: Writable) -> None:
         body = event_body(title="A title\x00with a NUL")
-        response = writable.client.post("/v1/events", json=body, headers=writable.auth())
+        response = module_writable.client.post(
+            "/v1/events", json=body, headers=module_writable.auth()
+        )
         refused(response, 422, "title")
 
-    def test_nul_in_patch(self, writable: Writable) -> None:
-        response = writable.client.patch(
+    def test_nul_in_patch(self, module_writable: Writable) -> None:
+        response = module_writable.client.patch(
             f"/v1/events/{SHOOT_DOWN}",
             json={"summary": "\x00"},
-            headers={**writable.auth(), "If-Match": "*"},
+            headers={**module_writable.auth(), "If-Match": "*"},
         )
         refused(response, 422, "summary")
 
@@ -159,19 +167,19 @@ class TestNulAndInvalidUtf8:
     def test_invalid_utf8_in_path(self, c: TestClient, path: str) -> None:
         refused(c.get(path))
 
-    def test_invalid_utf8_body(self, writable: Writable) -> None:
-        response = writable.client.post(
+    def test_invalid_utf8_body(self, module_writable: Writable) -> None:
+        response = module_writable.client.post(
             "/v1/events",
             content=b'{"id": "caf\xc3\x28", "title": "\xff\xfe"}',
-            headers={**writable.auth(), "Content-Type": "application/json"},
+            headers={**module_writable.auth(), "Content-Type": "application/json"},
         )
         body = refused(response, 422, "body")
         assert "UTF-8" in body["detail"]
 
-    def test_raw_bytes_on_the_wire(self, writable: Writable, tmp_path: Any) -> None:
+    def test_raw_bytes_on_the_wire(self, module_writable: Writable, tmp_path: Any) -> None:
         """Bytes no client library would send (a raw NUL, a raw 0xFF in the request line) are
         refused by the server, which keeps serving."""
-        with LiveServer(writable.url, tmp_path / "server.log") as server:
+        with LiveServer(module_writable.url, tmp_path / "server.log") as server:
             for target in (b"/v1/events/a\x00b", b"/v1/timeline?q=\xff\xfe", b"/v1/states/\xc3("):
                 status = raw_status(server.port, target)
                 assert 400 <= status < 500, (target, status)
@@ -180,34 +188,36 @@ class TestNulAndInvalidUtf8:
 
 class TestDeepNesting:
     @pytest.mark.parametrize("depth", [100, 100_000])
-    def test_nested_arrays(self, writable: Writable, depth: int) -> None:
-        response = writable.client.post(
+    def test_nested_arrays(self, module_writable: Writable, depth: int) -> None:
+        response = module_writable.client.post(
             "/v1/events",
             content=b"[" * depth + b"]" * depth,
-            headers={**writable.auth(), "Content-Type": "application/json"},
+            headers={**module_writable.auth(), "Content-Type": "application/json"},
         )
         refused(response, 422)
 
     @pytest.mark.parametrize("depth", [50, 900, 100_000])
-    def test_nested_objects_in_a_merge_patch(self, writable: Writable, depth: int) -> None:
+    def test_nested_objects_in_a_merge_patch(self, module_writable: Writable, depth: int) -> None:
         nested = b'{"a":' * depth + b"1" + b"}" * depth
-        response = writable.client.patch(
+        response = module_writable.client.patch(
             f"/v1/events/{SHOOT_DOWN}",
             content=b'{"summary": ' + nested + b"}",
             headers={
-                **writable.auth(),
+                **module_writable.auth(),
                 "If-Match": "*",
                 "Content-Type": "application/merge-patch+json",
             },
         )
         refused(response, 422)
 
-    def test_nested_claims_field(self, writable: Writable) -> None:
+    def test_nested_claims_field(self, module_writable: Writable) -> None:
         nested: Any = "x"
         for _ in range(200):
             nested = {"statement": nested}
         body = event_body(claims=[nested])
-        response = writable.client.post("/v1/events", json=body, headers=writable.auth())
+        response = module_writable.client.post(
+            "/v1/events", json=body, headers=module_writable.auth()
+        )
         refused(response, 422, "claims")
 
 
@@ -328,9 +338,9 @@ class TestDates:
             assert response.status_code == 200, (value, response.text)
 
     @pytest.mark.parametrize("date", ["0000-00-00", "2025-02-30", "2025-02-29"])
-    def test_event_date_in_a_body(self, writable: Writable, date: str) -> None:
-        response = writable.client.post(
-            "/v1/events", json=event_body(date=date), headers=writable.auth()
+    def test_event_date_in_a_body(self, module_writable: Writable, date: str) -> None:
+        response = module_writable.client.post(
+            "/v1/events", json=event_body(date=date), headers=module_writable.auth()
         )
         refused(response, 422, "date")
 
@@ -448,14 +458,18 @@ class TestConfusableCodes:
         refused(c.get("/v1/timeline", params={"organisation": code}), param="organisation")
 
     @pytest.mark.parametrize("code", CONFUSABLE_CODES)
-    def test_in_a_body(self, writable: Writable, code: str) -> None:
+    def test_in_a_body(self, module_writable: Writable, code: str) -> None:
         body = event_body(participants=[{"state": code, "role": "initiator"}])
-        response = writable.client.post("/v1/events", json=body, headers=writable.auth())
+        response = module_writable.client.post(
+            "/v1/events", json=body, headers=module_writable.auth()
+        )
         refused(response, 422, "participants")
 
-    def test_a_new_state_with_a_confusable_code(self, writable: Writable) -> None:
+    def test_a_new_state_with_a_confusable_code(self, module_writable: Writable) -> None:
         body = {"code": "\u041cLI", "alpha2": "\u041cL", "name": "Mali, again"}
-        response = writable.client.post("/v1/states", json=body, headers=writable.auth())
+        response = module_writable.client.post(
+            "/v1/states", json=body, headers=module_writable.auth()
+        )
         refused(response, 422, "code")
 
     def test_accented_search_still_finds_the_real_state(self, c: TestClient) -> None:
@@ -477,8 +491,8 @@ def raw_status(port: int, target: bytes) -> int:
     return int(head.split(b" ", 2)[1])
 
 
-def test_nothing_was_written(writable: Writable) -> None:
-    with writable.session() as session:
+def test_nothing_was_written(module_writable: Writable) -> None:
+    with module_writable.session() as session:
         assert session.get(Event, 1) is not None
         assert (
             session.scalar(select(Event).where(Event.public_id == "2025-04-21-hostile-statement"))

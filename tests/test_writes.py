@@ -644,8 +644,11 @@ class TestConcurrency:
         event_service.update(a, "2025-05-04-race", {"title": "A wins"}, 1, "writer-a")
         outcome: dict[str, Any] = {}
 
+        b_started = threading.Event()
+
         def writer_b() -> None:
             try:
+                b_started.set()
                 begin_write(b)
                 event_service.update(b, "2025-05-04-race", {"title": "B wins"}, 1, "writer-b")
                 b.commit()
@@ -656,8 +659,8 @@ class TestConcurrency:
 
         thread = threading.Thread(target=writer_b)
         thread.start()
-        time.sleep(0.5)  # B is now blocked on A's lock (FOR UPDATE / BEGIN IMMEDIATE)
-        assert thread.is_alive()
+        assert b_started.wait(30)
+        blocked_on_a(writable, thread)
         a.commit()
         thread.join(timeout=10)
         a.close()
@@ -719,3 +722,22 @@ def test_oracle_unchanged() -> None:
     assert {path: path.read_bytes() for path in SEED_FILES} == SEED_AT_START
     assert oracle.events() == oracle.events.__wrapped__()
     assert oracle.memberships() == oracle.memberships.__wrapped__()
+
+
+def blocked_on_a(writable: Writable, b: threading.Thread) -> None:
+    """Until writer B waits on writer A's lock. PostgreSQL shows the wait (a backend waiting on
+    a lock); SQLite does not, so there B must still be running a moment after it started: its
+    BEGIN IMMEDIATE cannot pass A's."""
+    if writable.engine.dialect.name != "postgresql":
+        b.join(timeout=0.2)
+        assert b.is_alive(), "B finished while A held the lock"
+        return
+    deadline = time.monotonic() + 30
+    with writable.engine.connect() as conn:
+        while not conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).scalar_one():
+            assert time.monotonic() < deadline, "B never waited on A's lock"
+            conn.rollback()
+            time.sleep(0.01)

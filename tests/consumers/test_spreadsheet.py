@@ -81,10 +81,10 @@ def json_items(w: Writable, params: dict[str, Any]) -> dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def exports(writable: Writable, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def exports(module_writable: Writable, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every event (with one whose title and summary start like formulas) and the issue's
     April 2025 query, as CSV files, with the JSON of the same events."""
-    w = writable
+    w = module_writable
     created = w.client.post("/v1/events", json=GUARDED, headers=w.auth())
     assert created.status_code == 201, created.text
     folder = tmp_path_factory.mktemp("spreadsheet")

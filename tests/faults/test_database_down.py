@@ -25,7 +25,6 @@ Two real faults, on both databases where they exist:
 
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -92,15 +91,6 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.json()["status"] == 503
 
 
-def timed(call: Callable[[], httpx.Response]) -> Callable[[], tuple[httpx.Response, float]]:
-    def run() -> tuple[httpx.Response, float]:
-        started = time.monotonic()
-        response = call()
-        return response, time.monotonic() - started
-
-    return run
-
-
 def test_write_lock_held_too_long(database: Database, serve: Callable[..., LiveServer]) -> None:
     server = serve(database.url)
     auth = database.auth()
@@ -124,17 +114,25 @@ def test_write_lock_held_too_long(database: Database, serve: Callable[..., LiveS
                 "read": lambda: http.get("/v1/events/2025-04-10-before-lock"),
                 "ready": lambda: http.get("/readyz"),
             }
-            futures = {name: pool.submit(timed(call)) for name, call in calls.items()}
+            futures = {name: pool.submit(call) for name, call in calls.items()}
+            # No hang: the client gives up after CLIENT_TIMEOUT, which a request still waiting
+            # on the lock would hit.
             results = {name: future.result() for name, future in futures.items()}
 
         for name in ("post", "patch"):
-            response, seconds = results[name]
-            assert_unavailable(response)
-            # It waited for the lock (a short wait is normal contention), then gave up.
-            assert LOCK_WAIT_SECONDS - 1 <= seconds < LOCK_WAIT_SECONDS + 10, (name, seconds)
-        assert results["read"][0].status_code == 200  # readers pass a writer
-        assert results["read"][0].json()["title"] == "Statement 2025-04-10-before-lock"
-        assert results["ready"][0].status_code == 200
+            assert_unavailable(results[name])
+        # Each gave up on the lock itself (SQLite's busy_timeout, PostgreSQL's lock_timeout),
+        # not on anything else: the server says so in its log.
+        lock_waits = [
+            line
+            for line in server.log().splitlines()
+            if "database unavailable" in line
+            and ("database is locked" in line or "lock timeout" in line)
+        ]
+        assert len(lock_waits) >= 2, server.log()[-2000:]
+        assert results["read"].status_code == 200  # readers pass a writer
+        assert results["read"].json()["title"] == "Statement 2025-04-10-before-lock"
+        assert results["ready"].status_code == 200
 
         # The lock is gone: the same process writes again, and the refused writes had written
         # nothing (the same If-Match still matches, the same Idempotency-Key creates).
@@ -188,7 +186,6 @@ def test_database_refuses_connections(
 
         try:
             cut_off(admin, name)
-            started = time.monotonic()
             assert_unavailable(http.get("/v1/timeline?limit=5"))
             assert_unavailable(http.get("/v1/events/2025-04-10-before-outage"))
             assert_unavailable(
@@ -208,8 +205,6 @@ def test_database_refuses_connections(
             ready = http.get("/readyz")
             assert ready.status_code == 503 and "retry-after" in ready.headers
             assert http.get("/healthz").status_code == 200  # the process itself is fine
-            # Refused connections fail at once: five requests in seconds, not a hang.
-            assert time.monotonic() - started < 10
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
