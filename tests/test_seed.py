@@ -115,9 +115,9 @@ class TestLoad:
         )
         report = load(session, root, progress=lambda _: None)
         assert report.counts["updated"] == 1
-        from app.events.service import get_detail
+        from app.events.service import get_event
 
-        detail, _version = get_detail(session, event_id)
+        detail, _version = get_event(session, event_id)
         assert detail["tags"] == sorted([*event["tags"][1:], "edited-tag"])
         assert [s["url"] for s in detail["sources"]] == [
             s["url"] for s in reversed(event["sources"])

@@ -59,7 +59,7 @@ def get_event(
     both directions (what it answered, and what answered it). The `ETag` header is its version."""
     if as_known_at is not None:
         return JSONBytes(service.get_as_known_at(session, id, as_known_at))
-    doc, version = service.get_detail(session, id)
+    doc, version = service.get_event(session, id)
     at = service.recorded_at(session, id)
     if at is not None:
         base = base_url(request.scope)

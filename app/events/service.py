@@ -466,7 +466,7 @@ def representation(session: Session, event_id: int) -> dict[str, Any]:
     return doc
 
 
-def _row(session: Session, public_id: str) -> Any:
+def _live_event_row(session: Session, public_id: str) -> Any:
     row = session.execute(
         select(Event.id, Event.deleted_at, Event.version).where(Event.public_id == public_id)
     ).one_or_none()
@@ -477,9 +477,9 @@ def _row(session: Session, public_id: str) -> Any:
     return row
 
 
-def get_detail(session: Session, public_id: str) -> tuple[dict[str, Any], int]:
+def get_event(session: Session, public_id: str) -> tuple[dict[str, Any], int]:
     """One event with its links in both directions, and its version (the ETag)."""
-    row = _row(session, public_id)
+    row = _live_event_row(session, public_id)
     doc = representation(session, row.id)
     link = EventLink.__table__.c
     other = Event.__table__.c
@@ -538,7 +538,7 @@ def record_change(
     )
 
 
-def _for_update(session: Session, public_id: str, expected: int | None) -> Event:
+def _load_event_for_update(session: Session, public_id: str, expected: int | None) -> Event:
     """The live event, locked against concurrent writers, at the version the client read."""
     event = session.scalars(
         select(Event)
@@ -566,7 +566,7 @@ def create(session: Session, data: EventCreate, actor: str) -> tuple[dict[str, A
         what = "was deleted; ids are never reused" if existing.deleted_at else "already exists"
         raise Conflict(f"An event with id {data.id!r} {what}.")
     upsert(session, data, Refs(session), actor)
-    doc, version = get_detail(session, data.id)
+    doc, version = get_event(session, data.id)
     return doc, version
 
 
@@ -574,17 +574,17 @@ def update(
     session: Session, public_id: str, patch: dict[str, Any], expected: int | None, actor: str
 ) -> tuple[dict[str, Any], int]:
     """Apply a JSON merge patch to the event's input form, validate it whole, and write it."""
-    event = _for_update(session, public_id, expected)
+    event = _load_event_for_update(session, public_id, expected)
     data = EventCreate.model_validate(
         patched(as_input(event), patch, fixed=("id",), what="an event")
     )
     upsert(session, data, Refs(session), actor)
-    return get_detail(session, public_id)
+    return get_event(session, public_id)
 
 
 def delete(session: Session, public_id: str, expected: int | None, actor: str) -> None:
     """Soft delete: the event leaves the timeline, answers 410, and stays in its revisions."""
-    event = _for_update(session, public_id, expected)
+    event = _load_event_for_update(session, public_id, expected)
     before = representation(session, event.id)
     revision_service.soft_delete(
         session, event, resource="event", key=public_id, before=before, actor=actor

@@ -114,7 +114,9 @@ def list_organisations(session: Session, q: str | None) -> list[dict[str, Any]]:
     return [_org_read(o) for o in session.scalars(stmt)]
 
 
-def _get(session: Session, code: str, *, lock: bool = False, live: bool = True) -> Organisation:
+def _load_organisation(
+    session: Session, code: str, *, lock: bool = False, live: bool = True
+) -> Organisation:
     stmt = select(Organisation).where(Organisation.code == code).options(*_org_options())
     if lock:
         stmt = stmt.with_for_update(of=Organisation)
@@ -127,7 +129,7 @@ def _get(session: Session, code: str, *, lock: bool = False, live: bool = True) 
 
 
 def get_organisation(session: Session, code: str) -> tuple[dict[str, Any], int]:
-    org = _get(session, code)
+    org = _load_organisation(session, code)
     return _org_read(org), org.version
 
 
@@ -229,7 +231,7 @@ def create_organisation(
 def update_organisation(
     session: Session, code: str, patch: dict[str, Any], expected: int | None, actor: str
 ) -> tuple[dict[str, Any], int]:
-    org = _get(session, code, lock=True, live=False)
+    org = _load_organisation(session, code, lock=True, live=False)
     revision_service.guard(
         "Organisation", code, deleted_at=org.deleted_at, version=org.version, expected=expected
     )
@@ -239,7 +241,7 @@ def update_organisation(
 
 
 def delete_organisation(session: Session, code: str, expected: int | None, actor: str) -> None:
-    org = _get(session, code, lock=True, live=False)
+    org = _load_organisation(session, code, lock=True, live=False)
     revision_service.guard(
         "Organisation", code, deleted_at=org.deleted_at, version=org.version, expected=expected
     )
@@ -267,7 +269,7 @@ def delete_organisation(session: Session, code: str, expected: int | None, actor
 
 
 def organisation_revisions(session: Session, code: str) -> list[dict[str, Any]]:
-    _get(session, code, live=False)
+    _load_organisation(session, code, live=False)
     return revision_service.history(session, "organisation", code)
 
 
@@ -333,7 +335,7 @@ def name_on(org: Organisation, day: dt.date) -> str:
 
 def members_as_of(session: Session, code: str, as_of: dt.date) -> dict[str, Any]:
     """Who belonged on `as_of`, who was suspended, and what the data cannot say."""
-    org = _get(session, code)
+    org = _load_organisation(session, code)
     periods = session.scalars(
         select(Membership)
         .where(
@@ -481,7 +483,7 @@ def upsert_membership(session: Session, data: MembershipCreate, actor: str) -> O
     return outcome
 
 
-def _membership(session: Session, membership_id: int, *, lock: bool = False) -> Membership:
+def _load_membership(session: Session, membership_id: int, *, lock: bool = False) -> Membership:
     stmt = select(Membership).where(Membership.id == membership_id).options(*_membership_options())
     if lock:
         stmt = stmt.with_for_update(of=Membership)
@@ -492,7 +494,7 @@ def _membership(session: Session, membership_id: int, *, lock: bool = False) -> 
 
 
 def get_membership(session: Session, membership_id: int) -> tuple[dict[str, Any], int]:
-    m = _membership(session, membership_id)
+    m = _load_membership(session, membership_id)
     if m.deleted_at is not None:
         raise Gone(f"Membership {membership_id} was deleted on {m.deleted_at.isoformat()}.")
     return membership_read(m), m.version
@@ -556,7 +558,7 @@ def membership_as_input(m: Membership) -> MembershipCreate:
 def update_membership(
     session: Session, membership_id: int, patch: dict[str, Any], expected: int | None, actor: str
 ) -> tuple[dict[str, Any], int]:
-    m = _membership(session, membership_id, lock=True)
+    m = _load_membership(session, membership_id, lock=True)
     revision_service.guard(
         "Membership",
         str(membership_id),
@@ -579,7 +581,7 @@ def update_membership(
 def delete_membership(
     session: Session, membership_id: int, expected: int | None, actor: str
 ) -> None:
-    m = _membership(session, membership_id, lock=True)
+    m = _load_membership(session, membership_id, lock=True)
     revision_service.guard(
         "Membership",
         str(membership_id),
@@ -594,5 +596,5 @@ def delete_membership(
 
 
 def membership_revisions(session: Session, membership_id: int) -> list[dict[str, Any]]:
-    _membership(session, membership_id)
+    _load_membership(session, membership_id)
     return revision_service.history(session, "membership", str(membership_id))

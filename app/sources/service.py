@@ -81,7 +81,7 @@ def input_rows(session: Session, ids: Sequence[int]) -> Sequence[Source]:
     return session.scalars(select(Source).where(Source.id.in_(ids))).all()
 
 
-def _load(session: Session, source_id: int, *, lock: bool = False) -> Source:
+def _load_source(session: Session, source_id: int, *, lock: bool = False) -> Source:
     stmt = select(Source).where(Source.id == source_id)
     if lock:
         stmt = stmt.with_for_update()
@@ -92,7 +92,7 @@ def _load(session: Session, source_id: int, *, lock: bool = False) -> Source:
 
 
 def get_source(session: Session, source_id: int) -> tuple[dict[str, Any], int]:
-    source = _load(session, source_id)
+    source = _load_source(session, source_id)
     if source.deleted_at is not None:
         raise Gone(f"Source {source_id} was deleted on {source.deleted_at.isoformat()}.")
     return read(source), source.version
@@ -124,7 +124,7 @@ def create(session: Session, data: SourceIn, actor: str) -> tuple[dict[str, Any]
 def update(
     session: Session, source_id: int, patch: dict[str, Any], expected: int | None, actor: str
 ) -> tuple[dict[str, Any], int]:
-    source = _load(session, source_id, lock=True)
+    source = _load_source(session, source_id, lock=True)
     revision_service.guard(
         "Source",
         str(source_id),
@@ -138,7 +138,7 @@ def update(
 
 
 def delete(session: Session, source_id: int, expected: int | None, actor: str) -> None:
-    source = _load(session, source_id, lock=True)
+    source = _load_source(session, source_id, lock=True)
     revision_service.guard(
         "Source",
         str(source_id),
@@ -174,5 +174,5 @@ def delete(session: Session, source_id: int, expected: int | None, actor: str) -
 
 
 def revisions(session: Session, source_id: int) -> list[dict[str, Any]]:
-    _load(session, source_id)
+    _load_source(session, source_id)
     return revision_service.history(session, "source", str(source_id))

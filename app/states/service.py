@@ -67,7 +67,7 @@ def list_states(session: Session, q: str | None) -> list[dict[str, Any]]:
     return [_read(s) for s in session.scalars(stmt)]
 
 
-def _load(session: Session, code: str, *, lock: bool = False) -> State:
+def _load_state(session: Session, code: str, *, lock: bool = False) -> State:
     stmt = select(State).where(State.code == code).options(selectinload(State.aliases))
     if lock:
         stmt = stmt.with_for_update(of=State)
@@ -78,7 +78,7 @@ def _load(session: Session, code: str, *, lock: bool = False) -> State:
 
 
 def get_state(session: Session, code: str) -> tuple[dict[str, Any], int]:
-    state = _load(session, code)
+    state = _load_state(session, code)
     if state.deleted_at is not None:
         raise Gone(f"State {code!r} was deleted on {state.deleted_at.isoformat()}.")
     memberships = organisation_service.memberships_of_state(session, state.id)
@@ -155,7 +155,7 @@ def create(session: Session, data: StateCreate, actor: str) -> tuple[dict[str, A
 def update(
     session: Session, code: str, patch: dict[str, Any], expected: int | None, actor: str
 ) -> tuple[dict[str, Any], int]:
-    state = _load(session, code, lock=True)
+    state = _load_state(session, code, lock=True)
     revision_service.guard(
         "State", code, deleted_at=state.deleted_at, version=state.version, expected=expected
     )
@@ -165,7 +165,7 @@ def update(
 
 
 def delete(session: Session, code: str, expected: int | None, actor: str) -> None:
-    state = _load(session, code, lock=True)
+    state = _load_state(session, code, lock=True)
     revision_service.guard(
         "State", code, deleted_at=state.deleted_at, version=state.version, expected=expected
     )
@@ -189,5 +189,5 @@ def delete(session: Session, code: str, expected: int | None, actor: str) -> Non
 
 
 def revisions(session: Session, code: str) -> list[dict[str, Any]]:
-    _load(session, code)
+    _load_state(session, code)
     return revision_service.history(session, "state", code)
