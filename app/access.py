@@ -1,19 +1,25 @@
 """Authentication for writes, as route dependencies. Reads stay public; every write names the key
 that made it, and every keyed request is an audit attempt (app/audit)."""
 
+import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Annotated, ClassVar
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from app import callers
 from app.auditing import Attempt, attach
 from app.callers import Caller, Scope
-from app.db import SAFE_METHODS, SessionDep
+from app.db import SAFE_METHODS, SessionDep, transaction, utcnow
 from app.errors import AppError
 from app.observability import request_context
+
+logger = logging.getLogger("app.access")
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -42,6 +48,7 @@ class Forbidden(AppError):
 def caller(
     request: Request,
     session: SessionDep,
+    background: BackgroundTasks,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
     # Every keyed request is an audit attempt until `require` finds it is a plain read: a write
@@ -54,7 +61,41 @@ def caller(
         # Never echo the token: it may be a real key pasted into the wrong place.
         raise Unauthorized("The API key is unknown or revoked.")
     identified(request, found)
+    now = utcnow()
+    if callers.stale(found, now):
+        if request.method in SAFE_METHODS:
+            # A read's transaction stays a read. On SQLite a read that writes at its commit
+            # cannot wait for a writer that committed since it began (its snapshot is stale):
+            # it fails at once, and a plain read with a key answered 503. The stamp goes in a
+            # short write transaction of its own, after the response.
+            background.add_task(_stamp_after_read, request.app, found.key_id, now)
+        else:
+            callers.stamp(session, found.key_id, now)
     return found
+
+
+# Keys whose stamp is queued in this process: a burst of reads with one key queues one stamp.
+_stamping: set[int] = set()
+
+
+async def _stamp_after_read(app: FastAPI, key_id: int, now: dt.datetime) -> None:
+    if key_id in _stamping:
+        return
+    _stamping.add(key_id)
+    try:
+        # Behind this process's writers, as any write (app.db.one_writer).
+        async with app.state.writers:
+            await run_in_threadpool(_stamp, app, key_id, now)
+    except OperationalError as exc:
+        # Bookkeeping, not data: the read has been answered, and the next one stamps again.
+        logger.warning("api_key_stamp_skipped key=%s error=%s", key_id, type(exc.orig).__name__)
+    finally:
+        _stamping.discard(key_id)
+
+
+def _stamp(app: FastAPI, key_id: int, now: dt.datetime) -> None:
+    with transaction(app.state.session_factory, write=True) as session:
+        callers.stamp(session, key_id, now)
 
 
 def require(scope: Scope) -> Callable[..., Caller]:

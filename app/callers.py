@@ -3,19 +3,22 @@ recognised. Low in the layers, so every domain may know its caller; minting, lis
 keys is app/auth.
 """
 
+import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
 from app.models import ApiKey
 
 TOKEN_PREFIX = "dtl_"  # noqa: S105 - a public marker, not a secret
 DISPLAY_CHARS = 12
+# `last_used_at` is kept to the minute: a key used again within it is not stamped again, so a
+# busy integration reading with its key does not write a row on every request.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 class Scope(StrEnum):
@@ -26,11 +29,12 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is making a write: the key's id, name and scopes."""
+    """Who is making a request: the key's id, name and scopes, and when it was last used."""
 
     key_id: int
     name: str
     scopes: frozenset[str]
+    last_used_at: dt.datetime | None = None
 
 
 def hash_token(token: str) -> str:
@@ -40,7 +44,7 @@ def hash_token(token: str) -> str:
 
 
 def authenticate(session: Session, token: str) -> Caller | None:
-    """The live key for this token, or None. Marks the key as used."""
+    """The live key for this token, or None. Reads only: `stamp` marks the key as used."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     digest = hash_token(token)
@@ -50,5 +54,30 @@ def authenticate(session: Session, token: str) -> Caller | None:
     # Compared in constant time; the prefix lookup narrows the row, the digest decides.
     if key is None or not hmac.compare_digest(key.token_hash, digest):
         return None
-    key.last_used_at = utcnow()
-    return Caller(key_id=key.id, name=key.name, scopes=frozenset(key.scopes.split()))
+    return Caller(
+        key_id=key.id,
+        name=key.name,
+        scopes=frozenset(key.scopes.split()),
+        last_used_at=key.last_used_at,
+    )
+
+
+def stale(caller: Caller, now: dt.datetime) -> bool:
+    """Whether the key's `last_used_at` is older than its resolution and should be stamped."""
+    return caller.last_used_at is None or now - caller.last_used_at >= LAST_USED_RESOLUTION
+
+
+def stamp(session: Session, key_id: int, now: dt.datetime) -> None:
+    """Mark the key as used at `now`, unless another request already did within the resolution.
+
+    The condition is in the UPDATE, so concurrent requests of one key stamp it once, and an
+    older time never overwrites a newer one."""
+    session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= now - LAST_USED_RESOLUTION),
+        )
+        .values(last_used_at=now)
+        .execution_options(synchronize_session=False)
+    )

@@ -25,7 +25,7 @@ from tests.live import LiveServer
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 # Their rows, not only their counts, must be unchanged. api_key is left out: reading with a key
-# stamps its `last_used_at`, which is bookkeeping rather than data.
+# stamps its `last_used_at` (after the response), which is bookkeeping rather than data.
 CHECKSUMMED = (
     "event",
     "event_participant",

@@ -20,7 +20,12 @@ class KeyRead(ReadModel):
     prefix: str = Field(description="The token's first characters, to recognise it.")
     scopes: list[Scope]
     created_at: dt.datetime
-    last_used_at: dt.datetime | None
+    last_used_at: dt.datetime | None = Field(
+        description=(
+            "When a request last authenticated with the key, to the minute: a write stamps it"
+            " in its own transaction, a read just after its response."
+        )
+    )
     revoked_at: dt.datetime | None
 
 
