@@ -71,7 +71,7 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     """
     # The hot path (issue 7): the whole transaction in one trip to a database thread
     # (`DatabaseThreads`). A sync endpoint with SessionDep makes three (session in, endpoint,
-    # session out), and each trip costs about 0.12 ms here, as much as reading the page.
+    # session out), and each trip costs as much as reading the page (bench/README.md).
     threads: DatabaseThreads = request.app.state.db_threads
     return await threads.run(_timeline, request, query)
 
@@ -193,7 +193,7 @@ async def read_ahead(chunks: Iterator[T]) -> AsyncIterator[T]:
     compressed and sent.
 
     Iterated one chunk at a time (as Starlette does a sync iterator), the database read and the
-    compression and sending took turns: about 9 s and 6 s for 1M events gzipped. zlib and the
+    compression and sending took turns, each waiting for the other. zlib and the
     socket release the GIL, so the two overlap on two cores (bench/README.md). One read at a
     time, never two: the iterator and its session are used by one thread at a time."""
     end = object()

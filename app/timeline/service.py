@@ -106,8 +106,9 @@ _BY_CODE = {
 # A state's or organisation's code names the same row for good: codes are never reused or
 # changed (PATCH refuses it) and deleting is a soft delete. So a code once read is kept with the
 # pooled connection (`Connection.info`, which lives as long as the database connection) instead
-# of being looked up on every filtered page, which saved about 7 % of a page's time in process
-# (bench/README.md). An unknown code is looked up every time: it may have been created since.
+# of being looked up on every filtered page, which saved a measurable part of a page's time in
+# process (bench/README.md). An unknown code is looked up every time: it may have been created
+# since.
 # Only read transactions fill it, so a row that a write transaction created and then rolled
 # back is never kept.
 _KNOWN_CODES = "dtl_known_codes"
@@ -325,10 +326,10 @@ def _estimated_matches(session: Session, words: str | None) -> int:
     """PostgreSQL: how many events the planner expects to have the words.
 
     Counting them, even only up to FEW_MATCHES + 1, builds the text index's whole bitmap and
-    reads a heap page per match: about 40 ms for a common word at 1M, a third of a `q=` page
-    with a state (bench/README.md). The planner's estimate comes from ANALYZE's statistics of
-    the commonest lexemes in 0.2 ms; a common word is among them and estimated within about
-    25 %, a rarer one is estimated low. It only chooses how the page is read, never what it
+    reads a heap page per match: for a common word, a large part of a `q=` page with a state
+    (bench/README.md). The planner's estimate comes from ANALYZE's statistics of the commonest
+    lexemes, at a fraction of the cost; a common word is among them and estimated closely, a
+    rarer one is estimated low. It only chooses how the page is read, never what it
     holds: a low estimate makes a page read every match first, which stays correct."""
     plan = session.execute(statements.TEXT_ESTIMATE, {"words": words}).scalar_one()
     return int(plan[0]["Plan"]["Plan Rows"])
@@ -477,7 +478,8 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
-    # Read by position, not by name: a Row's attribute costs about 0.5 µs, 75 µs a page.
+    # Read by position, not by name: a Row's attribute costs more, on every row of every page
+    # (bench/README.md).
     items = documents.stored(session, [(row[0], row[3], row[4]) for row in rows])
     changed_at = rows[0].changed_at if rows else revision_service.data_version(session)[1]
     return Page(items=items, next_cursor=next_cursor, total=total, changed_at=changed_at)
@@ -504,8 +506,8 @@ def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) 
 
 
 # SQLite ranks by bm25, which FTS5 computes from its index alone. Joining every match to its
-# event (for the filters and the tie order) cost 190 ms for a word in 5 % of 1M events; the
-# best few hundred scores, then their events, cost about 55 ms.
+# event (for the filters and the tie order) is slow for a common word; the best few hundred
+# scores, then their events, cost a fraction of that (bench/README.md).
 CANDIDATES_MIN = 200
 CANDIDATES_MAX = 5_000
 

@@ -1,7 +1,7 @@
 """The timeline's SQL, built once per shape of query; every value is a bound parameter.
 
-At 1M events a page's statement took longer to build (about 0.4 ms of SQLAlchemy expression
-building and cache-key generation) than to run, on every request (bench/README.md). A `Shape`
+On a large table a page's statement took longer to build (SQLAlchemy expression building and
+cache-key generation) than to run, on every request (bench/README.md). A `Shape`
 says which conditions a query needs; the statements for it are built on its first request and
 reused, with the request's values passed at execution. The SQL is what building it per
 request would give: SQLAlchemy binds every value either way, so the database sees the same
@@ -133,10 +133,10 @@ def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> Colu
         )
         if mode == "fts":
             return E.id.in_(matches)
-        # `+ 0` keeps SQLite from looking each match up by id (then sorting them all: 170 ms for
-        # a word in 5 % of 1M events, 420 ms with one state); it walks the timeline or the
-        # driver's index instead, testing each row against the list of matches before reading
-        # its event, and stops after a page (8 to 12 ms).
+        # `+ 0` keeps SQLite from looking each match up by id (then sorting them all, slow for
+        # a common word); it walks the timeline or the driver's index instead, testing each row
+        # against the list of matches before reading its event, and stops after a page
+        # (bench/README.md).
         return (event_id + literal_column("0")).in_(matches)
     condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(tsquery())
     if mode == "few" and driven:
@@ -222,8 +222,8 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
         where.append(_text(shape.text, event_id, driven=shape.driver is not None))
     where.extend(_window(shape, date))
     if shape.text == "few" and shape.driver is None:
-        # PostgreSQL underestimates prefix matches (3,459 for a word with 977) and would walk the
-        # timeline index, testing every event it passes (3.2 s at 1M). Ordered by `date + 0`,
+        # PostgreSQL misestimates prefix matches and would walk the timeline index, testing
+        # every event it passes (bench/README.md). Ordered by `date + 0`,
         # no index gives the order: it reads the matches through the text index and sorts them.
         date = E.date + literal_column("0")
     return stmt.where(*where), date, key
@@ -258,8 +258,8 @@ def page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     NULL when none is stored) and the time of the latest revision (`changed_at`, for
     Last-Modified).
 
-    One statement where three ran: at 1M events, each statement's own cost in SQLAlchemy and the
-    driver (about 0.1 ms on SQLite, a round trip on PostgreSQL) was a large part of a page's
+    One statement where three ran: each statement's own cost in SQLAlchemy and the driver (a
+    round trip on PostgreSQL) was a large part of a page's
     (bench/README.md). The page is ordered and limited inside, so the join reads at most a page
     of documents; the outer ORDER BY sorts those few rows again, since a join may return them
     in any order."""
@@ -299,12 +299,12 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     once, each row also carrying how many there are (`matches`, at most `few_limit`).
 
     Counting the matches to choose the plan (`TEXT_MATCHES`), then reading them again for the
-    page, tested each match's stored tsvector twice: two passes of about 4 ms for a rare word at
-    1M (bench/README.md). Here the matches, at most `few_limit` of them, are read once into a
+    page, tested each match's stored tsvector twice (bench/README.md). Here the matches, at
+    most `few_limit` of them, are read once into a
     materialized CTE, and the page is ordered off it. More than FEW_MATCHES, and the rows are
     void: the caller reads the page as "many" (`service.page`). That first read costs a common
-    word more than the count did (keeping and sorting FEW_MATCHES rows: about 15 to 25 ms more
-    at 1M, on top of about 60 ms), which is the price of a rare word's page in one pass."""
+    word more than the count did (keeping and sorting FEW_MATCHES rows; bench/README.md), which
+    is the price of a rare word's page in one pass."""
     if shape != Shape(start=shape.start, end=shape.end, text="few"):
         raise ValueError(f"not a page of words and dates alone: {shape}")
     condition = SEARCH_VECTOR.op("@@")(tsquery())
@@ -334,14 +334,15 @@ def count(shape: Shape) -> Select[tuple[int]]:
 
 
 # Up to this many matches, a page reads them all through the text index, then orders them
-# (bench/README.md: PostgreSQL, a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the
-# page's order and testing each row finds a page of a common word sooner. At 1M events the two
-# cost the same near 10,000 matches: walking costs about 51 x N/m tests, reading m lookups.
+# (far faster for a rare word on PostgreSQL); above it, walking the page's order and testing
+# each row finds a page of a common word sooner. Walking costs about N/m tests for m matches
+# among N events, reading costs m lookups; where the two cross, and the margin below it, are in
+# bench/README.md.
 FEW_MATCHES = 5_000
 
 # How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect: it
 # picks the page's plan (service._text_mode). The planners cannot: PostgreSQL's estimate for
-# prefix terms is poor (3,459 for a word with 977 matches), and SQLite has none.
+# prefix terms is poor (bench/README.md), and SQLite has none.
 TEXT_MATCHES = {
     "postgresql": select(func.count()).select_from(
         select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
@@ -365,10 +366,10 @@ TEXT_ESTIMATE = text(
 
 # PostgreSQL: a `q=` page walked in timeline order (a state's events, testing each one's
 # tsvector) stops at the page's end when run serially. A parallel plan, which the planner picks
-# for a common word, has each worker walk ahead on its own share: for `q=veto&state=IND` at 1M,
-# 18,801 rows walked by three processes against 2,331 by one, 128 ms against 34 ms
-# (bench/README.md). Only walks take it: a page that reads its matches first ("few") ran the
-# same either way, and the statement is a round trip of a rare word's 3-5 ms page. LOCAL: for
+# for a common word, has each worker walk ahead on its own share: several times the rows walked,
+# and a slower page (bench/README.md). Only walks take it: a page that reads its matches first
+# ("few") ran the same either way, and the statement is a round trip, a noticeable part of a
+# rare word's page. LOCAL: for
 # this request's transaction only; facets and exports, whose scans a parallel plan does
 # shorten, keep it.
 SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
@@ -405,7 +406,7 @@ def ranked(shape: Shape, top: bool = False) -> Select[Any]:
     if shape.text in ("fts", "fts_walk"):
         # Scored once by one MATCH and joined, which also keeps only the matches: a correlated
         # bm25() per row ran the MATCH again for every matching event, quadratic in the matches
-        # (minutes for a common word at 1M).
+        # (bench/README.md).
         stmt, _, _ = matching(replace(shape, text=None))
         scores = _fts_scores(top)
         stmt = stmt.join(scores, scores.c.event_id == E.id).add_columns(scores.c.score)
