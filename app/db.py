@@ -20,9 +20,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
-T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
-Ts = TypeVarTuple("Ts")
+Returned = TypeVar("Returned")
+Child = TypeVar("Child")
+ChildKey = TypeVar("ChildKey", bound=Hashable)
+Args = TypeVarTuple("Args")
 
 # Set before the first migration so that every constraint has a predictable name, which
 # errors.py and hand-written migrations can rely on.
@@ -353,7 +354,7 @@ class DatabaseThreads:
     def own_threads(self) -> bool:
         return self._executor is not None
 
-    async def run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
+    async def run(self, func: Callable[[*Args], Returned], *args: *Args) -> Returned:
         executor = self._heavy if HEAVY.get() else self._executor
         if executor is None:
             return await run_in_threadpool(func, *args)
@@ -399,8 +400,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def reconcile(
-    collection: list[T], wanted: list[K], key: Callable[[T], K], make: Callable[[K], T]
-) -> list[T]:
+    collection: list[Child],
+    wanted: list[ChildKey],
+    key: Callable[[Child], ChildKey],
+    make: Callable[[ChildKey], Child],
+) -> list[Child]:
     """Make a child collection hold exactly one object per wanted key, in `wanted` order.
 
     Objects whose key is still wanted are kept rather than deleted and re-inserted: the unit of
