@@ -356,7 +356,7 @@ def _in_order(
 ) -> list[Value]:
     """The stored values read with `rows` where they can be used (`_completed` for the rest), in
     the rows' order."""
-    ids = [row[0] for row in rows]
+    ids = [event_id for event_id, _format, _value in rows]
     read = {
         i: stored(value) for i, format_, value in rows if format_ == FORMAT and value is not None
     }

@@ -36,9 +36,9 @@ from app.vocabulary import MEMBER_STATUSES, MembershipEnd, ParticipantRole
 
 # The table a page is read from: `None` reads events in timeline order and tests each; the
 # others read one state's, pair of states', organisation's or tag's rows in (key, date,
-# public_id) index order and stop after a page (service._driver says when).
+# public_id) index order and stop after a page (`planner.plan` says when).
 DriverKind = Literal["state", "pair", "organisation", "tag"]
-# How `q=` is matched (service._text_mode). SQLite's FTS5: look every match up ("fts"), or walk
+# How `q=` is matched (`planner.plan`). SQLite's FTS5: look every match up ("fts"), or walk
 # the timeline in order and keep the matches ("fts_walk"). PostgreSQL's tsvector: read every
 # match first ("few"), or test the rows the plan reads ("many").
 TextMode = Literal["fts", "fts_walk", "few", "many"]
@@ -59,7 +59,7 @@ SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
 @dataclass(frozen=True, slots=True)
 class Shape:
     """Which conditions a query's statement has. Values are bound at execution under the names
-    used below (`service.Filters.params` fills them)."""
+    used below (`planner.PagePlan.params` fills them)."""
 
     start: bool = False
     end: bool = False
@@ -361,7 +361,7 @@ def count(shape: Shape) -> Select[tuple[int]]:
 FEW_MATCHES = 5_000
 
 # How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect: it
-# picks the page's plan (service._text_mode). The planners cannot: PostgreSQL's estimate for
+# picks the page's plan (`planner.plan`). The planners cannot: PostgreSQL's estimate for
 # prefix terms is poor (bench/README.md), and SQLite has none.
 TEXT_MATCHES = {
     "postgresql": select(func.count()).select_from(
