@@ -44,10 +44,9 @@ class Settings(BaseSettings):
     # Threads that run requests' database work (AnyIO's default is 40); unset, 1 on SQLite and
     # 2 on PostgreSQL (`threads`); there, timeline pages have as many threads of their own
     # (`app.db.DatabaseThreads`). Requests beyond this wait in the event loop instead of
-    # contending for the GIL: SQLite's work is this process's own CPU, so on 2 cores a 50-event
-    # page at 32 connections served 580 req/s with 1 thread, 430 with 2 and 290 with 4.
-    # PostgreSQL's work runs in its own processes, and a second thread overlaps the round
-    # trips: 380 req/s with 2, 330 with 1, 300 with 4 (bench/README.md).
+    # contending for the GIL: SQLite's work is this process's own CPU, so on 2 cores one
+    # thread served the most pages a second. PostgreSQL's work runs in its own processes, and a
+    # second thread overlaps the round trips, so two served the most (bench/README.md).
     threadpool_size: int | None = Field(default=None, ge=1)
     # Rendered anonymous GET responses kept in memory per process, keyed by request and data
     # version (app/responsecache.py); 0 turns the cache off.
@@ -86,7 +85,7 @@ class Settings(BaseSettings):
     # Must exceed the timeout comfortably: an expired lease means "that worker died".
     webhook_lease_seconds: float = 60.0
     # A separate worker looks for due work this often (a cheap read): commit -> receipt stays
-    # near 50 ms without LISTEN/NOTIFY. The embedded worker is also woken on commit.
+    # within about one interval without LISTEN/NOTIFY. The embedded worker is also woken on commit.
     webhook_poll_interval: float = 0.05
     webhook_concurrency: int = Field(default=8, ge=1)
     webhook_warn_after_failures: int = 4

@@ -20,9 +20,10 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
-T = TypeVar("T")
-K = TypeVar("K", bound=Hashable)
-Ts = TypeVarTuple("Ts")
+Returned = TypeVar("Returned")
+Child = TypeVar("Child")
+ChildKey = TypeVar("ChildKey", bound=Hashable)
+Args = TypeVarTuple("Args")
 
 # Set before the first migration so that every constraint has a predictable name, which
 # errors.py and hand-written migrations can rely on.
@@ -85,12 +86,12 @@ SQLITE_PROGRESS_STEPS = 10_000
 _DEADLINE = "dtl_deadline"
 
 # SQLite's page cache per connection, in KiB (its default is 2 MB). Pages outside it are read
-# from the operating system's cache with a system call each: at 1M events a page of 50 reads
-# about 150 of them, and a 64 MB cache cut its time by a third (bench/README.md). It fills only
+# from the operating system's cache with a system call each, and a page reads many of them; a
+# larger cache cut a page's time markedly (bench/README.md). It fills only
 # as pages are read, so an idle or small database costs nothing.
 SQLITE_CACHE_KIB = 64 * 1024
-# For reads that stream a whole table once (exports): they ran about 20 % slower through the
-# large cache, and would evict the pages that requests keep hot.
+# For reads that stream a whole table once (exports): they ran slower through the large cache
+# (bench/README.md), and would evict the pages that requests keep hot.
 SQLITE_STREAM_CACHE_KIB = 2 * 1024
 
 
@@ -195,7 +196,7 @@ def create_db_engine(
                 return
             # A read's BEGIN takes no lock, so it neither waits nor fails for want of one: it
             # goes straight to the driver, past SQLAlchemy's execution path (events, result,
-            # error wrapping), which cost about 40 µs of a 1 ms timeline page.
+            # error wrapping), a noticeable share of a timeline page (bench/README.md).
             conn.connection.driver_connection.execute("BEGIN")
 
         return engine
@@ -206,9 +207,9 @@ def create_db_engine(
 
 # An execution option: PostgreSQL sends the statement's results in binary. psycopg asks for
 # text unless told otherwise, and SQLAlchemy never tells it; a page's stored documents are bytea,
-# which text sends as hex, twice their size, encoded by the server and decoded by the client:
-# 0.52-0.57 ms of the server's CPU and 0.28-0.30 ms of ours per page, against 0.40-0.43 and
-# 0.16-0.17 in binary (bench/README.md). Set on the statements that read stored documents.
+# which text sends as hex, twice their size, encoded by the server and decoded by the client;
+# binary costs both sides less CPU per page (bench/README.md). Set on the statements that read
+# stored documents.
 BINARY_RESULTS = "dtl_binary_results"
 
 
@@ -233,9 +234,9 @@ def _postgresql_engine(url: str, pool_size: int, statement_timeout: float | None
         pool_timeout=POOL_TIMEOUT_SECONDS,
         connect_args={
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            # JIT compiles plans PostgreSQL thinks costly, such as ranking a common word: 13 ms
-            # of compiling on every such request, for queries that run in milliseconds to a
-            # few hundred (bench/README.md).
+            # JIT compiles plans PostgreSQL thinks costly, such as ranking a common word: the
+            # compiling, on every such request, costs more than such a query saves by it
+            # (bench/README.md).
             "options": options,
         },
     )
@@ -248,9 +249,9 @@ def _replace_dead_connections(dialect: Dialect) -> Callable[[Any, ConnectionPool
     is replaced before a request gets it, and so are all the pool's older ones.
 
     SQLAlchemy's `pool_pre_ping` does this with a `SELECT 1` on every checkout: one of a page's
-    four round trips; without it PostgreSQL served 1.10x the req/s (bench/README.md). A pooled
-    connection is idle, so the server has nothing to send it until it is given a query, except
-    when it says goodbye: a server shutting down or a terminated backend sends an error and
+    four round trips; without it PostgreSQL served more requests a second (bench/README.md). A
+    pooled connection is idle, so the server has nothing to send it until it is given a query,
+    except when it says goodbye: a server shutting down or a terminated backend sends an error and
     closes the socket, and a crashed one leaves it closed; either makes the socket readable. So
     only a readable socket is pinged, and the ping tells a dead connection from a harmless
     message (a `ParameterStatus` after a configuration reload). What no socket shows, a network
@@ -331,14 +332,13 @@ class DatabaseThreads:
 
     AnyIO's `to_thread.run_sync` (Starlette's `run_in_threadpool`) passes a capacity limiter
     and a cancel scope on every call, and the event loop hands each job to an idle thread
-    itself: 65-85 µs of CPU a call with 32 requests waiting, against 15-20 µs through an
-    executor's queue, whose threads take the next job without the loop. On PostgreSQL, where
-    a request mostly waits on round trips, 15 interleaved rounds with 1 worker gave a median
-    of 1.11x req/s and a geometric mean of 1.19x (0.80x to 2.14x: the machine is noisy), 3
-    rounds with 2 workers 1.05x to 1.30x (bench/README.md). On SQLite the work is this
-    process's own CPU: threads that no longer wait for the loop compete with it for the GIL
-    and, with one worker per core, with the other workers for the cores: 1.22x with 1 worker
-    but 0.81x with 2, so SQLite keeps AnyIO's pool. Own threads number `Settings.threads`, as
+    itself, several times the CPU a call of handing it to an executor's queue, whose threads
+    take the next job without the loop. On PostgreSQL, where a request mostly waits on round
+    trips, threads of our own served more requests a second, with one worker and with two. On
+    SQLite the work is this process's own CPU: threads that no longer wait for the loop compete
+    with it for the GIL and, with one worker per core, with the other workers for the cores:
+    faster with one worker but slower with two, so SQLite keeps AnyIO's pool (figures in
+    bench/README.md). Own threads number `Settings.threads`, as
     AnyIO's pool does, start on first use and end with the app's lifespan; a request
     cancelled while its job runs leaves the job to finish (its session closes there)."""
 
@@ -354,7 +354,7 @@ class DatabaseThreads:
     def own_threads(self) -> bool:
         return self._executor is not None
 
-    async def run(self, func: Callable[[*Ts], T], *args: *Ts) -> T:
+    async def run(self, func: Callable[[*Args], Returned], *args: *Args) -> Returned:
         executor = self._heavy if HEAVY.get() else self._executor
         if executor is None:
             return await run_in_threadpool(func, *args)
@@ -400,8 +400,11 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def reconcile(
-    collection: list[T], wanted: list[K], key: Callable[[T], K], make: Callable[[K], T]
-) -> list[T]:
+    collection: list[Child],
+    wanted: list[ChildKey],
+    key: Callable[[Child], ChildKey],
+    make: Callable[[ChildKey], Child],
+) -> list[Child]:
     """Make a child collection hold exactly one object per wanted key, in `wanted` order.
 
     Objects whose key is still wanted are kept rather than deleted and re-inserted: the unit of

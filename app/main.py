@@ -116,9 +116,9 @@ TAGS = [
 ]
 
 
-# Starlette's default, 9, compresses a 73 KB page in 2 ms, more than building it, and a CSV
-# export at 31 MB/s. Level 1: 0.5 ms and 106 MB/s, for output 12 % larger than level 4's
-# (0.9 ms, 65 MB/s; bench/README.md).
+# Starlette's default, 9, takes longer to compress a page than to build it, and slows a CSV
+# export; level 1 is several times faster for output only a little larger than level 4's
+# (figures in bench/README.md).
 GZIP_LEVEL = 1
 
 # Routes announced for removal get `Deprecation` and `Sunset` headers (docs/api-guide.md).

@@ -380,7 +380,7 @@ class EventDocument(Base):
 
     Derived data, never edited: a page of 50 is then one indexed read of 50 blobs instead of the
     assembly of participants, tags, sources and claims from six tables, which cost most of a
-    page's time at 1M events. A row whose `format` is not the code's current one is ignored and
+    page's time (bench/README.md). A row whose `format` is not the code's current one is ignored and
     the document is assembled afresh, so a change of the document's shape cannot serve stale
     JSON; `python -m app.events.documents` rewrites them all.
     """
@@ -392,8 +392,8 @@ class EventDocument(Base):
     )
     format: Mapped[int] = mapped_column(Integer)
     body: Mapped[bytes] = mapped_column(LargeBinary)
-    # The event's line of a CSV export (app/timeline/formats.py), so a streamed export of 1M
-    # events copies lines instead of parsing and flattening each document.
+    # The event's line of a CSV export (app/timeline/formats.py), so a streamed export
+    # copies lines instead of parsing and flattening each document.
     csv: Mapped[str] = mapped_column(Text)
 
 

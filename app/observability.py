@@ -149,9 +149,9 @@ def _direct_handler() -> "_StderrHandler | None":
     """The handler `configure_logging` installed, when an access line would reach it and nothing
     else: the middleware then writes the line itself.
 
-    Through `logging` (a LogRecord, two filters, the handler chain) the line cost about 70 µs,
-    nearly half of a 304 answered from the response cache; written directly, about half of that
-    (bench/README.md). Any other handler or filter on the way, or the text format, and the line
+    Through `logging` (a LogRecord, two filters, the handler chain) the line cost nearly half of
+    a 304 answered from the response cache; written directly, much less (bench/README.md). Any
+    other handler or filter on the way, or the text format, and the line
     goes through `logging` as configured."""
     handler = _installed
     if (

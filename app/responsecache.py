@@ -79,8 +79,8 @@ def data_version_reader(
     snapshot = select(cast(func.pg_current_snapshot(), Text))
     # One statement that reads no table needs no transaction around it: BEGIN and the ROLLBACK
     # that returns the connection to the pool were two of its three round trips, paid by every
-    # anonymous GET before the cache is even looked at. In autocommit it took 256-303 µs
-    # against 501-530 (bench/README.md).
+    # anonymous GET before the cache is even looked at. In autocommit it takes about half as
+    # long (bench/README.md).
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def read() -> str:

@@ -74,8 +74,8 @@ class QueryModelRoute(APIRoute):
     """For an endpoint `(request, query: Annotated[Model, Query()])` and nothing else.
 
     FastAPI reads a query model field by field on every request, inspecting each field's
-    annotation as it goes: 0.2 ms for the timeline's twenty fields, as long as reading a page of
-    50 at 1M events (bench/README.md). This hands the model the whole query string in one
+    annotation as it goes: for the timeline's twenty fields, as long as reading a page
+    (bench/README.md). This hands the model the whole query string in one
     validation instead. Values, errors (422, each `loc` under "query") and the OpenAPI
     description (made from the endpoint's signature, as for any route) are FastAPI's: a
     repeatable field takes every value given, any other field the last, and a parameter the

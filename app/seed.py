@@ -42,7 +42,7 @@ SEED_ACTOR = "seed"
 # Keys of an event record that are curators' metadata, checked here but not part of the API's
 # event: `sources_note` says why no source is known to be published on or after the event's date.
 EVENT_SEED_ONLY = ("sources_note",)
-M = TypeVar("M", bound=BaseModel)
+SeedModel = TypeVar("SeedModel", bound=BaseModel)
 
 
 class SeedError(Exception):
@@ -95,7 +95,7 @@ def _read(path: Path) -> list[Any]:
 
 def _validate(
     path: Path,
-    model: type[M],
+    model: type[SeedModel],
     key: Callable[[dict[str, Any]], str],
     seed_only: tuple[str, ...] = (),
 ) -> list[Item]:

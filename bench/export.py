@@ -65,7 +65,7 @@ def _download(url: str, encoding: str) -> tuple[int, int, float]:
     with httpx.stream("GET", url, headers=headers, timeout=600) as response:
         response.raise_for_status()
         # Counting the CSV's CRLF row ends in the bytes: decoding and splitting lines in Python
-        # held the client to about 25,000 rows/s, a third of what the server sends.
+        # held the client to a fraction of what the server sends (bench/README.md).
         last = b""
         for chunk in response.iter_bytes():
             # A row end split between two chunks counts too.

@@ -432,8 +432,8 @@ def measure(
 
 
 # This machine's page cache keeps only a few GB, less than the two 1M data sets (12 GB): a
-# server started after another read its data set meets a cold one, and 2 s of warming left
-# PostgreSQL at 9 req/s with multi-second waits (bench/README.md). So the API is warmed until
+# server started after another read its data set meets a cold one, and a short fixed warm-up
+# left PostgreSQL slow with multi-second waits (bench/README.md). So the API is warmed until
 # its throughput stops growing, within a limit.
 WARM_STEP_SECONDS = 3.0
 WARM_LIMIT_SECONDS = 90.0

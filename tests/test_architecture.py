@@ -2,6 +2,10 @@
 layers themselves are import-linter's contracts in pyproject.toml (`make lint`)."""
 
 import ast
+import io
+import re
+import tokenize
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -105,3 +109,63 @@ def test_no_function_imports_a_module_of_the_app() -> None:
                         if name == "app" or name.startswith("app.")
                     ]
     assert hidden == []
+
+
+# A measured duration or rate: "0.4 ms", "3.2 s", "580 req/s", "31 MB/s", "1.10x".
+MEASURED = re.compile(
+    r"\b\d+(?:[.,]\d+)*(?:\s?(?:-|to)\s?\d+(?:[.,]\d+)*)?"
+    r"(?:\s?(?:ns|µs|us|ms|req/s|rows/s|[KMG]i?B/s)|\s(?:s|seconds?|milliseconds?))\b"
+    r"|\b\d+(?:\.\d+)?\s?[x×](?![\w])"
+)
+# Settings and documented limits written in units, not measurements of speed.
+NOT_MEASURED = {
+    # app/config.py: the retry schedule's default, in words.
+    "then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h,",
+    # app/webhooks/wake.py: issue 7's target, a requirement rather than a measurement.
+    "Issue 7 asks for commit -> receipt within 50 ms",
+}
+
+
+def _comments_and_docstrings(path: Path) -> Iterator[tuple[int, str]]:
+    source = path.read_text("utf-8")
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(
+            node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef
+        ) and (docstring := ast.get_docstring(node, clean=False)):
+            first = node.body[0].lineno
+            for offset, line in enumerate(docstring.splitlines()):
+                yield first + offset, line
+
+
+def test_no_comment_cites_a_benchmark_figure() -> None:
+    """Comments and docstrings say why; the figures that show it live in bench/README.md, where
+    they can be dated and measured again, not in code that outlives the measurement."""
+    cited = [
+        f"{path.relative_to(APP.parent)}:{line}: {text.strip()}"
+        for path in sorted(APP.rglob("*.py"))
+        for line, text in _comments_and_docstrings(path)
+        if MEASURED.search(text) and not any(allowed in text for allowed in NOT_MEASURED)
+    ]
+    assert cited == []
+
+
+@pytest.mark.parametrize(
+    ("text", "measured"),
+    [
+        ("each trip costs about 0.12 ms here", True),
+        ("served 580 req/s with 1 thread", True),
+        ("a CSV export at 31 MB/s", True),
+        ("PostgreSQL served 1.10x the req/s", True),
+        ("about 9 s and 6 s for 1M events", True),
+        ("65-85 µs of CPU a call", True),
+        ("the 5xx problems", False),
+        ("413s, 429s and 304s", False),
+        ("(data[end] & 0xC0) == 0x80", False),
+        ("a timeline page, bench/README.md", False),
+    ],
+)
+def test_the_figure_pattern(text: str, measured: bool) -> None:
+    assert bool(MEASURED.search(text)) is measured

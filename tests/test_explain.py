@@ -236,7 +236,7 @@ def test_participant_filters_read_the_page_in_index_order(
 def text_page(engine: Engine, session: Session, q: str) -> tuple[str, str]:
     """The SQL of the page `service.page` serves for `q=`, and its plan (bitmap scans allowed).
     On PostgreSQL, with more matches than `FEW_MATCHES`, that is the second page statement: the
-    first counted the matches as it read them, and was void (`service._recounted`)."""
+    first counted the matches as it read them, and was void (`PagePlan.recounted`)."""
     if ON_POSTGRES:
         for setting in ("enable_seqscan", "enable_sort"):
             session.execute(text(f"SET LOCAL {setting} = off"))
@@ -387,9 +387,9 @@ def test_a_page_of_words_walks_in_one_process_on_postgresql(
     page's walk serially even where the planner is told to go parallel whenever it can."""
     monkeypatch.setattr(statements, "FEW_MATCHES", 0)
     query = TimelineQuery.model_validate({"state": ["DZA"], "q": "drone"})
-    f = service.resolve(session, query, driven=True, one_page=True)
-    walk = statements.page(f.shape, False, False)
-    params = {**f.params, "limit": 51}
+    plan = service._plan(session, query, driven=True, one_page=True)
+    walk = statements.page(plan.shape, False, False)
+    params = {**plan.params, "limit": 51}
     force_parallel_plans(session)
     assert service.page(session, query, cursor_secret=SECRET).items
     assert "Gather" not in explain(session, walk, params)
@@ -415,11 +415,11 @@ def test_only_pages_that_walk_turn_parallel_plans_off(
     service.page(session, TimelineQuery.model_validate({"state": ["DZA"]}), cursor_secret=SECRET)
     assert workers() == default
     words = TimelineQuery.model_validate({"q": "drone"})
-    assert service.resolve(session, words, driven=True, one_page=True).text == "few"
+    assert service._plan(session, words, driven=True, one_page=True).text == "few"
     service.page(session, words, cursor_secret=SECRET)
     assert workers() == default
     monkeypatch.setattr(statements, "FEW_MATCHES", 0)  # now the same words are "many"
-    assert service.resolve(session, words, driven=True, one_page=True).text == "many"
+    assert service._plan(session, words, driven=True, one_page=True).text == "many"
     service.page(session, words, cursor_secret=SECRET)
     assert workers() == "0"
     session.rollback()
@@ -431,12 +431,12 @@ def test_a_page_read_again_as_a_walk_turns_parallel_plans_off(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A page estimated to have few matches that turns out to have many is read again as a walk
-    (`service._recounted`), serially like any walk."""
+    (`PagePlan.recounted`), serially like any walk."""
     monkeypatch.setattr(service, "_estimated_matches", lambda *_: 0)
     monkeypatch.setattr(statements, "FEW_MATCHES", 1)
     words = TimelineQuery.model_validate({"q": "drone"})
-    f = service.resolve(session, words, driven=True, one_page=True)
-    assert (f.text, f.counted) == ("few", False)
+    plan = service._plan(session, words, driven=True, one_page=True)
+    assert (plan.text, plan.counts_itself) == ("few", True)
     assert service.page(session, words, cursor_secret=SECRET).items
     assert session.execute(text("SHOW max_parallel_workers_per_gather")).scalar() == "0"
 

@@ -14,8 +14,8 @@ from tests.test_writes import new_event
 
 def ranking(session: Session, params: dict[str, Any], offset: int, limit: int) -> list[Any]:
     query = TimelineQuery.model_validate({**params, "order": "relevance"})
-    f = service.resolve(session, query)
-    return [(row.id, row.score) for row in service._ranked_rows(session, f, offset, limit)]
+    plan = service._plan(session, query)
+    return [(row.id, row.score) for row in service._ranked_rows(session, plan, offset, limit)]
 
 
 @pytest.mark.parametrize(

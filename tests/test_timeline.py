@@ -304,7 +304,7 @@ class TestSearch:
     ) -> None:
         """Up to `FEW_MATCHES`, a page reads every match first; past it, it tests the rows it
         walks. On PostgreSQL a page of words alone counts its matches as it reads them and,
-        past the limit, is read again the other way (`service._recounted`), also when that
+        past the limit, is read again the other way (`PagePlan.recounted`), also when that
         first read found nothing to show. Either way, the same pages."""
         expected = [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES]
         assert all(expected[:3]) and not expected[3], expected
@@ -504,7 +504,7 @@ class TestStateCodes:
             begin_write(session)
             session.add(State(code="ZZR", alpha2="ZR", name="Rolled back by the tests"))
             session.flush()
-            assert service.resolve(session, query).states
+            assert service._filters(session, query).states
             session.rollback()
         with factory() as session, pytest.raises(InvalidParameter):
-            service.resolve(session, query)
+            service._filters(session, query)

@@ -49,8 +49,8 @@ INSERT_BATCH = 2_000
 READ_BATCH = 2_000
 CHECK_BATCH = 500
 # A table this large is loaded without its secondary indexes, which are rebuilt afterwards:
-# one sort per index instead of a random B-tree insertion per row (about twice as fast for
-# 100,000 events on SQLite).
+# one sort per index instead of a random B-tree insertion per row, which is faster for a large
+# table (bench/README.md).
 REBUILD_INDEXES_FROM = 10_000
 
 
@@ -330,7 +330,7 @@ def _preparers(
     """Per column, what turns an archive value into the parameter SQLAlchemy itself would send
     to the driver (its own bind processors), so values are stored as the application stores
     them. Going to the driver directly skips SQLAlchemy's per-row parameter handling, which
-    cost more than the database's own work (profiled on 100,000 events)."""
+    cost more than the database's own work (profiled; bench/README.md)."""
     dialect = session.get_bind().dialect
     prepare: list[Callable[[Any], Any] | None] = []
     for name in columns:
@@ -535,8 +535,8 @@ def _drop_indexes(session: Session, table: Table) -> list[str]:
 def _drop_fts_triggers(session: Session) -> list[str]:
     """Drop the SQLite triggers that keep `event_fts` in step, returning their definitions.
 
-    Fed one row at a time, the FTS5 index costs about a millisecond per event; rebuilt once
-    at the end it costs a few seconds for 100,000. DDL is transactional in SQLite, so a failed
+    Fed one row at a time, the FTS5 index costs far more than rebuilt once at the end
+    (bench/README.md). DDL is transactional in SQLite, so a failed
     import rolls the triggers back into place too.
     """
     triggers = session.execute(

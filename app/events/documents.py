@@ -53,7 +53,7 @@ from app.models import (
 # ignored (assembled on read) until `python -m app.events.documents` rewrites them.
 FORMAT = 3  # 2: with the CSV line; 3: its numbers unguarded, its text quoted
 BATCH = 500
-T = TypeVar("T")
+Value = TypeVar("Value")
 
 
 # What a document shows of each source: the columns read, the keys written, and the fields
@@ -68,53 +68,53 @@ def serialise(doc: dict[str, Any]) -> bytes:
 
 
 # The statements are built once: a statement object made per call pays for its SQLAlchemy cache
-# key every time, which at 50 events a page cost more than the queries (bench/README.md).
+# key every time, which for a page cost more than the queries (bench/README.md).
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_e = Event.__table__.c
+_EVENT = Event.__table__.c
 _EVENT_ROWS = (
     select(
-        _e.id,
-        _e.public_id,
-        _e.kind,
-        _e.category,
-        _e.date,
-        _e.date_precision,
-        _e.end_date,
-        _e.title,
-        _e.summary,
-        _e.place_name,
-        _e.lat,
-        _e.lon,
-        _e.location_precision,
-        _e.cameo_code,
-        _e.goldstein,
-        _e.casualties_killed,
-        _e.casualties_wounded,
-        _e.casualties_note,
-        _e.confidence,
-        _e.fact_ref,
-        _e.created_at,
-        _e.updated_at,
+        _EVENT.id,
+        _EVENT.public_id,
+        _EVENT.kind,
+        _EVENT.category,
+        _EVENT.date,
+        _EVENT.date_precision,
+        _EVENT.end_date,
+        _EVENT.title,
+        _EVENT.summary,
+        _EVENT.place_name,
+        _EVENT.lat,
+        _EVENT.lon,
+        _EVENT.location_precision,
+        _EVENT.cameo_code,
+        _EVENT.goldstein,
+        _EVENT.casualties_killed,
+        _EVENT.casualties_wounded,
+        _EVENT.casualties_note,
+        _EVENT.confidence,
+        _EVENT.fact_ref,
+        _EVENT.created_at,
+        _EVENT.updated_at,
         Place.code.label("place_code"),
         State.code.label("country_code"),
     )
-    .outerjoin(Place, Place.id == _e.place_id)
-    .outerjoin(State, State.id == _e.location_state_id)
-    .where(_e.id.in_(_IDS))
+    .outerjoin(Place, Place.id == _EVENT.place_id)
+    .outerjoin(State, State.id == _EVENT.location_state_id)
+    .where(_EVENT.id.in_(_IDS))
 )
-_p = Participant.__table__.c
+_PARTICIPANT = Participant.__table__.c
 _PARTICIPANT_ROWS = (
     select(
-        _p.event_id,
-        _p.role,
-        _p.group_name,
+        _PARTICIPANT.event_id,
+        _PARTICIPANT.role,
+        _PARTICIPANT.group_name,
         State.code.label("state"),
         Organisation.code.label("organisation"),
     )
-    .outerjoin(State, State.id == _p.state_id)
-    .outerjoin(Organisation, Organisation.id == _p.organisation_id)
-    .where(_p.event_id.in_(_IDS))
-    .order_by(_p.event_id, _p.position)
+    .outerjoin(State, State.id == _PARTICIPANT.state_id)
+    .outerjoin(Organisation, Organisation.id == _PARTICIPANT.organisation_id)
+    .where(_PARTICIPANT.event_id.in_(_IDS))
+    .order_by(_PARTICIPANT.event_id, _PARTICIPANT.position)
 )
 _TAG_ROWS = select(EventTag.event_id, EventTag.tag).where(EventTag.event_id.in_(_IDS))
 _SOURCE_ROWS = (
@@ -123,24 +123,24 @@ _SOURCE_ROWS = (
     .where(EventSource.event_id.in_(_IDS))
     .order_by(EventSource.event_id, EventSource.position)
 )
-_c = Claim.__table__.c
+_CLAIM = Claim.__table__.c
 _CLAIM_ROWS = (
     select(
-        _c.id,
-        _c.event_id,
-        _c.topic,
-        _c.claimant_group,
-        _c.statement,
-        _c.value,
-        _c.unit,
-        _c.made_on,
+        _CLAIM.id,
+        _CLAIM.event_id,
+        _CLAIM.topic,
+        _CLAIM.claimant_group,
+        _CLAIM.statement,
+        _CLAIM.value,
+        _CLAIM.unit,
+        _CLAIM.made_on,
         State.code.label("state"),
         Organisation.code.label("organisation"),
     )
-    .outerjoin(State, State.id == _c.claimant_state_id)
-    .outerjoin(Organisation, Organisation.id == _c.claimant_organisation_id)
-    .where(_c.event_id.in_(_IDS))
-    .order_by(_c.event_id, _c.position)
+    .outerjoin(State, State.id == _CLAIM.claimant_state_id)
+    .outerjoin(Organisation, Organisation.id == _CLAIM.claimant_organisation_id)
+    .where(_CLAIM.event_id.in_(_IDS))
+    .order_by(_CLAIM.event_id, _CLAIM.position)
 )
 _CLAIM_SOURCE_ROWS = (
     select(claim_source.c.claim_id, *_SOURCE_COLUMNS)
@@ -276,8 +276,10 @@ def _claims(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]
 
 # --- the stored copies ----------------------------------------------------------------------
 
-_d = EventDocument.__table__.c
-_STORED = select(_d.event_id, _d.body).where(_d.event_id.in_(_IDS), _d.format == FORMAT)
+_DOCUMENT = EventDocument.__table__.c
+_STORED = select(_DOCUMENT.event_id, _DOCUMENT.body).where(
+    _DOCUMENT.event_id.in_(_IDS), _DOCUMENT.format == FORMAT
+)
 
 
 def _current(
@@ -285,9 +287,9 @@ def _current(
     ids: list[int],
     statement: Select[Any],
     *,
-    stored: Callable[[Any], T],
-    built: Callable[[bytes], T],
-) -> dict[int, T]:
+    stored: Callable[[Any], Value],
+    built: Callable[[bytes], Value],
+) -> dict[int, Value]:
     """Each event's stored value where it can be used; for the missing, outdated, and
     changed-but-uncommitted ones, the value `built` from the document assembled afresh."""
     found = {
@@ -297,8 +299,8 @@ def _current(
 
 
 def _completed(
-    session: Session, ids: list[int], found: dict[int, T], built: Callable[[bytes], T]
-) -> dict[int, T]:
+    session: Session, ids: list[int], found: dict[int, Value], built: Callable[[bytes], Value]
+) -> dict[int, Value]:
     """`found` (the stored values read), less the events this session changed, plus the value
     `built` afresh for every event in `ids` without one."""
     pending = session.info.get(_TOUCHED)
@@ -349,12 +351,12 @@ def _in_order(
     session: Session,
     rows: Sequence[tuple[int, int | None, Any]],
     *,
-    stored: Callable[[Any], T],
-    built: Callable[[bytes], T],
-) -> list[T]:
+    stored: Callable[[Any], Value],
+    built: Callable[[bytes], Value],
+) -> list[Value]:
     """The stored values read with `rows` where they can be used (`_completed` for the rest), in
     the rows' order."""
-    ids = [row[0] for row in rows]
+    ids = [event_id for event_id, _format, _value in rows]
     read = {
         i: stored(value) for i, format_, value in rows if format_ == FORMAT and value is not None
     }
@@ -393,12 +395,12 @@ def write(session: Session, event_ids: Sequence[int]) -> int:
     return written
 
 
-# NOT EXISTS, not NOT IN: at 1M events PostgreSQL cannot hash a NOT IN list of a million ids
-# in work_mem, and probes the subquery once per event instead (hours); it plans NOT EXISTS as
-# an anti-join (seconds).
+# NOT EXISTS, not NOT IN: on a large table PostgreSQL cannot hash a NOT IN list of every id
+# in work_mem, and probes the subquery once per event instead; it plans NOT EXISTS as an
+# anti-join, far faster (bench/README.md).
 OUTDATED = (
     select(Event.id)
-    .where(~exists().where(_d.event_id == Event.id, _d.format == FORMAT))
+    .where(~exists().where(_DOCUMENT.event_id == Event.id, _DOCUMENT.format == FORMAT))
     .order_by(Event.id)
 )
 

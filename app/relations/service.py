@@ -127,33 +127,33 @@ def _pair(session: Session, a: str, b: str) -> tuple[State, State]:
 
 def _pair_events(session: Session, a: State, b: State) -> list[PairEvent]:
     """Every live event in which both states take part, oldest first."""
-    p = Participant.__table__.c
+    participant = Participant.__table__.c
     both = (
-        select(p.event_id)
-        .where(p.state_id.in_([a.id, b.id]))
-        .group_by(p.event_id)
-        .having(func.count(func.distinct(p.state_id)) == 2)
+        select(participant.event_id)
+        .where(participant.state_id.in_([a.id, b.id]))
+        .group_by(participant.event_id)
+        .having(func.count(func.distinct(participant.state_id)) == 2)
     )
-    e = Event.__table__.c
+    event = Event.__table__.c
     rows = session.execute(
         select(
-            e.id,
-            e.public_id,
-            e.date,
-            e.date_precision,
-            e.kind,
-            e.category,
-            e.title,
-            e.cameo_code,
-            e.goldstein,
+            event.id,
+            event.public_id,
+            event.date,
+            event.date_precision,
+            event.kind,
+            event.category,
+            event.title,
+            event.cameo_code,
+            event.goldstein,
         )
-        .where(e.id.in_(both), e.deleted_at.is_(None))
-        .order_by(e.date, e.public_id)
+        .where(event.id.in_(both), event.deleted_at.is_(None))
+        .order_by(event.date, event.public_id)
     ).all()
     roles: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
     for event_id, state_id, role in session.execute(
-        select(p.event_id, p.state_id, p.role).where(
-            p.event_id.in_([r.id for r in rows]), p.state_id.in_([a.id, b.id])
+        select(participant.event_id, participant.state_id, participant.role).where(
+            participant.event_id.in_([r.id for r in rows]), participant.state_id.in_([a.id, b.id])
         )
     ):
         roles[event_id][state_id].add(role)

@@ -26,7 +26,7 @@ from app.timeline.schemas import (
 )
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"], route_class=StrictQueryRoute)
-T = TypeVar("T")
+Chunk = TypeVar("Chunk")
 # Parameters of the export itself, not of the query a feed's page shows.
 PAGE_ONLY = {"format", "limit", "cursor", "count", "group_by", "order"}
 
@@ -71,7 +71,7 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     """
     # The hot path (issue 7): the whole transaction in one trip to a database thread
     # (`DatabaseThreads`). A sync endpoint with SessionDep makes three (session in, endpoint,
-    # session out), and each trip costs about 0.12 ms here, as much as reading the page.
+    # session out), and each trip costs as much as reading the page (bench/README.md).
     threads: DatabaseThreads = request.app.state.db_threads
     return await threads.run(_timeline, request, query)
 
@@ -163,12 +163,12 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         return Response(body, media_type=media, headers=headers)
     factory = request.app.state.stream_session_factory
 
-    def reading(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
+    def reading(export: Callable[[SessionDep, TimelineQuery], Iterator[Chunk]]) -> Iterator[Chunk]:
         # A streamed body outlives the request's session, so the export reads in its own.
         with factory() as export_session:
             yield from export(export_session, query)
 
-    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[T]]) -> Iterator[T]:
+    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[Chunk]]) -> Iterator[Chunk]:
         # The first batch is read now, before the response starts: a database that cannot
         # answer is a 503 problem, not a 200 whose body stops short.
         batches = reading(export)
@@ -188,12 +188,12 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
     return StreamingResponse(read_ahead(stream), media_type=media, headers=headers)
 
 
-async def read_ahead(chunks: Iterator[T]) -> AsyncIterator[T]:
+async def read_ahead(chunks: Iterator[Chunk]) -> AsyncIterator[Chunk]:
     """The chunks of a streamed export, each next one read in the thread pool while this one is
     compressed and sent.
 
     Iterated one chunk at a time (as Starlette does a sync iterator), the database read and the
-    compression and sending took turns: about 9 s and 6 s for 1M events gzipped. zlib and the
+    compression and sending took turns, each waiting for the other. zlib and the
     socket release the GIL, so the two overlap on two cores (bench/README.md). One read at a
     time, never two: the iterator and its session are used by one thread at a time."""
     end = object()

@@ -54,7 +54,7 @@ class TimelineFilters(InputModel):
 
     # Repeatable parameters default to `[]` (pydantic copies it per instance), not to a
     # default_factory: for every absent parameter of every request, pydantic inspects a
-    # factory's signature, about 5 µs each, on the event loop.
+    # factory's signature, on the event loop (bench/README.md).
 
     from_: PartialDate | None = Field(
         default=None,

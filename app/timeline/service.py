@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,7 +22,8 @@ from app.revisions import service as revision_service
 from app.schemas import parse_partial_date, unknown_code
 from app.search import search_terms
 from app.search import words as search_words
-from app.timeline import filters, statements
+from app.timeline import filters, planner, statements
+from app.timeline.planner import Filters, PagePlan
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 
 CURSOR_VERSION = 1
@@ -106,8 +107,9 @@ _BY_CODE = {
 # A state's or organisation's code names the same row for good: codes are never reused or
 # changed (PATCH refuses it) and deleting is a soft delete. So a code once read is kept with the
 # pooled connection (`Connection.info`, which lives as long as the database connection) instead
-# of being looked up on every filtered page, which saved about 7 % of a page's time in process
-# (bench/README.md). An unknown code is looked up every time: it may have been created since.
+# of being looked up on every filtered page, which saved a measurable part of a page's time in
+# process (bench/README.md). An unknown code is looked up every time: it may have been created
+# since.
 # Only read transactions fill it, so a row that a write transaction created and then rolled
 # back is never kept.
 _KNOWN_CODES = "dtl_known_codes"
@@ -161,174 +163,81 @@ def _engine_words(dialect: str, terms: list[str]) -> str:
     return " ".join(f'"{term}"*' for term in terms)
 
 
-@dataclass(slots=True)
-class Filters:
-    """A query's filters checked and resolved against the database: codes to ids, partial dates
-    to days, words to the engine's query. The statement is built once per `shape`; these are
-    the values bound to it (`params`)."""
-
-    start: dt.date | None = None
-    end: dt.date | None = None
-    states: list[int] = field(default_factory=list)
-    pair: list[int] = field(default_factory=list)
-    actor: tuple[list[int], list[int]] | None = None  # (state ids, organisation ids)
-    target: tuple[list[int], list[int]] | None = None
-    organisations: list[int] = field(default_factory=list)
-    members: bool = False
-    kinds: list[str] = field(default_factory=list)
-    categories: list[str] = field(default_factory=list)
-    tags: list[str] = field(default_factory=list)
-    words: str | None = None
-    text: statements.TextMode | None = None
-    # False when the page is to count the words' matches itself (`statements.few_page_documents`).
-    counted: bool = True
-    driver: "Driver | None" = None
-
-    @property
-    def shape(self) -> statements.Shape:
-        kind = self.driver.kind if self.driver else None
-        return statements.Shape(
-            start=self.start is not None,
-            end=self.end is not None,
-            states=bool(self.states) and kind != "state",
-            also=len(self._also()),
-            actor=self.actor is not None,
-            target=self.target is not None,
-            organisations=bool(self.organisations) and kind != "organisation",
-            members=self.members,
-            kinds=bool(self.kinds),
-            categories=bool(self.categories),
-            tags=bool(self.tags) and kind != "tag",
-            text=self.text,
-            driver=kind,
-        )
-
-    def _also(self) -> list[int]:
-        # Every state of `between=` is tested on each row, but the pair the driver reads.
-        driver = self.driver
-        if driver is not None and driver.kind == "pair":
-            return [s for s in self.pair if s not in (driver.value, driver.second)]
-        return self.pair
-
-    @property
-    def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "start": self.start,
-            "end": self.end,
-            "states": self.states,
-            "organisations": self.organisations,
-            "kinds": self.kinds,
-            "categories": self.categories,
-            "tags": self.tags,
-            "words": self.words,
-        }
-        for i, state_id in enumerate(self._also()):
-            params[f"also_{i}"] = state_id
-        for role, ids in (("actor", self.actor), ("target", self.target)):
-            if ids is not None:
-                params[f"{role}_states"], params[f"{role}_orgs"] = ids
-        if self.driver is not None:
-            params["driver"], params["driver_b"] = self.driver.value, self.driver.second
-        return params
-
-
-@dataclass(frozen=True, slots=True)
-class Driver:
-    """The table a page is read from, when one filter names a single state, pair of states,
-    organisation or tag.
-
-    Reading (state_id, date, public_id) in index order and joining each row to its event stops
-    after one page; reading events and testing `id IN (events of the state)` reads and sorts
-    every event of the state first (bench/README.md).
-    """
-
-    kind: statements.DriverKind
-    # The state or organisation id, or the tag, read in index order; for a pair, the lower of
-    # its two state ids, and `second` the higher.
-    value: int | str
-    second: int | None = None
-
-
-def resolve(
-    session: Session, query: TimelineQuery, *, driven: bool = False, one_page: bool = False
-) -> Filters:
-    """The query's filters, checked: raises InvalidParameter for bad values (unknown codes, from
-    after to, …). With `driven`, also the table to read a page from (`Driver`). With `one_page`
-    (a page, not a whole export), a PostgreSQL page of words may count its matches itself."""
-    f = Filters()
-    f.start = parse_partial_date(query.from_) if query.from_ else None
-    f.end = parse_partial_date(query.to, end=True) if query.to else None
-    if f.start and f.end and f.start > f.end:
-        raise InvalidParameter(["query", "from"], f"from ({f.start}) is after to ({f.end})")
-    f.states = _lookup(session, State, query.state, "state", "state")
-    if query.between:
-        f.pair = _pair(session, query.between)
-    if query.actor:
-        f.actor = _actor_ids(session, query.actor, "actor")
-    if query.target:
-        f.target = _actor_ids(session, query.target, "target")
+def _filters(session: Session, query: TimelineQuery) -> Filters:
+    """The query's filters, checked and resolved: raises InvalidParameter for bad values
+    (unknown codes, from after to, …)."""
+    start = parse_partial_date(query.from_) if query.from_ else None
+    end = parse_partial_date(query.to, end=True) if query.to else None
+    if start and end and start > end:
+        raise InvalidParameter(["query", "from"], f"from ({start}) is after to ({end})")
+    states = _lookup(session, State, query.state, "state", "state")
+    pair = _pair(session, query.between) if query.between else []
+    actor = _actor_ids(session, query.actor, "actor") if query.actor else None
+    target = _actor_ids(session, query.target, "target") if query.target else None
+    organisations: list[int] = []
+    members = False
     if query.organisation:
-        f.organisations = _lookup(
+        organisations = _lookup(
             session, Organisation, query.organisation, "organisation", "organisation"
         )
-        f.members = query.include_members
+        members = query.include_members
     elif query.include_members:
         raise InvalidParameter(["query", "include_members"], "needs an organisation parameter")
-    f.kinds = [k.value for k in query.kind]
-    f.categories = query.category
-    f.tags = query.tag
-    if driven:
-        f.driver = _driver(f)
+    words = None
     if query.q:
-        dialect = session.get_bind().dialect.name
-        f.words = _engine_words(dialect, search_terms(query.q))
-        ranked = query.order == "relevance"
-        f.text = _text_mode(session, dialect, f, ranked=ranked)
-        if one_page and f.text == "few" and _counts_itself(dialect, f, ranked=ranked):
-            # Expected to be few: the page counts them as it reads them, and is read again
-            # the other way if the estimate was low (`_recounted`).
-            f.counted = False
+        words = _engine_words(session.get_bind().dialect.name, search_terms(query.q))
     elif query.order == "relevance":
         raise InvalidParameter(["query", "order"], "relevance needs words to search for in q")
-    return f
+    return Filters(
+        start=start,
+        end=end,
+        states=tuple(states),
+        pair=tuple(pair),
+        actor=None if actor is None else (tuple(actor[0]), tuple(actor[1])),
+        target=None if target is None else (tuple(target[0]), tuple(target[1])),
+        organisations=tuple(organisations),
+        members=members,
+        kinds=tuple(k.value for k in query.kind),
+        categories=tuple(query.category),
+        tags=tuple(query.tag),
+        words=words,
+    )
 
 
-def _others(f: Filters) -> tuple[object, ...]:
-    return (f.states, f.pair, f.actor, f.target, f.organisations, f.kinds, f.categories, f.tags)
+def _plan(
+    session: Session, query: TimelineQuery, *, driven: bool = False, one_page: bool = False
+) -> PagePlan:
+    """The query's filters, checked (`_filters`), and how to read them (`planner.plan`). With
+    `driven`, a page may be read off a driver's index; with `one_page` (a page, not a whole
+    export), a PostgreSQL page of words may count its matches itself."""
+    resolved = _filters(session, query)
+    return planner.plan(
+        resolved,
+        dialect=session.get_bind().dialect.name,
+        ranked=query.order == "relevance",
+        driven=driven,
+        one_page=one_page,
+        matches=lambda: _matches(session, resolved.words),
+    )
 
 
-def _counts_itself(dialect: str, f: Filters, *, ranked: bool) -> bool:
-    """A PostgreSQL page of words and dates alone counts the matches as it reads them."""
-    return dialect == "postgresql" and not ranked and f.driver is None and not any(_others(f))
-
-
-def _text_mode(
-    session: Session, dialect: str, f: Filters, *, ranked: bool, exact: bool = False
-) -> statements.TextMode:
-    sqlite = dialect != "postgresql"
-    others = _others(f)
-    if sqlite and (ranked or (f.driver is None and any(others))):
-        # Ranked: FTS5 scores the matches whatever their number. Other filters read off
-        # `event` (a category, say): walking the timeline could pass many events before one
-        # passes both, so the matches are looked up instead.
-        return "fts"
-    if sqlite or exact:
-        matches = session.scalar(statements.TEXT_MATCHES[dialect], {"words": f.words}) or 0
-    else:
-        matches = _estimated_matches(session, f.words)
-    if matches <= statements.FEW_MATCHES:
-        return "fts" if sqlite else "few"
-    return "fts_walk" if sqlite else "many"
+def _matches(session: Session, words: str | None, *, exact: bool = False) -> int:
+    """How many events have the words, counted up to FEW_MATCHES + 1 through the text index;
+    on PostgreSQL, unless `exact`, as its planner estimates them (`_estimated_matches`)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and not exact:
+        return _estimated_matches(session, words)
+    return session.scalar(statements.TEXT_MATCHES[dialect], {"words": words}) or 0
 
 
 def _estimated_matches(session: Session, words: str | None) -> int:
     """PostgreSQL: how many events the planner expects to have the words.
 
     Counting them, even only up to FEW_MATCHES + 1, builds the text index's whole bitmap and
-    reads a heap page per match: about 40 ms for a common word at 1M, a third of a `q=` page
-    with a state (bench/README.md). The planner's estimate comes from ANALYZE's statistics of
-    the commonest lexemes in 0.2 ms; a common word is among them and estimated within about
-    25 %, a rarer one is estimated low. It only chooses how the page is read, never what it
+    reads a heap page per match: for a common word, a large part of a `q=` page with a state
+    (bench/README.md). The planner's estimate comes from ANALYZE's statistics of the commonest
+    lexemes, at a fraction of the cost; a common word is among them and estimated closely, a
+    rarer one is estimated low. It only chooses how the page is read, never what it
     holds: a low estimate makes a page read every match first, which stays correct."""
     plan = session.execute(statements.TEXT_ESTIMATE, {"words": words}).scalar_one()
     return int(plan[0]["Plan"]["Plan Rows"])
@@ -337,9 +246,9 @@ def _estimated_matches(session: Session, words: str | None) -> int:
 def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[str, Any]]:
     """The matching events as (id, date, public_id), unordered and unpaged, read off `event`,
     and the values to execute it with. Raises InvalidParameter for bad values."""
-    f = resolve(session, query)
-    stmt, _, _ = statements.matching(f.shape)
-    return stmt, f.params
+    plan = _plan(session, query)
+    stmt, _, _ = statements.matching(plan.shape)
+    return stmt, plan.params
 
 
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
@@ -400,29 +309,14 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     return {"total": sum(f["count"] for f in out["kind"]), **out}
 
 
-def _driver(f: Filters) -> Driver | None:
-    if len(f.states) == 1:
-        return Driver("state", f.states[0])
-    if f.pair:
-        # Any two states of `between=` narrow the page to their shared events; the others, if
-        # any, are tested on each row.
-        a, b = sorted(f.pair[:2])
-        return Driver("pair", a, b)
-    if len(f.organisations) == 1 and not f.members:
-        return Driver("organisation", f.organisations[0])
-    if len(f.tags) == 1:
-        return Driver("tag", f.tags[0])
-    return None
-
-
 def check(session: Session, query: TimelineQuery) -> None:
     """Raise InvalidParameter for bad values (unknown codes, from after to, …) without paging."""
-    resolve(session, query)
+    _filters(session, query)
 
 
 def _rows(
     session: Session,
-    f: Filters,
+    plan: PagePlan,
     desc: bool,
     after: tuple[dt.date, str] | None,
     limit: int,
@@ -430,28 +324,29 @@ def _rows(
     csv: bool = False,
 ) -> list[Any]:
     """Up to `limit` matching rows in timeline order, after `after`: (id, date, public_id,
-    document_format, body, changed_at) (`statements.page_documents`), or with `csv`
+    document_format, body, changed_at) (`statements.page_documents`), with `matches` when the
+    page counts them itself (`statements.few_page_documents`), or with `csv`
     (id, date, public_id, document_format, csv) (`statements.page_csv`)."""
-    params = f.params
+    params = plan.params
     params["limit"] = limit
     if after is not None:
         params["after_date"], params["after_id"] = after
     build = statements.page_csv if csv else statements.page_documents
-    if not f.counted:
+    if plan.counts_itself:
         build = statements.few_page_documents
         params["few_limit"] = statements.FEW_MATCHES + 1
-    return list(session.execute(build(f.shape, desc, after is not None), params).all())
+    return list(session.execute(build(plan.shape, desc, after is not None), params).all())
 
 
-def _recounted(session: Session, f: Filters, rows: list[Any]) -> bool:
-    """Whether a page that counted its matches itself must be read again as "many" (`f` is then
-    set for it). An empty page does not say how many there were: they are counted."""
-    if rows:
-        f.text = "few" if rows[0][6] <= statements.FEW_MATCHES else "many"
-    else:
-        f.text = _text_mode(session, session.get_bind().dialect.name, f, ranked=False, exact=True)
-    f.counted = True
-    return f.text == "many"
+def _stored(rows: list[Any]) -> list[tuple[int, int | None, Any]]:
+    """(id, document_format, the stored body or CSV line) of each of `_rows`'s rows.
+
+    Unpacked, not read by attribute: a Row's attribute costs more, on every row of every page
+    (bench/README.md)."""
+    return [
+        (event_id, document_format, stored)
+        for event_id, _date, _public_id, document_format, stored, *_ in rows
+    ]
 
 
 def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
@@ -459,39 +354,42 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
         return _historical_page(session, query, cursor_secret)
     if query.order == "relevance":
         return _relevance_page(session, query, cursor_secret)
-    f = resolve(session, query, driven=True, one_page=True)
-    if f.text == "many":  # PostgreSQL's walk; "few" reads its matches first, parallel or not
+    plan = _plan(session, query, driven=True, one_page=True)
+    if plan.text == "many":  # PostgreSQL's walk; "few" reads its matches first, parallel or not
         session.execute(statements.SERIAL_PLANS)
     total = None
     if query.count:
-        total = session.scalar(statements.count(f.shape), f.params) or 0
+        total = session.scalar(statements.count(plan.shape), plan.params) or 0
     after = decode_cursor(cursor_secret, query, query.cursor) if query.cursor else None
     desc = query.order == "desc"
-    rows = _rows(session, f, desc, after, query.limit + 1)
-    if not f.counted and _recounted(session, f, rows):
-        session.execute(statements.SERIAL_PLANS)  # read again as "many": a walk
-        rows = _rows(session, f, desc, after, query.limit + 1)
+    rows = _rows(session, plan, desc, after, query.limit + 1)
+    if plan.counts_itself:
+        # An empty page does not say how many matches there were: they are counted.
+        matches = rows[0].matches if rows else _matches(session, plan.filters.words, exact=True)
+        plan = plan.recounted(matches)
+        if plan.text == "many":
+            session.execute(statements.SERIAL_PLANS)  # read again as "many": a walk
+            rows = _rows(session, plan, desc, after, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     next_cursor = None
     if more and rows:
         last = rows[-1]
         next_cursor = encode_cursor(cursor_secret, query, last.date, last.public_id)
-    # Read by position, not by name: a Row's attribute costs about 0.5 µs, 75 µs a page.
-    items = documents.stored(session, [(row[0], row[3], row[4]) for row in rows])
+    items = documents.stored(session, _stored(rows))
     changed_at = rows[0].changed_at if rows else revision_service.data_version(session)[1]
     return Page(items=items, next_cursor=next_cursor, total=total, changed_at=changed_at)
 
 
 def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     """Best matches first; ties in date order. Paged by position: a ranking has no stable key."""
-    f = resolve(session, query)
-    assert query.q is not None  # noqa: S101 - resolve() refused relevance without q
+    plan = _plan(session, query)
+    assert query.q is not None  # noqa: S101 - _filters() refused relevance without q
     total = None
     if query.count:
-        total = session.scalar(statements.count(f.shape), f.params) or 0
+        total = session.scalar(statements.count(plan.shape), plan.params) or 0
     offset = decode_offset(cursor_secret, query, query.cursor) if query.cursor else 0
-    rows = _ranked_rows(session, f, offset, query.limit + 1)
+    rows = _ranked_rows(session, plan, offset, query.limit + 1)
     more = len(rows) > query.limit
     rows = rows[: query.limit]
     items = documents.documents(session, [r.id for r in rows])
@@ -504,20 +402,20 @@ def _relevance_page(session: Session, query: TimelineQuery, cursor_secret: str) 
 
 
 # SQLite ranks by bm25, which FTS5 computes from its index alone. Joining every match to its
-# event (for the filters and the tie order) cost 190 ms for a word in 5 % of 1M events; the
-# best few hundred scores, then their events, cost about 55 ms.
+# event (for the filters and the tie order) is slow for a common word; the best few hundred
+# scores, then their events, cost a fraction of that (bench/README.md).
 CANDIDATES_MIN = 200
 CANDIDATES_MAX = 5_000
 
 
-def _ranked_rows(session: Session, f: Filters, offset: int, limit: int) -> list[Any]:
+def _ranked_rows(session: Session, plan: PagePlan, offset: int, limit: int) -> list[Any]:
     """Rows `offset` to `offset + limit` of the ranking. On SQLite, read off the best-scoring
     candidates when they certainly hold those rows, else off every match."""
     needed = offset + limit
     candidates = max(CANDIDATES_MIN, 2 * needed)
-    if f.text == "fts" and candidates <= CANDIDATES_MAX:
-        params = {**f.params, "candidates": candidates}
-        rows = session.execute(statements.ranked(f.shape, top=True), params).all()
+    if plan.text == "fts" and candidates <= CANDIDATES_MAX:
+        params = {**plan.params, "candidates": candidates}
+        rows = session.execute(statements.ranked(plan.shape, top=True), params).all()
         if rows and rows[0].n < candidates:
             return list(rows[offset:needed])  # every match was a candidate
         # A match left out scores at most the lowest candidate's score (`floor`), so the rows
@@ -526,8 +424,8 @@ def _ranked_rows(session: Session, f: Filters, offset: int, limit: int) -> list[
         certain = [row for row in rows if row.score > row.floor]
         if len(certain) >= needed:
             return certain[offset:needed]
-    params = {**f.params, "offset": offset, "limit": limit}
-    return list(session.execute(statements.ranked(f.shape), params).all())
+    params = {**plan.params, "offset": offset, "limit": limit}
+    return list(session.execute(statements.ranked(plan.shape), params).all())
 
 
 # A word as the engines index it: letters and digits, with any combining accents (a title in
@@ -578,7 +476,7 @@ def export(session: Session, query: TimelineQuery) -> Iterator[list[dict[str, An
         yield _historical(session, query)
         return
     for rows in _batches(session, query, csv=False):
-        yield documents.loaded(session, [(row[0], row[3], row[4]) for row in rows])
+        yield documents.loaded(session, _stored(rows))
 
 
 def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
@@ -587,20 +485,20 @@ def export_csv(session: Session, query: TimelineQuery) -> Iterator[list[str]]:
         yield [csvline.csv_line(doc) for doc in _historical(session, query)]
         return
     for rows in _batches(session, query, csv=True):
-        yield documents.csv_lines(session, [(row[0], row[3], row[4]) for row in rows])
+        yield documents.csv_lines(session, _stored(rows))
 
 
 def _batches(session: Session, query: TimelineQuery, *, csv: bool) -> Iterator[list[Any]]:
     """The matching rows in timeline order, EXPORT_BATCH at a time, with their stored
     documents (`_rows`)."""
-    f = resolve(session, query, driven=True)
+    plan = _plan(session, query, driven=True)
     after: tuple[dt.date, str] | None = None
     while True:
-        rows = _rows(session, f, query.order == "desc", after, EXPORT_BATCH, csv=csv)
+        rows = _rows(session, plan, query.order == "desc", after, EXPORT_BATCH, csv=csv)
         if not rows:
             return
         yield rows
-        after = (rows[-1][1], rows[-1][2])
+        after = (rows[-1].date, rows[-1].public_id)
 
 
 def _historical(session: Session, query: TimelineQuery) -> list[dict[str, Any]]:
@@ -628,7 +526,7 @@ def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any
 
 def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     assert query.as_known_at is not None  # noqa: S101 - the caller checked
-    resolve(session, query)  # the same parameter checks (unknown codes, from after to, …)
+    _filters(session, query)  # the same parameter checks (unknown codes, from after to, …)
     at = query.as_known_at
     events = revision_service.snapshot(session, "event", at)
     memberships = list(revision_service.snapshot(session, "membership", at).values())

@@ -1,7 +1,7 @@
 """The timeline's SQL, built once per shape of query; every value is a bound parameter.
 
-At 1M events a page's statement took longer to build (about 0.4 ms of SQLAlchemy expression
-building and cache-key generation) than to run, on every request (bench/README.md). A `Shape`
+On a large table a page's statement took longer to build (SQLAlchemy expression building and
+cache-key generation) than to run, on every request (bench/README.md). A `Shape`
 says which conditions a query needs; the statements for it are built on its first request and
 reused, with the request's values passed at execution. The SQL is what building it per
 request would give: SQLAlchemy binds every value either way, so the database sees the same
@@ -36,19 +36,19 @@ from app.vocabulary import MEMBER_STATUSES, MembershipEnd, ParticipantRole
 
 # The table a page is read from: `None` reads events in timeline order and tests each; the
 # others read one state's, pair of states', organisation's or tag's rows in (key, date,
-# public_id) index order and stop after a page (service._driver says when).
+# public_id) index order and stop after a page (`planner.plan` says when).
 DriverKind = Literal["state", "pair", "organisation", "tag"]
-# How `q=` is matched (service._text_mode). SQLite's FTS5: look every match up ("fts"), or walk
+# How `q=` is matched (`planner.plan`). SQLite's FTS5: look every match up ("fts"), or walk
 # the timeline in order and keep the matches ("fts_walk"). PostgreSQL's tsvector: read every
 # match first ("few"), or test the rows the plan reads ("many").
 TextMode = Literal["fts", "fts_walk", "few", "many"]
 
-E = Event.__table__.c
-P = Participant.__table__.c
-T = EventTag.__table__.c
-S = StatePair.__table__.c
-M = Membership.__table__.c
-D = EventDocument.__table__.c
+EVENT = Event.__table__.c
+PARTICIPANT = Participant.__table__.c
+EVENT_TAG = EventTag.__table__.c
+STATE_PAIR = StatePair.__table__.c
+MEMBERSHIP = Membership.__table__.c
+EVENT_DOCUMENT = EventDocument.__table__.c
 
 # SQLite's FTS5 table and PostgreSQL's stored tsvector of event.search_text (made by
 # migrations, not in the metadata: each exists on one database only).
@@ -59,7 +59,7 @@ SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
 @dataclass(frozen=True, slots=True)
 class Shape:
     """Which conditions a query's statement has. Values are bound at execution under the names
-    used below (`service.Filters.params` fills them)."""
+    used below (`planner.PagePlan.params` fills them)."""
 
     start: bool = False
     end: bool = False
@@ -82,12 +82,12 @@ def _many(name: str) -> Any:
 
 
 def _with_role(role: ParticipantRole, prefix: str) -> ColumnElement[bool]:
-    return E.id.in_(
-        select(P.event_id).where(
-            P.role == role.value,
+    return EVENT.id.in_(
+        select(PARTICIPANT.event_id).where(
+            PARTICIPANT.role == role.value,
             or_(
-                P.state_id.in_(_many(f"{prefix}_states")),
-                P.organisation_id.in_(_many(f"{prefix}_orgs")),
+                PARTICIPANT.state_id.in_(_many(f"{prefix}_states")),
+                PARTICIPANT.organisation_id.in_(_many(f"{prefix}_orgs")),
             ),
         )
     )
@@ -97,17 +97,19 @@ def _member_on_event_date() -> ColumnElement[bool]:
     """A participating state belonged to one of the organisations on the event's date (by a
     membership not deleted)."""
     return exists(
-        select(P.id)
-        .join(Membership, M.state_id == P.state_id)
+        select(PARTICIPANT.id)
+        .join(Membership, MEMBERSHIP.state_id == PARTICIPANT.state_id)
         .where(
-            P.event_id == E.id,
-            M.organisation_id.in_(_many("organisations")),
-            M.deleted_at.is_(None),
-            M.status.in_(MEMBER_STATUSES),
-            M.start_on <= E.date,
+            PARTICIPANT.event_id == EVENT.id,
+            MEMBERSHIP.organisation_id.in_(_many("organisations")),
+            MEMBERSHIP.deleted_at.is_(None),
+            MEMBERSHIP.status.in_(MEMBER_STATUSES),
+            MEMBERSHIP.start_on <= EVENT.date,
             or_(
-                M.end_kind == MembershipEnd.open.value,
-                and_(M.end_kind == MembershipEnd.dated.value, M.end_on > E.date),
+                MEMBERSHIP.end_kind == MembershipEnd.open.value,
+                and_(
+                    MEMBERSHIP.end_kind == MembershipEnd.dated.value, MEMBERSHIP.end_on > EVENT.date
+                ),
             ),
         )
     )
@@ -132,17 +134,17 @@ def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> Colu
             .where(text("event_fts MATCH :words"))
         )
         if mode == "fts":
-            return E.id.in_(matches)
-        # `+ 0` keeps SQLite from looking each match up by id (then sorting them all: 170 ms for
-        # a word in 5 % of 1M events, 420 ms with one state); it walks the timeline or the
-        # driver's index instead, testing each row against the list of matches before reading
-        # its event, and stops after a page (8 to 12 ms).
+            return EVENT.id.in_(matches)
+        # `+ 0` keeps SQLite from looking each match up by id (then sorting them all, slow for
+        # a common word); it walks the timeline or the driver's index instead, testing each row
+        # against the list of matches before reading its event, and stops after a page
+        # (bench/README.md).
         return (event_id + literal_column("0")).in_(matches)
     condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(tsquery())
     if mode == "few" and driven:
         # Read off a driver's index, each row is tested against every match, read first: OFFSET
         # 0 keeps the planner from merging the subquery into the outer query.
-        return E.id.in_(select(E.id).where(condition).offset(0))
+        return EVENT.id.in_(select(EVENT.id).where(condition).offset(0))
     # Few matches read off `event`: `matching` orders them so that no index can (one pass
     # over the text index's matches, then a sort). Many: tested on the page's own rows, in
     # whichever order the plan reads them.
@@ -152,40 +154,52 @@ def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> Colu
 def conditions(shape: Shape) -> list[ColumnElement[bool]]:
     """The filters on `event` rows, but the dates, the words and the driver's own filter (the
     caller puts those on the table it reads)."""
-    where: list[ColumnElement[bool]] = [E.deleted_at.is_(None)]
+    where: list[ColumnElement[bool]] = [EVENT.deleted_at.is_(None)]
     if shape.states:
-        where.append(E.id.in_(select(P.event_id).where(P.state_id.in_(_many("states")))))
+        where.append(
+            EVENT.id.in_(
+                select(PARTICIPANT.event_id).where(PARTICIPANT.state_id.in_(_many("states")))
+            )
+        )
     for i in range(shape.also):
         # Correlated: the page is read off a driver's index (the pair's, or one state's), each
         # row checked here.
         other = Participant.__table__.alias(f"also_{i}")
         where.append(
-            exists().where(other.c.event_id == E.id, other.c.state_id == bindparam(f"also_{i}"))
+            exists().where(other.c.event_id == EVENT.id, other.c.state_id == bindparam(f"also_{i}"))
         )
     if shape.actor:
         where.append(_with_role(ParticipantRole.initiator, "actor"))
     if shape.target:
         where.append(_with_role(ParticipantRole.target, "target"))
     if shape.organisations:
-        by_org = E.id.in_(select(P.event_id).where(P.organisation_id.in_(_many("organisations"))))
+        by_org = EVENT.id.in_(
+            select(PARTICIPANT.event_id).where(
+                PARTICIPANT.organisation_id.in_(_many("organisations"))
+            )
+        )
         where.append(or_(by_org, _member_on_event_date()) if shape.members else by_org)
     if shape.kinds:
-        where.append(E.kind.in_(_many("kinds")))
+        where.append(EVENT.kind.in_(_many("kinds")))
     if shape.categories:
-        where.append(E.category.in_(_many("categories")))
+        where.append(EVENT.category.in_(_many("categories")))
     if shape.tags:
-        where.append(E.id.in_(select(T.event_id).where(T.tag.in_(_many("tags")))))
+        where.append(
+            EVENT.id.in_(select(EVENT_TAG.event_id).where(EVENT_TAG.tag.in_(_many("tags"))))
+        )
     return where
 
 
 def _driver_table(kind: DriverKind) -> tuple[Any, ColumnElement[bool]]:
     if kind == "pair":
-        return S, and_(S.state_a == bindparam("driver"), S.state_b == bindparam("driver_b"))
+        return STATE_PAIR, and_(
+            STATE_PAIR.state_a == bindparam("driver"), STATE_PAIR.state_b == bindparam("driver_b")
+        )
     if kind == "tag":
-        return T, T.tag == bindparam("driver")
+        return EVENT_TAG, EVENT_TAG.tag == bindparam("driver")
     if kind == "organisation":
-        return P, P.organisation_id == bindparam("driver")
-    return P, P.state_id == bindparam("driver")
+        return PARTICIPANT, PARTICIPANT.organisation_id == bindparam("driver")
+    return PARTICIPANT, PARTICIPANT.state_id == bindparam("driver")
 
 
 def _window(shape: Shape, date: Any) -> list[ColumnElement[bool]]:
@@ -206,14 +220,18 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
     date: Any
     key: Any
     if shape.driver is None:
-        event_id, date, key = E.id, E.date, E.public_id
-        stmt = select(E.id, E.date, E.public_id)
+        event_id, date, key = EVENT.id, EVENT.date, EVENT.public_id
+        stmt = select(EVENT.id, EVENT.date, EVENT.public_id)
     else:
-        d, match = _driver_table(shape.driver)
-        event_id, date, key = d.event_id, d.date, d.public_id
+        driver_table, match = _driver_table(shape.driver)
+        event_id, date, key = driver_table.event_id, driver_table.date, driver_table.public_id
         stmt = (
-            select(d.event_id.label("id"), d.date.label("date"), d.public_id.label("public_id"))
-            .join(Event.__table__, E.id == d.event_id)
+            select(
+                driver_table.event_id.label("id"),
+                driver_table.date.label("date"),
+                driver_table.public_id.label("public_id"),
+            )
+            .join(Event.__table__, EVENT.id == driver_table.event_id)
             .where(match)
             # A state taking part twice (two roles) would list the event twice.
             .distinct()
@@ -222,10 +240,10 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
         where.append(_text(shape.text, event_id, driven=shape.driver is not None))
     where.extend(_window(shape, date))
     if shape.text == "few" and shape.driver is None:
-        # PostgreSQL underestimates prefix matches (3,459 for a word with 977) and would walk the
-        # timeline index, testing every event it passes (3.2 s at 1M). Ordered by `date + 0`,
+        # PostgreSQL misestimates prefix matches and would walk the timeline index, testing
+        # every event it passes (bench/README.md). Ordered by `date + 0`,
         # no index gives the order: it reads the matches through the text index and sorts them.
-        date = E.date + literal_column("0")
+        date = EVENT.date + literal_column("0")
     return stmt.where(*where), date, key
 
 
@@ -258,12 +276,14 @@ def page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     NULL when none is stored) and the time of the latest revision (`changed_at`, for
     Last-Modified).
 
-    One statement where three ran: at 1M events, each statement's own cost in SQLAlchemy and the
-    driver (about 0.1 ms on SQLite, a round trip on PostgreSQL) was a large part of a page's
+    One statement where three ran: each statement's own cost in SQLAlchemy and the driver (a
+    round trip on PostgreSQL) was a large part of a page's
     (bench/README.md). The page is ordered and limited inside, so the join reads at most a page
     of documents; the outer ORDER BY sorts those few rows again, since a join may return them
     in any order."""
-    return _with_documents(page(shape, desc, after), desc, D.body, LAST_CHANGE.label("changed_at"))
+    return _with_documents(
+        page(shape, desc, after), desc, EVENT_DOCUMENT.body, LAST_CHANGE.label("changed_at")
+    )
 
 
 @lru_cache(maxsize=64)
@@ -271,7 +291,7 @@ def page_csv(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     """`page`, each row with its event's stored CSV line (`document_format` and `csv`), for an
     export's batches: one statement a batch, where reading the lines by an IN list of 500 ids
     afterwards cost a third of the export's time in SQLAlchemy alone (bench/README.md)."""
-    return _with_documents(page(shape, desc, after), desc, D.csv)
+    return _with_documents(page(shape, desc, after), desc, EVENT_DOCUMENT.csv)
 
 
 def _with_documents(page: Select[Any], desc: bool, *stored: Any) -> Select[Any]:
@@ -283,11 +303,11 @@ def _with_documents(page: Select[Any], desc: bool, *stored: Any) -> Select[Any]:
             inner.c.id,
             inner.c.date,
             inner.c.public_id,
-            D.format.label("document_format"),
+            EVENT_DOCUMENT.format.label("document_format"),
             *stored,
         )
         .select_from(inner)
-        .outerjoin(EventDocument.__table__, D.event_id == inner.c.id)
+        .outerjoin(EventDocument.__table__, EVENT_DOCUMENT.event_id == inner.c.id)
         .order_by(*(c.desc() for c in order) if desc else order)
         .execution_options(**{BINARY_RESULTS: True})
     )
@@ -299,18 +319,18 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     once, each row also carrying how many there are (`matches`, at most `few_limit`).
 
     Counting the matches to choose the plan (`TEXT_MATCHES`), then reading them again for the
-    page, tested each match's stored tsvector twice: two passes of about 4 ms for a rare word at
-    1M (bench/README.md). Here the matches, at most `few_limit` of them, are read once into a
+    page, tested each match's stored tsvector twice (bench/README.md). Here the matches, at
+    most `few_limit` of them, are read once into a
     materialized CTE, and the page is ordered off it. More than FEW_MATCHES, and the rows are
     void: the caller reads the page as "many" (`service.page`). That first read costs a common
-    word more than the count did (keeping and sorting FEW_MATCHES rows: about 15 to 25 ms more
-    at 1M, on top of about 60 ms), which is the price of a rare word's page in one pass."""
+    word more than the count did (keeping and sorting FEW_MATCHES rows; bench/README.md), which
+    is the price of a rare word's page in one pass."""
     if shape != Shape(start=shape.start, end=shape.end, text="few"):
         raise ValueError(f"not a page of words and dates alone: {shape}")
     condition = SEARCH_VECTOR.op("@@")(tsquery())
     matches = (
-        select(E.id, E.date, E.public_id)
-        .where(E.deleted_at.is_(None), condition)
+        select(EVENT.id, EVENT.date, EVENT.public_id)
+        .where(EVENT.deleted_at.is_(None), condition)
         .limit(bindparam("few_limit", type_=Integer))
         .cte("matches")
         .prefix_with("MATERIALIZED")
@@ -321,7 +341,7 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     return _with_documents(
         _keyset(stmt, date, key, desc, after),
         desc,
-        D.body,
+        EVENT_DOCUMENT.body,
         LAST_CHANGE.label("changed_at"),
         counted.label("matches"),
     )
@@ -334,17 +354,18 @@ def count(shape: Shape) -> Select[tuple[int]]:
 
 
 # Up to this many matches, a page reads them all through the text index, then orders them
-# (bench/README.md: PostgreSQL, a rare word at 1M, 3.2 s -> about 12 ms); above it, walking the
-# page's order and testing each row finds a page of a common word sooner. At 1M events the two
-# cost the same near 10,000 matches: walking costs about 51 x N/m tests, reading m lookups.
+# (far faster for a rare word on PostgreSQL); above it, walking the page's order and testing
+# each row finds a page of a common word sooner. Walking costs about N/m tests for m matches
+# among N events, reading costs m lookups; where the two cross, and the margin below it, are in
+# bench/README.md.
 FEW_MATCHES = 5_000
 
 # How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect: it
-# picks the page's plan (service._text_mode). The planners cannot: PostgreSQL's estimate for
-# prefix terms is poor (3,459 for a word with 977 matches), and SQLite has none.
+# picks the page's plan (`planner.plan`). The planners cannot: PostgreSQL's estimate for
+# prefix terms is poor (bench/README.md), and SQLite has none.
 TEXT_MATCHES = {
     "postgresql": select(func.count()).select_from(
-        select(E.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
+        select(EVENT.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
     ),
     "sqlite": select(func.count()).select_from(
         select(EVENT_FTS.c.rowid)
@@ -365,10 +386,10 @@ TEXT_ESTIMATE = text(
 
 # PostgreSQL: a `q=` page walked in timeline order (a state's events, testing each one's
 # tsvector) stops at the page's end when run serially. A parallel plan, which the planner picks
-# for a common word, has each worker walk ahead on its own share: for `q=veto&state=IND` at 1M,
-# 18,801 rows walked by three processes against 2,331 by one, 128 ms against 34 ms
-# (bench/README.md). Only walks take it: a page that reads its matches first ("few") ran the
-# same either way, and the statement is a round trip of a rare word's 3-5 ms page. LOCAL: for
+# for a common word, has each worker walk ahead on its own share: several times the rows walked,
+# and a slower page (bench/README.md). Only walks take it: a page that reads its matches first
+# ("few") ran the same either way, and the statement is a round trip, a noticeable part of a
+# rare word's page. LOCAL: for
 # this request's transaction only; facets and exports, whose scans a parallel plan does
 # shorten, keep it.
 SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
@@ -405,10 +426,10 @@ def ranked(shape: Shape, top: bool = False) -> Select[Any]:
     if shape.text in ("fts", "fts_walk"):
         # Scored once by one MATCH and joined, which also keeps only the matches: a correlated
         # bm25() per row ran the MATCH again for every matching event, quadratic in the matches
-        # (minutes for a common word at 1M).
+        # (bench/README.md).
         stmt, _, _ = matching(replace(shape, text=None))
         scores = _fts_scores(top)
-        stmt = stmt.join(scores, scores.c.event_id == E.id).add_columns(scores.c.score)
+        stmt = stmt.join(scores, scores.c.event_id == EVENT.id).add_columns(scores.c.score)
         if top:
             stmt = stmt.add_columns(scores.c.floor, scores.c.n)
         score = scores.c.score
@@ -416,7 +437,7 @@ def ranked(shape: Shape, top: bool = False) -> Select[Any]:
         stmt, _, _ = matching(shape)
         score = func.ts_rank(SEARCH_VECTOR, tsquery()).label("score")
         stmt = stmt.add_columns(score)
-    stmt = stmt.order_by(score.desc(), E.date, E.public_id)
+    stmt = stmt.order_by(score.desc(), EVENT.date, EVENT.public_id)
     if top:
         return stmt
     return stmt.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))

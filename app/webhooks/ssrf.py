@@ -129,8 +129,8 @@ class WebhookClient:
 
     httpx's `Client` puts every request through machinery a delivery never uses: merging
     defaults, cookies (kept from one receiver's answer for its next delivery, which webhooks
-    should not do anyway), auth and redirect handling. That was about 110 µs of CPU of a
-    delivery's 1.1 ms (bench/README.md, webhook section). The transport is httpx's public
+    should not do anyway), auth and redirect handling: a measurable share of a delivery's CPU
+    (bench/README.md, webhook section). The transport is httpx's public
     interface below the client: it maps httpcore's errors to httpx's, so a caller sees the same
     exceptions (`httpx.ConnectError` caused by `SSRFBlocked`, `httpx.TimeoutException`, …).
     Redirects are never followed; a 3xx is the receiver's answer.
@@ -180,8 +180,8 @@ def peer_address(response: httpx.Response) -> IPAddress | None:
 
 @lru_cache(maxsize=1024)
 def _parsed(url: str) -> httpx.URL:
-    """An endpoint's URL, parsed once rather than for each of its deliveries (about 13 µs each,
-    bench/README.md, webhook section). `httpx.URL` is immutable, so one object can be shared."""
+    """An endpoint's URL, parsed once rather than for each of its deliveries (bench/README.md,
+    webhook section). `httpx.URL` is immutable, so one object can be shared."""
     return httpx.URL(url)
 
 

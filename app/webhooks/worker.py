@@ -82,7 +82,7 @@ RECORD_WITHIN_SECONDS = 0.02
 REAP_EVERY_SECONDS = 1.0
 Item = TypeVar("Item")
 # Claims and results are written on the tables, not the entities: the ORM's bulk UPDATE and
-# INSERT paths cost about a tenth of the worker's CPU per delivery, for nothing the session
+# INSERT paths cost a noticeable share of the worker's CPU per delivery, for nothing the session
 # needs (bench/README.md, webhook section).
 _DELIVERY_TABLE = cast(Table, WebhookDelivery.__table__)
 _ATTEMPT_TABLE = cast(Table, WebhookAttempt.__table__)
@@ -104,9 +104,7 @@ _DUE = (
 )
 # The hot path's statements are built once, with what varies as bound parameters. Built on each
 # call with the claim's ids or the lease fence's (id, attempt) pairs as literal lists, building
-# and cache-keying them cost more CPU than running them: the successes' UPDATE for 25 deliveries
-# took 1,045 µs on PostgreSQL and 445 µs on SQLite, against 536 and 130 built once
-# (bench/README.md, webhook section).
+# and cache-keying them cost more CPU than running them (bench/README.md, webhook section).
 _ids: BindParameter[list[int]] = bindparam("ids", expanding=True)
 # The lease fence: these deliveries (`fence`: (id, attempt_count) pairs, the attempt we claimed),
 # still in flight and leased to `owner`.
@@ -413,7 +411,7 @@ class Worker:
                 return []
             rows = session.execute(_CLAIMED_JOBS, {"ids": ids}).all()
             # Each endpoint once, not once a row: a claim's deliveries share a few endpoints, and
-            # converting an endpoint's dates and JSON columns for every row was about half of
+            # converting an endpoint's dates and JSON columns for every row was a large share of
             # the claim's CPU (bench/README.md, webhook section).
             endpoint_ids = sorted({row.endpoint_id for row in rows})
             endpoints = {e.id: e for e in session.scalars(_ENDPOINTS, {"ids": endpoint_ids})}
@@ -694,8 +692,8 @@ class Worker:
             for i, job in enumerate(jobs)
         }
         # Each send reports itself here as it ends. `wait(FIRST_COMPLETED)` on the pending set
-        # instead walks all of them on every wake-up: quadratic in the claim, and a few per cent
-        # of the worker's CPU (bench/README.md, webhook section).
+        # instead walks all of them on every wake-up: quadratic in the claim
+        # (bench/README.md, webhook section).
         ended: SimpleQueue[Future[Result | None]] = SimpleQueue()
         for future in futures:
             future.add_done_callback(ended.put)

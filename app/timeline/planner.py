@@ -1,0 +1,218 @@
+"""How a timeline query's events are read: the plan, decided in one place (`plan`).
+
+A query's filters, once checked and resolved against the database (`Filters`: codes to ids,
+partial dates to days, words to the engine's query), leave three choices, which `PagePlan`
+names:
+
+- `driver`: the table a page is read from. One state, pair of states (`between=`),
+  organisation or tag is read off its own (key, date, public_id) index in page order, which
+  stops after a page; otherwise `event` is read in timeline order and each row tested.
+- `text`: how `q=` is matched (`statements.TextMode`), which depends on how many events have
+  the words: look them all up, or walk the page's order testing each row.
+- `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches,
+  counts them as it reads them; if they were many after all, `PagePlan.recounted` plans it
+  again and the page is read the other way.
+
+Pure: the one thing a plan may need from the database, how many events have the words, is
+passed in as a function that `plan` calls only when its choice depends on it. The service
+(`service._plan`) resolves the filters and runs the plan's statements.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from app.timeline import statements
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """A query's filters checked and resolved against the database: codes to ids, partial dates
+    to days, words to the engine's query (`service._filters`)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    states: tuple[int, ...] = ()
+    pair: tuple[int, ...] = ()  # the states of `between=`
+    actor: tuple[tuple[int, ...], tuple[int, ...]] | None = None  # (state ids, organisation ids)
+    target: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    organisations: tuple[int, ...] = ()
+    members: bool = False  # include_members
+    kinds: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    words: str | None = None  # `q=` in the engine's query syntax
+
+    @property
+    def others(self) -> bool:
+        """Whether any filter but the dates and the words is set."""
+        return any(
+            (
+                self.states,
+                self.pair,
+                self.actor,
+                self.target,
+                self.organisations,
+                self.kinds,
+                self.categories,
+                self.tags,
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """The table a page is read from, when one filter names a single state, pair of states,
+    organisation or tag.
+
+    Reading (state_id, date, public_id) in index order and joining each row to its event stops
+    after one page; reading events and testing `id IN (events of the state)` reads and sorts
+    every event of the state first (bench/README.md).
+    """
+
+    kind: statements.DriverKind
+    # The state or organisation id, or the tag, read in index order; for a pair, the lower of
+    # its two state ids, and `second` the higher.
+    value: int | str
+    second: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """How a query's events are read: its filters and the choices `plan` made for them. The
+    statement is built once per `shape`; `params` are the values bound to it."""
+
+    filters: Filters
+    # The table a page is read from in index order; None reads `event` in timeline order.
+    driver: Driver | None = None
+    # How `q=` is matched; None without `q=`.
+    text: statements.TextMode | None = None
+    # The page counts the words' matches as it reads them (`statements.few_page_documents`).
+    counts_itself: bool = False
+
+    def recounted(self, matches: int) -> "PagePlan":
+        """The plan for a page that counted its matches itself, once their number is known:
+        read as "few" (its rows stand) or, past FEW_MATCHES, again as "many"."""
+        text: statements.TextMode = "few" if matches <= statements.FEW_MATCHES else "many"
+        return replace(self, text=text, counts_itself=False)
+
+    @property
+    def shape(self) -> statements.Shape:
+        f = self.filters
+        kind = self.driver.kind if self.driver else None
+        return statements.Shape(
+            start=f.start is not None,
+            end=f.end is not None,
+            states=bool(f.states) and kind != "state",
+            also=len(self._also()),
+            actor=f.actor is not None,
+            target=f.target is not None,
+            organisations=bool(f.organisations) and kind != "organisation",
+            members=f.members,
+            kinds=bool(f.kinds),
+            categories=bool(f.categories),
+            tags=bool(f.tags) and kind != "tag",
+            text=self.text,
+            driver=kind,
+        )
+
+    def _also(self) -> tuple[int, ...]:
+        # Every state of `between=` is tested on each row, but the pair the driver reads.
+        driver = self.driver
+        if driver is not None and driver.kind == "pair":
+            return tuple(s for s in self.filters.pair if s not in (driver.value, driver.second))
+        return self.filters.pair
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The values bound to the statements of `shape`, under the names `statements` uses (a
+        new dict each time: a caller adds its page's own)."""
+        f = self.filters
+        params: dict[str, Any] = {
+            "start": f.start,
+            "end": f.end,
+            "states": f.states,
+            "organisations": f.organisations,
+            "kinds": f.kinds,
+            "categories": f.categories,
+            "tags": f.tags,
+            "words": f.words,
+        }
+        for i, state_id in enumerate(self._also()):
+            params[f"also_{i}"] = state_id
+        for role, ids in (("actor", f.actor), ("target", f.target)):
+            if ids is not None:
+                params[f"{role}_states"], params[f"{role}_orgs"] = ids
+        if self.driver is not None:
+            params["driver"], params["driver_b"] = self.driver.value, self.driver.second
+        return params
+
+
+def plan(
+    filters: Filters,
+    *,
+    dialect: str,
+    ranked: bool = False,
+    driven: bool = False,
+    one_page: bool = False,
+    matches: Callable[[], int] | None = None,
+) -> PagePlan:
+    """The plan for reading `filters`' events on `dialect` ("postgresql" or "sqlite").
+
+    `ranked`: best matches first (`order=relevance`, read off `event`). `driven`: paged in
+    timeline order, so a driver's index may give that order (a page, an export's batches).
+    `one_page`: a page, not a whole export, which may count its matches itself. `matches`: how
+    many events have the words (up to FEW_MATCHES + 1; PostgreSQL's planner may estimate them),
+    called only when the choice of `text` depends on it."""
+    driver = _driver(filters) if driven else None
+    text = None
+    if filters.words is not None:
+        text = _text_mode(filters, dialect, driver, ranked=ranked, matches=matches)
+    # Expected to be few: the page counts them as it reads them, and is read again the other
+    # way if the estimate was low (`PagePlan.recounted`).
+    counts_itself = (
+        one_page
+        and text == "few"
+        and dialect == "postgresql"
+        and not ranked
+        and driver is None
+        and not filters.others
+    )
+    return PagePlan(filters, driver, text, counts_itself)
+
+
+def _driver(f: Filters) -> Driver | None:
+    if len(f.states) == 1:
+        return Driver("state", f.states[0])
+    if f.pair:
+        # Any two states of `between=` narrow the page to their shared events; the others, if
+        # any, are tested on each row.
+        a, b = sorted(f.pair[:2])
+        return Driver("pair", a, b)
+    if len(f.organisations) == 1 and not f.members:
+        return Driver("organisation", f.organisations[0])
+    if len(f.tags) == 1:
+        return Driver("tag", f.tags[0])
+    return None
+
+
+def _text_mode(
+    f: Filters,
+    dialect: str,
+    driver: Driver | None,
+    *,
+    ranked: bool,
+    matches: Callable[[], int] | None,
+) -> statements.TextMode:
+    sqlite = dialect != "postgresql"
+    if sqlite and (ranked or (driver is None and f.others)):
+        # Ranked: FTS5 scores the matches whatever their number. Other filters read off
+        # `event` (a category, say): walking the timeline could pass many events before one
+        # passes both, so the matches are looked up instead.
+        return "fts"
+    if matches is None:
+        raise ValueError("this plan depends on how many events have the words")
+    if matches() <= statements.FEW_MATCHES:
+        return "fts" if sqlite else "few"
+    return "fts_walk" if sqlite else "many"

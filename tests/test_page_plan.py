@@ -1,0 +1,167 @@
+"""The choices of the timeline's page planner (app/timeline/planner.py), for a handful of filter
+combinations on each database. `plan` is pure: these need no database, only the number of
+matches it would be told, and a counter that fails when `plan` should not have asked."""
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+
+from app.timeline import statements
+from app.timeline.planner import Driver, Filters, PagePlan, plan
+
+FEW = statements.FEW_MATCHES
+WORDS = "drone:*"
+
+
+def never() -> int:
+    raise AssertionError("the plan did not need to count the matches")
+
+
+def told(matches: int) -> tuple[list[int], Callable[[], int]]:
+    """A counter answering `matches`, and the list of its answers (to see whether it was asked)."""
+    asked: list[int] = []
+
+    def count() -> int:
+        asked.append(matches)
+        return matches
+
+    return asked, count
+
+
+def test_a_plain_page_reads_event_in_timeline_order() -> None:
+    page = plan(Filters(), dialect="postgresql", driven=True, one_page=True, matches=never)
+    assert page == PagePlan(Filters(), driver=None, text=None, counts_itself=False)
+    assert page.shape == statements.Shape()
+
+
+@pytest.mark.parametrize(
+    ("filters", "driver"),
+    [
+        (Filters(states=(7,)), Driver("state", 7)),
+        (Filters(states=(7, 8)), None),  # two states: events of either, no single index
+        (Filters(pair=(9, 3, 5)), Driver("pair", 3, 9)),  # the first two, lower id first
+        (Filters(organisations=(4,)), Driver("organisation", 4)),
+        (Filters(organisations=(4,), members=True), None),  # members join through memberships
+        (Filters(tags=("drones",)), Driver("tag", "drones")),
+        (Filters(tags=("drones", "veto")), None),
+        (Filters(states=(7,), tags=("drones",)), Driver("state", 7)),  # a state first
+    ],
+)
+def test_one_named_state_pair_organisation_or_tag_drives_the_page(
+    filters: Filters, driver: Driver | None
+) -> None:
+    for dialect in ("postgresql", "sqlite"):
+        assert plan(filters, dialect=dialect, driven=True).driver == driver
+        # Not paged in timeline order (facets, `filtered`, relevance): read off `event`.
+        assert plan(filters, dialect=dialect).driver is None
+
+
+def test_the_driver_s_own_filter_leaves_the_shape_and_the_other_states_stay() -> None:
+    by_state = plan(Filters(states=(7,), kinds=("incident",)), dialect="sqlite", driven=True)
+    assert by_state.shape == statements.Shape(kinds=True, driver="state")
+    assert by_state.params["driver"] == 7
+    # `between=` of three states: the pair drives, the third is tested on each row.
+    between = plan(Filters(pair=(9, 3, 5)), dialect="sqlite", driven=True)
+    assert between.shape == statements.Shape(also=1, driver="pair")
+    assert (between.params["driver"], between.params["driver_b"]) == (3, 9)
+    assert between.params["also_0"] == 5
+
+
+@pytest.mark.parametrize(
+    ("filters", "ranked", "driven"),
+    [
+        (Filters(words=WORDS), True, False),  # relevance: FTS5 scores every match anyway
+        (Filters(words=WORDS, categories=("veto",)), False, True),  # other filters, no driver
+        (Filters(words=WORDS, states=(1, 2)), False, True),
+        (Filters(words=WORDS, tags=("drones",)), False, False),  # a facet or feed: no driver
+    ],
+)
+def test_sqlite_looks_the_matches_up_without_counting_them(
+    filters: Filters, ranked: bool, driven: bool
+) -> None:
+    page = plan(filters, dialect="sqlite", ranked=ranked, driven=driven, matches=never)
+    assert page.text == "fts"
+    assert not page.counts_itself
+
+
+@pytest.mark.parametrize(
+    ("filters", "matches", "text"),
+    [
+        (Filters(words=WORDS), FEW, "fts"),
+        (Filters(words=WORDS), FEW + 1, "fts_walk"),
+        (Filters(words=WORDS, states=(7,)), 3, "fts"),
+        (Filters(words=WORDS, states=(7,)), FEW + 1, "fts_walk"),  # walk the state's index
+        (Filters(words=WORDS, start=dt.date(2025, 1, 1)), FEW + 1, "fts_walk"),  # dates alone
+    ],
+)
+def test_sqlite_walks_for_many_matches(filters: Filters, matches: int, text: str) -> None:
+    asked, count = told(matches)
+    page = plan(filters, dialect="sqlite", driven=True, one_page=True, matches=count)
+    assert (page.text, page.counts_itself) == (text, False)
+    assert asked == [matches]
+
+
+@pytest.mark.parametrize(
+    ("filters", "one_page", "matches", "text", "counts_itself"),
+    [
+        # Words and dates alone, expected few: the page counts them as it reads them.
+        (Filters(words=WORDS), True, 10, "few", True),
+        (Filters(words=WORDS, end=dt.date(2025, 6, 30)), True, FEW, "few", True),
+        (Filters(words=WORDS), True, FEW + 1, "many", False),
+        # An export's batches do not: they read the matches first or walk.
+        (Filters(words=WORDS), False, 10, "few", False),
+        # Another filter: the matches are read first, and tested against the driver's rows.
+        (Filters(words=WORDS, states=(7,)), True, 10, "few", False),
+        (Filters(words=WORDS, kinds=("incident",)), True, 10, "few", False),
+        (Filters(words=WORDS, states=(7,)), True, FEW + 1, "many", False),
+    ],
+)
+def test_postgresql_reads_few_matches_first_and_walks_for_many(
+    filters: Filters, one_page: bool, matches: int, text: str, counts_itself: bool
+) -> None:
+    _, count = told(matches)
+    page = plan(filters, dialect="postgresql", driven=True, one_page=one_page, matches=count)
+    assert (page.text, page.counts_itself) == (text, counts_itself)
+
+
+def test_a_ranked_postgresql_page_never_counts_itself() -> None:
+    _, count = told(10)
+    page = plan(
+        Filters(words=WORDS), dialect="postgresql", ranked=True, one_page=True, matches=count
+    )
+    assert (page.text, page.counts_itself) == ("few", False)
+
+
+def test_a_page_that_counted_itself_is_planned_again_once_the_count_is_known() -> None:
+    _, count = told(10)
+    first = plan(
+        Filters(words=WORDS), dialect="postgresql", driven=True, one_page=True, matches=count
+    )
+    assert first.counts_itself
+    assert first.shape == statements.Shape(text="few")
+    few = first.recounted(FEW)
+    assert (few.text, few.counts_itself) == ("few", False)
+    many = first.recounted(FEW + 1)
+    assert (many.text, many.counts_itself) == ("many", False)
+    assert many.shape == statements.Shape(text="many")
+    assert (first.text, first.counts_itself) == ("few", True)  # a new plan, the first unchanged
+
+
+def test_a_plan_and_its_filters_are_values() -> None:
+    filters = Filters(states=(7,), words=WORDS)
+    page = plan(filters, dialect="sqlite", driven=True, matches=lambda: 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        page.text = "many"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        filters.states = ()  # type: ignore[misc]
+    assert page == plan(filters, dialect="sqlite", driven=True, matches=lambda: 3)
+    # Each call gives a dict of its own, which a caller adds its page's values to.
+    page.params["limit"] = 51
+    assert "limit" not in page.params
+
+
+def test_words_the_plan_depends_on_need_a_count() -> None:
+    with pytest.raises(ValueError, match="how many events"):
+        plan(Filters(words=WORDS), dialect="postgresql")
