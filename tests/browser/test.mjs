@@ -75,8 +75,15 @@ async function openForm(tab) {
   if (!(await tab.locator("#edit-filters").evaluate((details) => details.open))) await tab.locator("#edit-filters summary").click();
 }
 
+// Every event the page lists, after pressing "more" as a reader would until no page is left.
 async function shownIds(page) {
   await page.waitForFunction(() => /match(es)?\.|No events shown|could not be loaded/.test(document.getElementById("status").textContent));
+  const more = page.locator("#more");
+  while (await more.isVisible()) {
+    const before = await page.locator("button.event").count();
+    await more.click();
+    await page.waitForFunction((n) => document.querySelectorAll("button.event").length > n || document.getElementById("more").hidden, before);
+  }
   return page.locator("button.event").evaluateAll((buttons) => buttons.map((b) => b.dataset.event));
 }
 
