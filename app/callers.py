@@ -5,8 +5,11 @@ keys is app/auth.
 
 import hashlib
 import hmac
+import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +19,9 @@ from app.models import ApiKey
 
 TOKEN_PREFIX = "dtl_"  # noqa: S105 - a public marker, not a secret
 DISPLAY_CHARS = 12
+# Where the rate limiter (app/ratelimit.py) leaves the caller it counted, in the request's
+# `scope["state"]`: `key:<id>` for a live API key, else the client address's bucket.
+CALLER = "caller"
 
 
 class Scope(StrEnum):
@@ -52,3 +58,27 @@ def authenticate(session: Session, token: str) -> Caller | None:
         return None
     key.last_used_at = utcnow()
     return Caller(key_id=key.id, name=key.name, scopes=frozenset(key.scopes.split()))
+
+
+def client_bucket(scope: Mapping[str, Any]) -> str:
+    """The client address a request counts against: IPv4 as is, IPv6 per /64 (the block one
+    subscriber usually holds, so rotating addresses inside it does not multiply a budget)."""
+    client = scope.get("client")
+    host: str = client[0] if client else "unknown"
+    if ":" not in host:
+        return "ip:" + host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return "ip:" + host
+    if address.ipv4_mapped is not None:
+        return f"ip:{address.ipv4_mapped}"
+    return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+
+
+def caller_of(scope: Mapping[str, Any]) -> str:
+    """Who a request is, as the rate limiter counted it; the client address when no rate
+    limiter ran (RATE_LIMIT_ENABLED off)."""
+    state = scope.get("state") or {}
+    counted = state.get(CALLER)
+    return counted if isinstance(counted, str) else client_bucket(scope)

@@ -1,0 +1,183 @@
+import logging
+import time
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, Query, Request, Response
+from starlette.types import Message, Receive, Scope, Send
+
+from app.callers import caller_of
+from app.config import Settings
+from app.db import DatabaseThreads, transaction
+from app.routing import StrictQueryRoute
+from app.schemas import problem_responses
+from app.stream import service
+from app.stream.schemas import EXAMPLE, StreamQuery
+
+logger = logging.getLogger("app.stream")
+router = APIRouter(
+    prefix="/v1/changes", tags=["Revisions and changes"], route_class=StrictQueryRoute
+)
+MEDIA_TYPE = "text/event-stream"
+# EventSource waits this long before reconnecting after the stream ends.
+RETRY_MILLISECONDS = 2000
+OPENING = f": stream open\nretry: {RETRY_MILLISECONDS}\n\n".encode()
+HEARTBEAT = b": heartbeat\n\n"
+_REFUSED = {
+    status: {
+        **entry,
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before opening a stream again.",
+                "schema": {"type": "integer", "minimum": 0},
+            }
+        },
+    }
+    for status, entry in problem_responses(503).items()
+}
+_REFUSED[503]["description"] = (
+    "The database is unavailable, or this server has as many streams open as it allows"
+    " (STREAM_MAX_TOTAL); retry after `Retry-After` seconds"
+)
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An endless stream of Server-Sent Events, one per change.",
+        "content": {MEDIA_TYPE: {"schema": {"type": "string"}, "example": EXAMPLE}},
+    },
+    **problem_responses(422, database=False),
+    **_REFUSED,
+}
+
+
+class EventStream(Response):
+    """The stream itself, as a raw ASGI response: each send must finish within
+    STREAM_SEND_TIMEOUT (else the client is not reading and is disconnected), and the slot is
+    given back however the stream ends."""
+
+    media_type = MEDIA_TYPE
+
+    def __init__(
+        self, request: Request, query: StreamQuery, after: int, caller: str, slots: service.Slots
+    ) -> None:
+        super().__init__(
+            headers={
+                "Cache-Control": "no-store",
+                # nginx would otherwise hold the events back in its buffer.
+                "X-Accel-Buffering": "no",
+            },
+            media_type=MEDIA_TYPE,
+        )
+        self.request = request
+        self.query = query
+        self.after = after
+        self.caller = caller
+        self.slots = slots
+        settings: Settings = request.app.state.settings
+        self.heartbeat = settings.stream_heartbeat_seconds
+        self.poll = settings.stream_poll_seconds
+        self.send_timeout = settings.stream_send_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        waiter = service.hub.subscribe()
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def until_disconnect() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(until_disconnect)
+                await self._run(send, waiter)
+                group.cancel_scope.cancel()
+        finally:
+            service.hub.unsubscribe(waiter)
+            self.slots.give(self.caller)
+
+    async def _send(self, send: Send, message: Message) -> bool:
+        with anyio.move_on_after(self.send_timeout):
+            await send(message)
+            return True
+        logger.warning("stream: the client took nothing for %s s; disconnected", self.send_timeout)
+        return False
+
+    async def _body(self, send: Send, chunk: bytes) -> bool:
+        return await self._send(
+            send, {"type": "http.response.body", "body": chunk, "more_body": True}
+        )
+
+    async def _run(self, send: Send, waiter: service.Waiter) -> None:
+        start = {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+        if not await self._send(send, start) or not await self._body(send, OPENING):
+            return
+        threads: DatabaseThreads = self.request.app.state.db_threads
+        factory = self.request.app.state.session_factory
+        last_sent = time.monotonic()
+        while not service.hub.closing:
+            batch = await threads.run(self._read, factory)
+            self.after = batch.last
+            if batch.events:
+                if not await self._body(send, b"".join(batch.events)):
+                    return
+                last_sent = time.monotonic()
+            if batch.more:
+                continue
+            now = time.monotonic()
+            if now - last_sent >= self.heartbeat:
+                if not await self._body(send, HEARTBEAT):
+                    return
+                last_sent = now
+            wait = self.heartbeat - (now - last_sent)
+            if not service.hub.pushed:
+                wait = min(wait, self.poll)
+            await waiter.wait(max(wait, 0.0))
+        # Shutting down: end the response cleanly; the client reconnects from its last id.
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _read(self, factory: Any) -> service.Batch:
+        with transaction(factory, write=False) as session:
+            return service.read(session, self.after, self.query)
+
+
+@router.get(
+    "/stream",
+    response_class=EventStream,
+    responses=RESPONSES,
+    summary="Stream every change live (Server-Sent Events)",
+    operation_id="streamChanges",
+)
+async def stream_changes(
+    request: Request,
+    query: Annotated[StreamQuery, Query()],
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            max_length=100,
+            description="The `id` of the last event received; the stream resumes right after"
+            " it. Browsers' EventSource sends it by itself when it reconnects.",
+        ),
+    ] = None,
+) -> Response:
+    """The changes of `GET /v1/changes` as they are committed, as Server-Sent Events.
+
+    Each event's `id` is the change's feed position and its `data` the change as
+    `GET /v1/changes` serves it. The timeline's filters select events: with any filter, only
+    changes of matching events are sent (an event that matched before or after the change, so
+    an update that moves an event out of the filter is sent too). A reconnect with
+    `Last-Event-ID` (or `since=`) receives every later change exactly once. Idle streams get a
+    comment line every STREAM_HEARTBEAT_SECONDS. Streams are limited per API key or client
+    address and per server (429 or 503 with `Retry-After`), and a client that stops reading
+    is disconnected. See the guide's "Live stream" section.
+    """
+    threads: DatabaseThreads = request.app.state.db_threads
+    after = await threads.run(_start, request, query, last_event_id)
+    caller = caller_of(request.scope)
+    slots: service.Slots = request.app.state.stream_slots
+    slots.take(caller, keyed=caller.startswith("key:"))
+    return EventStream(request, query, after, caller, slots)
+
+
+def _start(request: Request, query: StreamQuery, last_event_id: str | None) -> int:
+    with transaction(request.app.state.session_factory, write=False) as session:
+        return service.start(session, query, last_event_id)
