@@ -1,5 +1,6 @@
 import logging
 import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import anyio
@@ -23,6 +24,9 @@ MEDIA_TYPE = "text/event-stream"
 RETRY_MILLISECONDS = 2000
 OPENING = f": stream open\nretry: {RETRY_MILLISECONDS}\n\n".encode()
 HEARTBEAT = b": heartbeat\n\n"
+# Events are sent in chunks of about this size: the server's send buffer pauses a send between
+# two chunks when the client reads too slowly, so a batch is never buffered whole.
+CHUNK_BYTES = 64 * 1024
 _REFUSED = {
     status: {
         **entry,
@@ -59,13 +63,16 @@ class EventStream(Response):
     def __init__(
         self, request: Request, query: StreamQuery, after: int, caller: str, slots: service.Slots
     ) -> None:
-        super().__init__(
-            headers={
+        # No body and so no Content-Length (as StreamingResponse): a response with one would be
+        # held back whole by the ETag step (app/caching.py).
+        self.status_code = 200
+        self.background = None
+        self.init_headers(
+            {
                 "Cache-Control": "no-store",
                 # nginx would otherwise hold the events back in its buffer.
                 "X-Accel-Buffering": "no",
-            },
-            media_type=MEDIA_TYPE,
+            }
         )
         self.request = request
         self.query = query
@@ -116,8 +123,8 @@ class EventStream(Response):
         while not service.hub.closing:
             batch = await threads.run(self._read, factory)
             self.after = batch.last
-            if batch.events:
-                if not await self._body(send, b"".join(batch.events)):
+            for chunk in _chunks(batch.events):
+                if not await self._body(send, chunk):
                     return
                 last_sent = time.monotonic()
             if batch.more:
@@ -137,6 +144,19 @@ class EventStream(Response):
     def _read(self, factory: Any) -> service.Batch:
         with transaction(factory, write=False) as session:
             return service.read(session, self.after, self.query)
+
+
+def _chunks(events: list[bytes]) -> Iterator[bytes]:
+    chunk: list[bytes] = []
+    size = 0
+    for event in events:
+        chunk.append(event)
+        size += len(event)
+        if size >= CHUNK_BYTES:
+            yield b"".join(chunk)
+            chunk, size = [], 0
+    if chunk:
+        yield b"".join(chunk)
 
 
 @router.get(
