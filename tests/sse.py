@@ -2,7 +2,9 @@
 own and hands over each event (and each comment) as it arrives, so a test waits for what it
 expects with a deadline instead of sleeping."""
 
+import contextlib
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -105,10 +107,14 @@ class Stream:
                 return out
 
     def close(self) -> None:
+        """Hang up, as a closed browser tab does: the reader's blocked read ends at once."""
         self._closing = True
         if self._response is not None:
-            self._response.close()
-        self.ended.wait(10)
+            sock = self._response.extensions["network_stream"].get_extra_info("socket")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if not self.ended.wait(30):
+            raise AssertionError(f"the stream {self.url} did not end when closed")
 
     def __enter__(self) -> Self:
         return self.start()
