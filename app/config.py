@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # A client that has not taken what was sent within this many seconds (the process's send
     # buffer stays full) is disconnected: nothing is buffered for it without end.
     stream_send_timeout: float = Field(default=10.0, gt=0)
+    # A stream ends after this many seconds; the client reconnects from its last event id
+    # (EventSource does so by itself), losing nothing. It spreads long-lived clients over the
+    # replicas started since, and bounds the life of anything a stream holds.
+    stream_max_seconds: float = Field(default=1800.0, gt=0)
 
     # --- logs and audit (app/observability.py, app/audit) ---
     log_level: str = "INFO"

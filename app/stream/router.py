@@ -27,29 +27,42 @@ HEARTBEAT = b": heartbeat\n\n"
 # Events are sent in chunks of about this size: the server's send buffer pauses a send between
 # two chunks when the client reads too slowly, so a batch is never buffered whole.
 CHUNK_BYTES = 64 * 1024
-_REFUSED = {
-    status: {
-        **entry,
-        "headers": {
-            "Retry-After": {
-                "description": "Seconds to wait before opening a stream again.",
-                "schema": {"type": "integer", "minimum": 0},
-            }
-        },
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before opening a stream again.",
+        "schema": {"type": "integer", "minimum": 0},
     }
-    for status, entry in problem_responses(503).items()
 }
-_REFUSED[503]["description"] = (
-    "The database is unavailable, or this server has as many streams open as it allows"
-    " (STREAM_MAX_TOTAL); retry after `Retry-After` seconds"
-)
+
+
+def _problems() -> dict[int | str, dict[str, Any]]:
+    # Without `model`: FastAPI would add a copy of each problem's schema under the route's own
+    # media type, as if a refusal came as text/event-stream. Problems are problem+json.
+    entries = {
+        status: {k: v for k, v in entry.items() if k != "model"}
+        for status, entry in problem_responses(422, 503).items()
+    }
+    entries[503]["description"] = (
+        "The database is unavailable, or this server has as many streams open as it allows"
+        " (STREAM_MAX_TOTAL); retry after `Retry-After` seconds"
+    )
+    entries[503]["headers"] = _RETRY_AFTER
+    entries[429] = {
+        "description": "Too many requests: this API key or address has as many streams open"
+        " as it may (STREAM_MAX_PER_CLIENT), or has spent its rate-limit budget; retry after"
+        " `Retry-After` seconds",
+        "content": entries[422]["content"],
+        "headers": _RETRY_AFTER,
+    }
+    return entries
+
+
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "An endless stream of Server-Sent Events, one per change.",
         "content": {MEDIA_TYPE: {"schema": {"type": "string"}, "example": EXAMPLE}},
     },
-    **problem_responses(422, database=False),
-    **_REFUSED,
+    **_problems(),
 }
 
 
@@ -83,6 +96,7 @@ class EventStream(Response):
         self.heartbeat = settings.stream_heartbeat_seconds
         self.poll = settings.stream_poll_seconds
         self.send_timeout = settings.stream_send_timeout
+        self.max_seconds = settings.stream_max_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         waiter = service.hub.subscribe()
@@ -120,7 +134,8 @@ class EventStream(Response):
         threads: DatabaseThreads = self.request.app.state.db_threads
         factory = self.request.app.state.session_factory
         last_sent = time.monotonic()
-        while not service.hub.closing:
+        end_at = last_sent + self.max_seconds
+        while not service.hub.closing and time.monotonic() < end_at:
             batch = await threads.run(self._read, factory)
             self.after = batch.last
             for chunk in _chunks(batch.events):
@@ -134,11 +149,12 @@ class EventStream(Response):
                 if not await self._body(send, HEARTBEAT):
                     return
                 last_sent = now
-            wait = self.heartbeat - (now - last_sent)
+            wait = min(self.heartbeat - (now - last_sent), end_at - now)
             if not service.hub.pushed:
                 wait = min(wait, self.poll)
             await waiter.wait(max(wait, 0.0))
-        # Shutting down: end the response cleanly; the client reconnects from its last id.
+        # Shutting down, or the stream's time is up: end the response cleanly; the client
+        # reconnects from its last id.
         await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
 
     def _read(self, factory: Any) -> service.Batch:
@@ -162,9 +178,8 @@ def _chunks(events: list[bytes]) -> Iterator[bytes]:
 @router.get(
     "/stream",
     response_class=EventStream,
+    status_code=200,
     responses=RESPONSES,
-    summary="Stream every change live (Server-Sent Events)",
-    operation_id="streamChanges",
 )
 async def stream_changes(
     request: Request,
