@@ -12,6 +12,8 @@ let currentQuery = null;
 let view = TimelineFilters.parse("");
 // The drawn timeline (timeline.js), made once the names are known.
 let chart = null;
+// The live stream of the view's changes (an EventSource), replaced when the view changes.
+let live = null;
 
 function setStatus(text) {
   document.getElementById("status").textContent = text;
@@ -655,7 +657,12 @@ async function show(parsed, { reveal = false } = {}) {
   renderProblems(parsed);
   document.getElementById("embed-code").value = "";
   if (document.getElementById("embed").open) showEmbedCode();
+  // Live updates of this view (common.js, watchChanges): opened before the view is read.
+  if (live) live.close();
+  live = watchChanges(parsed.filters, applyChange);
+  if (live) await live.ready;
   await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters), loadChart(parsed)]);
+  if (live) live.drawn();
   await openEvent(parsed.event, { reveal });
 }
 

@@ -174,3 +174,39 @@ function relationBand(history) {
 function eventLabel(doc) {
   return `${formatDate(doc.date, doc.date_precision)}: ${doc.title} (${humanise(doc.kind)}, ${categoryLabel(doc.category)}; ${participantsLine(doc.participants)})`;
 }
+
+// Live updates: an EventSource on GET /v1/changes/stream with the view's filters, which hands
+// each change of an event to `apply` ({ operation, id, data }; `data` null when the event was
+// deleted or no longer matches the filters). EventSource reconnects by itself after a network
+// error or when the server ends the stream, sending the last event's id (Last-Event-ID), so the
+// server resumes right after it: nothing is missed or applied twice. Returns the source, for the
+// caller to close when the filters change (null when the view cannot change: as_known_at).
+//
+// The stream starts at the latest change when it opens: a view opens it first (`ready` settles
+// once it is open, or has failed), then reads its events, and applies the changes that arrived
+// meanwhile once they are drawn (`drawn()`). A change is then never missed between the read and
+// the stream; one the read already saw is applied again, which changes nothing.
+function watchChanges(filters, apply) {
+  const params = TimelineFilters.streamQuery(filters);
+  if (!params || typeof EventSource === "undefined") return null;
+  const query = TimelineFilters.text(params);
+  const source = new EventSource(`/v1/changes/stream${query ? `?${query}` : ""}`);
+  let early = [];
+  source.addEventListener("message", (message) => {
+    const change = JSON.parse(message.data);
+    if (change.resource !== "event") return;
+    const shown = change.in_filter === false ? { ...change, data: null } : change;
+    if (early) early.push(shown);
+    else apply(shown);
+  });
+  source.ready = new Promise((resolve) => {
+    source.addEventListener("open", resolve, { once: true });
+    source.addEventListener("error", resolve, { once: true });
+  });
+  source.drawn = () => {
+    const waiting = early || [];
+    early = null;
+    for (const change of waiting) apply(change);
+  };
+  return source;
+}

@@ -102,6 +102,10 @@ async function startEmbed() {
     return;
   }
   try {
+    // Live updates (common.js, watchChanges), opened before the events are read. TimelineJS's
+    // story view draws once: only the list under it follows the changes.
+    const live = watchChanges(parsedView.filters, applyChange);
+    if (live) await live.ready;
     await loadNames();
     const docs = await loadEvents(parsedView.filters);
     for (const doc of docs) shown.set(doc.id, doc);
@@ -109,6 +113,7 @@ async function startEmbed() {
     setStatus(docs.length === 1 ? "1 event." : `${docs.length} events.`);
     if (story) await drawStory();
     else await drawTimeline(docs);
+    if (live) live.drawn();
     if (parsedView.event) showDetail(parsedView.event);
   } catch (error) {
     setStatus(`The timeline could not be loaded: ${error.message}`);

@@ -199,7 +199,8 @@ async def stream_changes(
     Each event's `id` is the change's feed position and its `data` the change as
     `GET /v1/changes` serves it. The timeline's filters select events: with any filter, only
     changes of matching events are sent (an event that matched before or after the change, so
-    an update that moves an event out of the filter is sent too). A reconnect with
+    an update that moves an event out of the filter is sent too), each with `in_filter`:
+    whether the event matches after the change (false: remove it from a view). A reconnect with
     `Last-Event-ID` (or `since=`) receives every later change exactly once. Idle streams get a
     comment line every STREAM_HEARTBEAT_SECONDS. Streams are limited per API key or client
     address and per server (429 or 503 with `Retry-After`), and a client that stops reading

@@ -244,10 +244,13 @@ class Batch:
     more: bool
 
 
-def event(revision: Revision) -> bytes:
+def event(revision: Revision, in_filter: bool | None = None) -> bytes:
     """One change as a Server-Sent Event: its feed position is the event's id, so a client's
-    Last-Event-ID resumes right after it."""
+    Last-Event-ID resumes right after it. In a filtered stream the change also says whether the
+    event matches the filters after it (`in_filter`: false when it left them or was deleted)."""
     item = revisions.change_item(revision)
+    if in_filter is not None:
+        item["in_filter"] = in_filter
     position: str = item["position"]
     data = orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS)
     return b"id: " + position.encode() + b"\ndata: " + data + b"\n\n"
@@ -263,10 +266,11 @@ def read(session: Session, after: int, query: StreamQuery) -> Batch:
     if not filtered(query):
         return Batch([event(r) for r in rows], last, len(rows) == BATCH)
     memberships, names = timeline.filter_context(session, query, utcnow())
-    events = [
-        event(r)
-        for r in rows
-        if r.resource == "event"
-        and filters.change_matches(r.before, r.after, query, memberships, names)
-    ]
+    events = []
+    for r in rows:
+        if r.resource == "event" and filters.change_matches(
+            r.before, r.after, query, memberships, names
+        ):
+            stays = r.after is not None and filters.matches(r.after, query, memberships, names)
+            events.append(event(r, in_filter=stays))
     return Batch(events, last, len(rows) == BATCH)
