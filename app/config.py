@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     stream_poll_seconds: float = Field(default=5.0, gt=0)
     # Open streams per API key or client address (as the rate limiter counts callers), and in
     # all, in one process; beyond them a 429 or a 503 with Retry-After.
-    stream_max_per_client: int = Field(default=4, ge=1)
+    stream_max_per_client: int = Field(default=16, ge=1)
     stream_max_total: int = Field(default=200, ge=1)
     # A client that has not taken what was sent within this many seconds (the process's send
     # buffer stays full) is disconnected: nothing is buffered for it without end.

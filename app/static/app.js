@@ -644,6 +644,10 @@ function applyChange(change) {
 
 window.TimelinePage = {
   applyChange,
+  // Whether the view's live stream is open (EventSource.OPEN), and stop following changes
+  // (the browser test, to write once the page follows, and to see the network idle).
+  liveOpen: () => Boolean(live && live.readyState === EventSource.OPEN),
+  stopLive: () => { if (live) live.close(); live = null; },
   // The API query of the view (GET /v1/timeline's filters), for a stream of its changes.
   query: () => TimelineFilters.text(TimelineFilters.apiQuery(view.filters)),
 };
@@ -657,10 +661,10 @@ async function show(parsed, { reveal = false } = {}) {
   renderProblems(parsed);
   document.getElementById("embed-code").value = "";
   if (document.getElementById("embed").open) showEmbedCode();
-  // Live updates of this view (common.js, watchChanges): opened before the view is read.
+  // Live updates of this view (common.js, watchChanges), asked for before the view is read;
+  // none for a view the page refuses itself (unknown parameters: no events shown).
   if (live) live.close();
-  live = watchChanges(parsed.filters, applyChange);
-  if (live) await live.ready;
+  live = parsed.unknown.length ? null : watchChanges(parsed.filters, applyChange);
   await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters), loadChart(parsed)]);
   if (live) live.drawn();
   await openEvent(parsed.event, { reveal });

@@ -182,10 +182,11 @@ function eventLabel(doc) {
 // server resumes right after it: nothing is missed or applied twice. Returns the source, for the
 // caller to close when the filters change (null when the view cannot change: as_known_at).
 //
-// The stream starts at the latest change when it opens: a view opens it first (`ready` settles
-// once it is open, or has failed), then reads its events, and applies the changes that arrived
-// meanwhile once they are drawn (`drawn()`). A change is then never missed between the read and
-// the stream; one the read already saw is applied again, which changes nothing.
+// The stream starts at the latest change when the server receives it: a view asks for it first,
+// reads its events meanwhile, and applies the changes that arrived in between once the events
+// are drawn (`drawn()`); one the read already saw is applied again, which changes nothing. (A
+// change committed after the read but before the server opened the stream would be missed:
+// the stream's request is sent first, so that takes the server answering it last.)
 function watchChanges(filters, apply) {
   const params = TimelineFilters.streamQuery(filters);
   if (!params || typeof EventSource === "undefined") return null;
@@ -198,10 +199,6 @@ function watchChanges(filters, apply) {
     const shown = change.in_filter === false ? { ...change, data: null } : change;
     if (early) early.push(shown);
     else apply(shown);
-  });
-  source.ready = new Promise((resolve) => {
-    source.addEventListener("open", resolve, { once: true });
-    source.addEventListener("error", resolve, { once: true });
   });
   source.drawn = () => {
     const waiting = early || [];

@@ -92,7 +92,13 @@ function applyChange(change) {
   }
   renderList();
 }
-window.TimelineEmbed = { applyChange, query: () => TimelineFilters.text(TimelineFilters.apiQuery(parsedView.filters)) };
+// The live stream of the embed's changes (an EventSource; common.js, watchChanges).
+let live = null;
+window.TimelineEmbed = {
+  applyChange,
+  query: () => TimelineFilters.text(TimelineFilters.apiQuery(parsedView.filters)),
+  liveOpen: () => Boolean(live && live.readyState === EventSource.OPEN),
+};
 
 async function startEmbed() {
   const story = document.body.dataset.view === "story";
@@ -102,10 +108,9 @@ async function startEmbed() {
     return;
   }
   try {
-    // Live updates (common.js, watchChanges), opened before the events are read. TimelineJS's
+    // Live updates (common.js, watchChanges), asked for before the events are read. TimelineJS's
     // story view draws once: only the list under it follows the changes.
-    const live = watchChanges(parsedView.filters, applyChange);
-    if (live) await live.ready;
+    live = watchChanges(parsedView.filters, applyChange);
     await loadNames();
     const docs = await loadEvents(parsedView.filters);
     for (const doc of docs) shown.set(doc.id, doc);
