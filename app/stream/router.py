@@ -136,7 +136,14 @@ class EventStream(Response):
         last_sent = time.monotonic()
         end_at = last_sent + self.max_seconds
         while not service.hub.closing and time.monotonic() < end_at:
-            batch = await threads.run(self._read, factory)
+            try:
+                batch = await threads.run(self._read, factory)
+            except Exception:
+                # The database is down or timed out: end the stream, and the client reconnects
+                # from its last id after `retry` (a problem can no longer be sent: the stream
+                # has started).
+                logger.warning("stream: reading changes failed; ending the stream", exc_info=True)
+                break
             self.after = batch.last
             for chunk in _chunks(batch.events):
                 if not await self._body(send, chunk):
