@@ -52,7 +52,18 @@ def _problems() -> dict[int | str, dict[str, Any]]:
         " as it may (STREAM_MAX_PER_CLIENT), or has spent its rate-limit budget; retry after"
         " `Retry-After` seconds",
         "content": entries[422]["content"],
-        "headers": _RETRY_AFTER,
+        "headers": {
+            **_RETRY_AFTER,
+            # Sent with a refusal of the rate limit (app/ratelimit.py), not of the stream limit.
+            **{
+                name: {"description": text, "schema": {"type": "integer"}}
+                for name, text in (
+                    ("RateLimit-Limit", "Requests allowed per window for this caller."),
+                    ("RateLimit-Remaining", "What is left of this window's budget."),
+                    ("RateLimit-Reset", "Seconds until the budget is renewed."),
+                )
+            },
+        },
     }
     return entries
 
