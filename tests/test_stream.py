@@ -1,6 +1,7 @@
 """The live stream of changes (GET /v1/changes/stream): a real server process, real writes
 through the API, and an SSE client reading as a browser's EventSource does (tests/sse.py)."""
 
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -226,3 +227,18 @@ def test_a_reader_that_stops_reading_is_disconnected(live: LiveServer, writable:
         assert not received.endswith(b"0\r\n\r\n")  # cut off, not a finished response
     finally:
         sock.close()
+
+
+def test_sigterm_ends_the_open_streams_and_the_server_stops(live: LiveServer) -> None:
+    # uvicorn's graceful shutdown waits for every response to end; a stream would never end by
+    # itself, so the server ends them (app/main.py) and its clients reconnect elsewhere.
+    stream = Stream(f"{live.base_url}/v1/changes/stream").start()
+    try:
+        # uvicorn re-raises SIGTERM once its graceful shutdown is done; a shutdown waiting for
+        # the stream would instead run into the deadline (TimeoutExpired).
+        assert live.terminate(timeout=60) == -signal.SIGTERM
+        assert stream.ended.wait(30)
+        assert stream.error is None  # the response ended, it was not cut off
+        assert "Shutting down" in live.log() and "Cancel" not in live.log()
+    finally:
+        stream.close()
