@@ -242,3 +242,14 @@ def test_sigterm_ends_the_open_streams_and_the_server_stops(live: LiveServer) ->
         assert "Shutting down" in live.log() and "Cancel" not in live.log()
     finally:
         stream.close()
+
+
+def test_a_full_server_refuses_a_stream_with_503(writable: Writable, tmp_path: Path) -> None:
+    with LiveServer(writable.url, tmp_path / "full.log", STREAM_MAX_TOTAL="1") as server:
+        url = f"{server.base_url}/v1/changes/stream"
+        with Stream(url):
+            refused = httpx.get(
+                url, headers={"Authorization": f"Bearer {writable.tokens['editor']}"}
+            )
+            assert_problem(refused, 503)
+            assert int(refused.headers["Retry-After"]) > 0
