@@ -130,6 +130,8 @@ class EventStream(Response):
         with anyio.move_on_after(self.send_timeout):
             await send(message)
             return True
+        # The response is abandoned unfinished: uvicorn closes the connection, logging "ASGI
+        # callable returned without completing response" (ASGI has no other way to drop one).
         logger.warning("stream: the client took nothing for %s s; disconnected", self.send_timeout)
         return False
 
