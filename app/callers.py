@@ -6,8 +6,11 @@ keys is app/auth.
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -19,6 +22,9 @@ DISPLAY_CHARS = 12
 # `last_used_at` is kept to the minute: a key used again within it is not stamped again, so a
 # busy integration reading with its key does not write a row on every request.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+# Where the rate limiter (app/ratelimit.py) leaves the caller it counted, in the request's
+# `scope["state"]`: `key:<id>` for a live API key, else the client address's bucket.
+CALLER = "caller"
 
 
 class Scope(StrEnum):
@@ -81,3 +87,27 @@ def stamp(session: Session, key_id: int, now: dt.datetime) -> None:
         .values(last_used_at=now)
         .execution_options(synchronize_session=False)
     )
+
+
+def client_bucket(scope: Mapping[str, Any]) -> str:
+    """The client address a request counts against: IPv4 as is, IPv6 per /64 (the block one
+    subscriber usually holds, so rotating addresses inside it does not multiply a budget)."""
+    client = scope.get("client")
+    host: str = client[0] if client else "unknown"
+    if ":" not in host:
+        return "ip:" + host
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return "ip:" + host
+    if address.ipv4_mapped is not None:
+        return f"ip:{address.ipv4_mapped}"
+    return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
+
+
+def caller_of(scope: Mapping[str, Any]) -> str:
+    """Who a request is, as the rate limiter counted it; the client address when no rate
+    limiter ran (RATE_LIMIT_ENABLED off)."""
+    state = scope.get("state") or {}
+    counted = state.get(CALLER)
+    return counted if isinstance(counted, str) else client_bucket(scope)

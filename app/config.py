@@ -121,6 +121,24 @@ class Settings(BaseSettings):
     # Seconds to connect or answer; beyond it the process counts in memory for a few seconds.
     rate_limit_redis_timeout: float = Field(default=0.25, gt=0)
 
+    # --- the live stream of changes (GET /v1/changes/stream, app/stream) ---
+    # A comment line this often on an idle stream, so proxies and clients see it is alive.
+    stream_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # Streams re-read the change feed at least this often while nothing wakes them: when the
+    # PostgreSQL channel is down, and on SQLite for writes made by other processes (an import).
+    stream_poll_seconds: float = Field(default=5.0, gt=0)
+    # Open streams per API key or client address (as the rate limiter counts callers), and in
+    # all, in one process; beyond them a 429 or a 503 with Retry-After.
+    stream_max_per_client: int = Field(default=16, ge=1)
+    stream_max_total: int = Field(default=200, ge=1)
+    # A client that has not taken what was sent within this many seconds (the process's send
+    # buffer stays full) is disconnected: nothing is buffered for it without end.
+    stream_send_timeout: float = Field(default=10.0, gt=0)
+    # A stream ends after this many seconds; the client reconnects from its last event id
+    # (EventSource does so by itself), losing nothing. It spreads long-lived clients over the
+    # replicas started since, and bounds the life of anything a stream holds.
+    stream_max_seconds: float = Field(default=1800.0, gt=0)
+
     # --- logs and audit (app/observability.py, app/audit) ---
     log_level: str = "INFO"
     # `json` writes one JSON object per line with the request id; `text` is for a terminal.

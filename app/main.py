@@ -1,5 +1,9 @@
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -40,6 +44,8 @@ from app.revisions.router import router as changes_router
 from app.security import SecurityHeaders
 from app.sources.router import router as sources_router
 from app.states.router import router as states_router
+from app.stream import service as stream_service
+from app.stream.router import router as stream_router
 from app.timeline.downloads import router as downloads_router
 from app.timeline.router import router as timeline_router
 from app.webhooks import service as webhook_service
@@ -125,6 +131,26 @@ GZIP_LEVEL = 1
 DEPRECATIONS: tuple[Deprecation, ...] = ()
 
 
+def _end_streams_on_signal() -> None:
+    """End the live streams when uvicorn is told to stop. Its graceful shutdown waits for every
+    response to finish before the lifespan ends, and a stream never would: its client then
+    reconnects, to another replica, from its last event id. Chained in front of uvicorn's own
+    handlers, which run as before (only the main thread may set a handler: not under a test
+    client)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            stream_service.hub.close()
+            previous(signum, frame)
+
+        signal.signal(sig, handler)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -135,7 +161,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # One process only: with several uvicorn workers, set WEBHOOK_WORKER=off and run
         # `python -m app.webhooks.worker` instead.
         worker = EmbeddedWorker(settings).start() if settings.webhook_worker == "embedded" else None
+        listener = stream_service.hub.listen(app.state.engine)
+        _end_streams_on_signal()
         yield
+        if listener is not None:
+            stream_service.hub.unlisten(listener)
         if worker is not None:
             worker.stop()
         app.state.db_threads.shutdown()
@@ -180,6 +210,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_engine = streams
     app.state.stream_session_factory = create_session_factory(streams)
     app.state.writers = anyio.Lock()  # app.db.one_writer
+    app.state.stream_slots = stream_service.Slots(
+        settings.stream_max_total, settings.stream_max_per_client
+    )
     app.state.db_threads = DatabaseThreads(
         settings.threads,
         own_threads=engine.dialect.name == "postgresql",
@@ -232,6 +265,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sources_router,
         places_router,
         changes_router,
+        stream_router,
         keys_router,
         relations_router,
         categories_router,

@@ -128,6 +128,10 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("GET", "/v1/categories"): ("listCategories", "Event categories and their CAMEO codes"),
     # Changes, keys, audit, archive
     ("GET", "/v1/changes"): ("listChanges", "Every change to the dataset, to keep a copy in step"),
+    ("GET", "/v1/changes/stream"): (
+        "streamChanges",
+        "Every change as it happens, live (Server-Sent Events)",
+    ),
     ("GET", "/v1/keys"): ("listKeys", "List API keys"),
     ("POST", "/v1/keys"): ("createKey", "Create an API key"),
     ("DELETE", "/v1/keys/{key_id}"): ("revokeKey", "Revoke an API key"),

@@ -37,7 +37,6 @@ limits stay in force per process (looser by the number of processes) instead of 
 refusing every request because a cache is down.
 """
 
-import ipaddress
 import logging
 import math
 import threading
@@ -58,7 +57,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.callers import TOKEN_PREFIX, hash_token
+from app.callers import CALLER, TOKEN_PREFIX, client_bucket, hash_token
 from app.config import Settings
 from app.db import HEAVY
 from app.errors import problem
@@ -321,20 +320,6 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-def client_bucket(scope: Scope) -> str:
-    client = scope.get("client")
-    host: str = client[0] if client else "unknown"
-    if ":" not in host:
-        return "ip:" + host
-    try:
-        address = ipaddress.IPv6Address(host)
-    except ValueError:
-        return "ip:" + host
-    if address.ipv4_mapped is not None:
-        return f"ip:{address.ipv4_mapped}"
-    return f"ip:{ipaddress.IPv6Network((address, 64), strict=False)}"
-
-
 class RateLimit:
     def __init__(
         self,
@@ -398,6 +383,8 @@ class RateLimit:
         else:
             # No key, or a token that is unknown, revoked or malformed: the address pays.
             bucket, limit = client_bucket(scope), self.anonymous
+        # Who the caller is, for limits counted further in (the live stream's, app/stream).
+        scope.setdefault("state", {})[CALLER] = bucket
         cost = request_cost(scope)
         if cost.heavy:
             # Before the budget, so a request refused here spends nothing.

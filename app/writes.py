@@ -12,8 +12,10 @@ documents and its audit entry commit together or not at all:
    citing a source it changed (`app.events.documents.refresh`);
 4. insert the audit entry of the request, if it is an audited write (`app.auditing.record`).
 
-Then the commit; after it, the webhook workers are woken (`app.webhooks.service.committed`) and
-the audit attempt is marked recorded. A rollback forgets what was noted.
+Then the commit; after it, the webhook workers and the live streams are woken
+(`app.webhooks.service.committed`, `app.stream.service.committed`: on PostgreSQL both also
+notify other processes, at commit) and the audit attempt is marked recorded. A rollback
+forgets what was noted.
 
 The steps are installed on a session factory (`session_factory`), not on SQLAlchemy's `Session`
 class, so nothing depends on which modules happen to be imported. A session that records a
@@ -30,6 +32,7 @@ from app.db import create_session_factory
 from app.events import documents
 from app.models import Revision
 from app.revisions import service as revisions
+from app.stream import service as stream
 from app.webhooks import service as webhooks
 
 _REVISIONS = "app.writes.revisions"
@@ -60,12 +63,15 @@ def _before_commit(session: Session) -> None:
     session.flush()
     recorded: list[Revision] = session.info.pop(_REVISIONS, [])
     webhooks.emit(session, sorted(recorded, key=lambda revision: revision.id))
+    if recorded:
+        stream.announce(session)
     documents.refresh(session)
     audit.record(session)
 
 
 def _after_commit(session: Session) -> None:
     webhooks.committed(session)
+    stream.committed(session)
     audit.committed(session)
 
 
@@ -73,3 +79,4 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(_REVISIONS, None)
     documents.forget(session)
     webhooks.forget(session)
+    stream.forget(session)

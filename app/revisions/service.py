@@ -139,19 +139,30 @@ def decode_position(cursor: str) -> int:
         ) from None
 
 
+def feed(session: Session, after_id: int, limit: int) -> list[Revision]:
+    """Up to `limit` revisions after `after_id`, in commit order: the change feed's rows (also
+    read by the live stream, app/stream)."""
+    return list(
+        session.scalars(
+            select(Revision).where(Revision.id > after_id).order_by(Revision.id).limit(limit)
+        )
+    )
+
+
+def change_item(r: Revision) -> dict[str, Any]:
+    """One revision as the change feed serves it (`ChangeRead`)."""
+    entry = _entry(r)
+    entry["position"] = encode_position(r.id)
+    entry["data"] = entry.pop("after")
+    del entry["before"]
+    return entry
+
+
 def changes(session: Session, since: str | None, limit: int) -> dict[str, Any]:
     after_id = decode_position(since) if since else 0
-    rows = session.scalars(
-        select(Revision).where(Revision.id > after_id).order_by(Revision.id).limit(limit)
-    ).all()
+    rows = feed(session, after_id, limit)
     last = rows[-1].id if rows else after_id
-    items = []
-    for r in rows:
-        entry = _entry(r)
-        entry["position"] = encode_position(r.id)
-        entry["data"] = entry.pop("after")
-        del entry["before"]
-        items.append(entry)
+    items = [change_item(r) for r in rows]
     return {"items": items, "next_since": encode_position(last), "has_more": len(rows) == limit}
 
 

@@ -12,6 +12,8 @@ let currentQuery = null;
 let view = TimelineFilters.parse("");
 // The drawn timeline (timeline.js), made once the names are known.
 let chart = null;
+// The live stream of the view's changes (an EventSource), replaced when the view changes.
+let live = null;
 
 function setStatus(text) {
   document.getElementById("status").textContent = text;
@@ -642,6 +644,10 @@ function applyChange(change) {
 
 window.TimelinePage = {
   applyChange,
+  // Whether the view's live stream is open (EventSource.OPEN), and stop following changes
+  // (the browser test, to write once the page follows, and to see the network idle).
+  liveOpen: () => Boolean(live && live.readyState === EventSource.OPEN),
+  stopLive: () => { if (live) live.close(); live = null; },
   // The API query of the view (GET /v1/timeline's filters), for a stream of its changes.
   query: () => TimelineFilters.text(TimelineFilters.apiQuery(view.filters)),
 };
@@ -655,7 +661,12 @@ async function show(parsed, { reveal = false } = {}) {
   renderProblems(parsed);
   document.getElementById("embed-code").value = "";
   if (document.getElementById("embed").open) showEmbedCode();
+  // Live updates of this view (common.js, watchChanges), asked for before the view is read;
+  // none for a view the page refuses itself (unknown parameters: no events shown).
+  if (live) live.close();
+  live = parsed.unknown.length ? null : watchChanges(parsed.filters, applyChange);
   await Promise.all([loadTimeline(parsed), loadStrip(parsed.filters), loadChart(parsed)]);
+  if (live) live.drawn();
   await openEvent(parsed.event, { reveal });
 }
 

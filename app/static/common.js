@@ -174,3 +174,36 @@ function relationBand(history) {
 function eventLabel(doc) {
   return `${formatDate(doc.date, doc.date_precision)}: ${doc.title} (${humanise(doc.kind)}, ${categoryLabel(doc.category)}; ${participantsLine(doc.participants)})`;
 }
+
+// Live updates: an EventSource on GET /v1/changes/stream with the view's filters, which hands
+// each change of an event to `apply` ({ operation, id, data }; `data` null when the event was
+// deleted or no longer matches the filters). EventSource reconnects by itself after a network
+// error or when the server ends the stream, sending the last event's id (Last-Event-ID), so the
+// server resumes right after it: nothing is missed or applied twice. Returns the source, for the
+// caller to close when the filters change (null when the view cannot change: as_known_at).
+//
+// The stream starts at the latest change when the server receives it: a view asks for it first,
+// reads its events meanwhile, and applies the changes that arrived in between once the events
+// are drawn (`drawn()`); one the read already saw is applied again, which changes nothing. (A
+// change committed after the read but before the server opened the stream would be missed:
+// the stream's request is sent first, so that takes the server answering it last.)
+function watchChanges(filters, apply) {
+  const params = TimelineFilters.streamQuery(filters);
+  if (!params || typeof EventSource === "undefined") return null;
+  const query = TimelineFilters.text(params);
+  const source = new EventSource(`/v1/changes/stream${query ? `?${query}` : ""}`);
+  let early = [];
+  source.addEventListener("message", (message) => {
+    const change = JSON.parse(message.data);
+    if (change.resource !== "event") return;
+    const shown = change.in_filter === false ? { ...change, data: null } : change;
+    if (early) early.push(shown);
+    else apply(shown);
+  });
+  source.drawn = () => {
+    const waiting = early || [];
+    early = null;
+    for (const change of waiting) apply(change);
+  };
+  return source;
+}

@@ -92,7 +92,13 @@ function applyChange(change) {
   }
   renderList();
 }
-window.TimelineEmbed = { applyChange, query: () => TimelineFilters.text(TimelineFilters.apiQuery(parsedView.filters)) };
+// The live stream of the embed's changes (an EventSource; common.js, watchChanges).
+let live = null;
+window.TimelineEmbed = {
+  applyChange,
+  query: () => TimelineFilters.text(TimelineFilters.apiQuery(parsedView.filters)),
+  liveOpen: () => Boolean(live && live.readyState === EventSource.OPEN),
+};
 
 async function startEmbed() {
   const story = document.body.dataset.view === "story";
@@ -102,6 +108,9 @@ async function startEmbed() {
     return;
   }
   try {
+    // Live updates (common.js, watchChanges), asked for before the events are read. TimelineJS's
+    // story view draws once: only the list under it follows the changes.
+    live = watchChanges(parsedView.filters, applyChange);
     await loadNames();
     const docs = await loadEvents(parsedView.filters);
     for (const doc of docs) shown.set(doc.id, doc);
@@ -109,6 +118,7 @@ async function startEmbed() {
     setStatus(docs.length === 1 ? "1 event." : `${docs.length} events.`);
     if (story) await drawStory();
     else await drawTimeline(docs);
+    if (live) live.drawn();
     if (parsedView.event) showDetail(parsedView.event);
   } catch (error) {
     setStatus(`The timeline could not be loaded: ${error.message}`);

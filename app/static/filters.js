@@ -113,6 +113,15 @@ const TimelineFilters = (() => {
     return serialise(filters);
   }
 
+  // The query string of GET /v1/changes/stream for these filters: the filters alone (the order
+  // is the page's business). Null for a view of the past (`as_known_at`): it never changes.
+  function streamQuery(filters) {
+    if (filters.as_known_at) return null;
+    const params = serialise(filters);
+    params.delete("order");
+    return params;
+  }
+
   // As `params.toString()`, with the commas of `between=MLI,DZA` left readable.
   function text(params) {
     return params.toString().replaceAll("%2C", ",");
@@ -145,6 +154,6 @@ const TimelineFilters = (() => {
 
   return {
     SPEC, API_ONLY, PAGE, names: SPEC.map((spec) => spec.name),
-    empty, parse, serialise, apiQuery, text, active, without, betweenCodes,
+    empty, parse, serialise, apiQuery, streamQuery, text, active, without, betweenCodes,
   };
 })();

@@ -851,6 +851,7 @@ const DrawnTimeline = (() => {
     showEmpty();
     return {
       setEvents, upsert, remove, select, setLanes, setBand, setEmptyText, setWindow, zoomBy, panBy, fit, view,
+      has: (id) => docs.has(id),
       get size() { return docs.size; },
       get rendered() { return rendered; },
       get renderTimes() { return renderTimes; },

@@ -1,5 +1,6 @@
 """The timeline's filters applied in Python to one event as the API serves it: for timelines
-`as_known_at` an instant (rebuilt from revisions) and for webhook subscription filters.
+`as_known_at` an instant (rebuilt from revisions), for webhook subscription filters and for the
+live stream's filters (app/stream).
 
 Each test here is what the SQL of app/timeline/statements.py means, written for a document
 instead of tables: tests/test_filter_paths.py runs random filters through both and compares the
@@ -11,7 +12,7 @@ from typing import Any
 
 from app import search
 from app.schemas import parse_partial_date
-from app.timeline.schemas import TimelineQuery
+from app.timeline.schemas import TimelineFilters
 from app.vocabulary import MEMBER_STATUSES
 
 
@@ -35,7 +36,7 @@ def _member(m: dict[str, Any], organisations: set[str], states: set[str], day: s
 
 def matches(
     doc: dict[str, Any],
-    query: TimelineQuery,
+    query: TimelineFilters,
     memberships: list[dict[str, Any]],
     place_names: dict[str, list[str]],
 ) -> bool:
@@ -77,3 +78,18 @@ def matches(
         if not search.has_words(text, search.search_terms(query.q)):
             return False
     return True
+
+
+def change_matches(
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    query: TimelineFilters,
+    memberships: list[dict[str, Any]],
+    place_names: dict[str, list[str]],
+) -> bool:
+    """Whether a change of an event concerns the query: the event matched before it or after
+    it, so a subscriber also learns that an event left its filter (updated out of it, or
+    deleted)."""
+    return any(
+        matches(doc, query, memberships, place_names) for doc in (before, after) if doc is not None
+    )

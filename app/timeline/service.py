@@ -24,7 +24,7 @@ from app.search import search_terms
 from app.search import words as search_words
 from app.timeline import filters, planner, statements
 from app.timeline.planner import Filters, PagePlan
-from app.timeline.schemas import FacetsQuery, TimelineQuery
+from app.timeline.schemas import FacetsQuery, TimelineFilters, TimelineQuery
 
 CURSOR_VERSION = 1
 PAGE_FIELDS = {"cursor", "limit", "count", "format", "group_by"}
@@ -524,21 +524,34 @@ def newest_changes(session: Session, query: TimelineQuery) -> list[dict[str, Any
 # so it trades speed for reusing the exact documents the API served at the time.
 
 
+def filter_context(
+    session: Session, query: TimelineFilters, at: dt.datetime
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """What `filters.matches` needs besides the event: the memberships live at `at` (for
+    `include_members`) and every name of each place (for `q`); empty when the query needs
+    neither."""
+    memberships: list[dict[str, Any]] = []
+    if query.organisation and query.include_members:
+        memberships = list(revision_service.snapshot(session, "membership", at).values())
+    # Every name of each place, as an event's stored search text has them (its name and
+    # aliases: app.events.service._search_text).
+    names: dict[str, list[str]] = {}
+    if query.q:
+        for code, name, alias in session.execute(
+            select(Place.code, Place.name, PlaceAlias.alias).outerjoin(
+                PlaceAlias, PlaceAlias.place_id == Place.id
+            )
+        ):
+            names.setdefault(code, [name]).append(alias or "")
+    return memberships, names
+
+
 def _historical_page(session: Session, query: TimelineQuery, cursor_secret: str) -> Page:
     assert query.as_known_at is not None  # noqa: S101 - the caller checked
     _filters(session, query)  # the same parameter checks (unknown codes, from after to, …)
     at = query.as_known_at
     events = revision_service.snapshot(session, "event", at)
-    memberships = list(revision_service.snapshot(session, "membership", at).values())
-    # Every name of each place, as an event's stored search text has them (its name and
-    # aliases: app.events.service._search_text).
-    names: dict[str, list[str]] = {}
-    for code, name, alias in session.execute(
-        select(Place.code, Place.name, PlaceAlias.alias).outerjoin(
-            PlaceAlias, PlaceAlias.place_id == Place.id
-        )
-    ):
-        names.setdefault(code, [name]).append(alias or "")
+    memberships, names = filter_context(session, query, at)
     docs = [
         {k: v for k, v in doc.items() if k != "links"}
         for doc in events.values()

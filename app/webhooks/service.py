@@ -137,8 +137,7 @@ def filter_matches(saved: dict[str, Any] | None, revision: Revision) -> bool:
     if not saved or revision.resource != "event":
         return True
     query = TimelineQuery.model_validate(saved)
-    docs = [d for d in (revision.before, revision.after) if d is not None]
-    return any(filters.matches(doc, query, [], {}) for doc in docs)
+    return filters.change_matches(revision.before, revision.after, query, [], {})
 
 
 # --- the outbox ----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ expire, and any commit made while the listener was reconnecting.
 import logging
 import sqlite3
 import threading
+from typing import Protocol
 
 from sqlalchemy import Engine
 
@@ -35,17 +36,29 @@ RECONNECT_SECONDS = 1.0
 SQLITE_WATCH_SECONDS = 0.005
 
 
-class CommitListener:
-    """A daemon thread that sets `wake` whenever a commit may have queued deliveries."""
+class Wakeable(Protocol):
+    def set(self) -> None: ...
 
-    def __init__(self, engine: Engine, wake: threading.Event) -> None:
+
+class CommitListener:
+    """A daemon thread that sets `wake` whenever a commit may have queued deliveries (or, on
+    another `channel`, whatever its senders announce: the live stream's new changes)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        wake: Wakeable,
+        channel: str = CHANNEL,
+        name: str = "webhook-wake",
+    ) -> None:
         self.engine = engine
         self.wake = wake
+        self.channel = channel
         self._stop = threading.Event()
         # Set once the listener would see the next commit (tests wait for it).
         self.listening = threading.Event()
         target = self._listen if engine.dialect.name == "postgresql" else self._watch
-        self._thread = threading.Thread(target=target, name="webhook-wake", daemon=True)
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
 
     @staticmethod
     def supported(engine: Engine) -> bool:
@@ -71,7 +84,7 @@ class CommitListener:
                 conn = dialect.connect(*cargs, **cparams)
                 try:
                     conn.autocommit = True
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {self.channel}")
                     self.listening.set()
                     # Whatever was committed while nobody listened (start, reconnect).
                     self.wake.set()
@@ -83,7 +96,7 @@ class CommitListener:
                     conn.close()
             except Exception:
                 # The database is down or restarting: the worker's poll carries on meanwhile.
-                logger.warning("webhook wake: listening failed; retrying", exc_info=True)
+                logger.warning("%s: listening failed; retrying", self._thread.name, exc_info=True)
                 self._stop.wait(RECONNECT_SECONDS)
 
     def _watch(self) -> None:

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 import { checkAxe, checkDrawnTimeline, checkEmbed, measureFrames } from "./drawn.mjs";
+import { checkLive } from "./live.mjs";
 import { checkTimelineJS } from "./timelinejs.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -144,6 +145,9 @@ async function main() {
     ...process.env,
     DATABASE_URL: `sqlite:///${path.join(tmp, "timeline.db")}`,
     PYTHONUNBUFFERED: "1",
+    // Every page and embed holds a live stream while it is open, and the checks keep several
+    // tabs open from one address: more than the default allows one client.
+    STREAM_MAX_PER_CLIENT: "64",
   };
   mkdirSync(ARTIFACTS, { recursive: true });
   let server = null;
@@ -152,6 +156,10 @@ async function main() {
   try {
     run(path.join(VENV, "bin", "alembic"), ["upgrade", "head"], env);
     run(path.join(VENV, "bin", "python"), ["-m", "app.seed"], env);
+    // An editor key, for the live-update check's writes while a page is open.
+    const minted = spawnSync(path.join(VENV, "bin", "python"), ["-m", "app.keys", "create", "--name", "browser-editor", "--scope", "editor"], { cwd: ROOT, env, encoding: "utf8" });
+    if (minted.status !== 0) throw new Error(`python -m app.keys create failed:\n${minted.stderr}`);
+    const token = minted.stdout.trim();
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     server = spawn(
@@ -355,9 +363,9 @@ async function main() {
       assert(/from/.test(alert), `the error does not name from: ${alert}`);
       assert(await tab.locator(".chip.invalid[data-filter='from']").count() === 1, "the from chip is not marked");
       assert((await tab.inputValue("#f-from")) === "April 2025", "the form does not show the value");
-      // The browser logs the refused requests itself (the list's and the drawing's); nothing
-      // else may fail.
-      assert(log.errors.length === 2 && log.errors.every((e) => /422/.test(e)), log.errors.join("\n"));
+      // The browser logs the refused requests itself (the list's, the drawing's and the live
+      // stream's, which EventSource reports in words of its own); nothing else may fail.
+      assert(log.errors.length === 3 && log.errors.every((e) => /422|EventSource/.test(e)), log.errors.join("\n"));
       await tab.close();
     });
 
@@ -445,8 +453,12 @@ async function main() {
     await check("the page and the docs make no request outside this server, and log no error", async () => {
       for (const [path, drawn] of [["/", "body[data-ready='true']"], ["/docs", ".swagger-ui .opblock"], ["/redoc", "[role='menu'] li"]]) {
         const { tab, log } = await recorded(context, base);
-        await tab.goto(`${base}${path}`, { waitUntil: "networkidle" });
+        // The page's live stream (GET /v1/changes/stream) stays open for as long as the page
+        // does, so the network is never idle there: close it once the page is drawn, then wait
+        // for whatever else the page asks for.
+        await tab.goto(`${base}${path}`, { waitUntil: path === "/" ? "load" : "networkidle" });
         await tab.waitForSelector(drawn, { state: "attached", timeout: 20000 });
+        if (path === "/") await tab.evaluate(() => TimelinePage.stopLive());
         await tab.waitForLoadState("networkidle");
         assert(log.requests.length > 1, `${path}: ${log.requests.length} requests recorded`);
         assert(log.outside().length === 0, `${path} requested ${log.outside().join(", ")}`);
@@ -465,6 +477,7 @@ async function main() {
 
     await checkDrawnTimeline({ browser, base, artifacts: ARTIFACTS, assert, check });
     await checkEmbed({ browser, base, artifacts: ARTIFACTS, assert, check });
+    await checkLive({ browser, base, assert, check, token });
     await checkAxe({ browser, base, artifacts: ARTIFACTS, assert, check });
 
     // Frame times on synthetic data (bench/synth.py), each size on a server of its own.

@@ -187,6 +187,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "RATE_LIMIT_WINDOW_SECONDS": str(WINDOW_SECONDS),
         # nginx at 127.0.0.1 is the proxy whose X-Forwarded-For the replicas believe.
         "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        # Live streams re-read only when woken: a change reaches another replica's streams by
+        # PostgreSQL's NOTIFY or not at all (tests/cluster/test_stream.py).
+        "STREAM_POLL_SECONDS": "3600",
+        "STREAM_HEARTBEAT_SECONDS": "3600",
     }
     cluster = Cluster(url, name, create_db_engine(url), seeded(url), prefix, folder, env, receiver)
     try:

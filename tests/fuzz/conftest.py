@@ -50,7 +50,12 @@ CHECKS = ",".join(
     ]
 )
 # Webhook endpoints may point at this machine (the hand-written webhook requests need one).
-SERVER_ENV = {"WEBHOOK_ALLOWED_SUBNETS": "127.0.0.0/8"}
+# The live stream (GET /v1/changes/stream) is fuzzed like any operation, not excluded: it only
+# ends when the client hangs up, so the servers here end every stream after a second
+# (STREAM_MAX_SECONDS, which EventSource clients ride through by reconnecting). Schemathesis then
+# reads a whole, bounded response and checks its status, content type and headers, and its
+# refusals (422 before the stream starts) like any other operation's.
+SERVER_ENV = {"WEBHOOK_ALLOWED_SUBNETS": "127.0.0.0/8", "STREAM_MAX_SECONDS": "1"}
 
 # Generous: on a loaded machine a cold uvicorn import takes tens of seconds.
 START_TIMEOUT = 120.0
