@@ -265,8 +265,8 @@ def import_archive(
     # Derived data, left out of archives: rebuilt in the restore's own transaction.
     for done, total in documents.fill(session):
         progress(EventDocument.__tablename__, done, total)
-    for table, rows in timeline_counts.rebuild(session).items():
-        progress(table, rows, rows)
+    for name, rows in timeline_counts.rebuild(session).items():
+        progress(name, rows, rows)
     return ArchiveSummary(
         schema_revision=header.schema_revision,
         tables=summaries,
