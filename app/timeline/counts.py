@@ -367,6 +367,42 @@ def read(
             tally.period[_bucket(period, interval)] += n
 
 
+def read_days(
+    session: Session,
+    *,
+    given: int,
+    kinds: Sequence[str],
+    categories: Sequence[str],
+    days: Sequence[tuple[dt.date, dt.date]],
+    interval: str,
+    tally: Tally,
+) -> None:
+    """Add the events of one actor (`given`, not 0) on these days to `tally`, from their
+    records: read off the actor's participations' (actor, date) index, each event's record by
+    its key, so the cost follows the actor's events on those days, not all of its events."""
+    column = _p.state_id if given > 0 else _p.organisation_id
+    stmt = (
+        select(_fe.event_id, _fe.date, _fe.kind, _fe.category, _fe.actors)
+        .join(Participant.__table__, _p.event_id == _fe.event_id)
+        .where(column == abs(given), or_(*(_p.date.between(lo, hi) for lo, hi in days)))
+    )
+    if kinds:
+        stmt = stmt.where(_fe.kind.in_(list(kinds)))
+    if categories:
+        stmt = stmt.where(_fe.category.in_(list(categories)))
+    width = 4 if interval == "year" else 7
+    seen: set[int] = set()
+    for event_id, date, kind, category, actors in session.connection().execute(stmt):
+        # An actor taking part twice (two roles) reads the event twice.
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        tally.kind[kind] += 1
+        tally.category[category] += 1
+        tally.period[date.isoformat()[:width]] += 1
+        tally.actor.update(decode(actors))
+
+
 def covers(*, given: bool, categories: bool, period: Period, interval: str) -> bool:
     """Whether the kept rows answer every facet for one piece of a query."""
     by_category = categories

@@ -368,10 +368,12 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
             interval=query.interval,
         ):
             summed.append(piece)
-        elif piece[0] == "all":
-            return _shown(_grouped(session, query))
-        else:
+        elif piece[0] != "all":
             days.append(counts.days_of(piece))
+        elif given:
+            days.append((dt.date.min, dt.date.max))
+        else:
+            return _shown(_grouped(session, query))
     tally = counts.Tally.empty()
     if summed:
         counts.read(
@@ -383,10 +385,22 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
             interval=query.interval,
             tally=tally,
         )
+    days = _merged(days)
+    if given and days:
+        counts.read_days(
+            session,
+            given=given,
+            kinds=f.kinds,
+            categories=f.categories,
+            days=days,
+            interval=query.interval,
+            tally=tally,
+        )
+        days = []
     found = _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
-    for lo, hi in _merged(days):
+    for lo, hi in days:
         edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
-        found.add(_grouped(session, edge, driven=True))
+        found.add(_grouped(session, edge))
     return _shown(found)
 
 
