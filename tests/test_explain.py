@@ -518,3 +518,33 @@ def test_a_write_reads_and_changes_the_counts_by_key(engine: Engine, session: Se
     assert len(plans) >= 3  # the record, the falls, the emptied rows
     for plan in plans:
         assert_facet_keys(plan)
+
+
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        pytest.param(
+            {"state": ["DZA"], "from": "2024-03-15", "to": "2025-04-10"},
+            "ix_event_participant_state_timeline",
+            id="state-edges",
+        ),
+        pytest.param(
+            {"organisation": ["AES"], "category": ["statement"]},
+            "ix_event_participant_organisation_timeline",
+            id="organisation-category",
+        ),
+    ],
+)
+def test_one_actors_days_read_its_participations_index(
+    engine: Engine, session: Session, params: dict[str, Any], index: str
+) -> None:
+    """The days the counts leave to the tables, for one actor: its participations off their
+    (actor, date) index, each event's counted record by key."""
+    query = FacetsQuery.model_validate(params)
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    days = [plan for plan in plans if "facet_event" in plan]
+    assert days, plans
+    for plan in days:
+        assert index in plan, plan
+        assert_facet_keys(plan)
+        assert_no_full_scan(plan)
