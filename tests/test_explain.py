@@ -529,7 +529,7 @@ def test_a_write_reads_and_changes_the_counts_by_key(engine: Engine, session: Se
             id="state-edges",
         ),
         pytest.param(
-            {"organisation": ["AES"], "category": ["statement"]},
+            {"organisation": ["AES"], "category": ["statement"], "from": "2024"},
             "ix_event_participant_organisation_timeline",
             id="organisation-category",
         ),

@@ -82,13 +82,14 @@ LEVELS: tuple[Level, ...] = (
     *(Level(False, True, p, False) for p in ("all", "year", "month")),
     Level(False, True, "all", True),
     Level(False, True, "year", True),
-    # The events of one actor: all of it and by year; by month only the events per kind (the
-    # `period` facet). Months of partial years and categories of an actor's pairings are read
-    # from the tables: they would add an actor's every month and category to every write.
-    *(Level(True, False, p, c) for p in ("all", "year") for c in (False, True)),
-    Level(True, False, "month", False),
+    # The events of one actor: all of it and by year, and by month the events alone (the
+    # `period` facet); its pairings all of it and by year per kind, per category all of it
+    # only. The pairings by month, and by year per category, are read from the tables
+    # (`read_days`): they would add most of a row per actor and pairing to every write.
+    *(Level(True, False, p, c) for p in ("all", "year", "month") for c in (False, True)),
     Level(True, True, "all", False),
     Level(True, True, "year", False),
+    Level(True, True, "all", True),
 )
 KEPT = frozenset(LEVELS)
 
