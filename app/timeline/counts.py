@@ -539,7 +539,7 @@ def rebuild(session: Session, progress: Any = None) -> dict[str, int]:
         if rows:
             conn.execute(insert(FacetEvent), rows)
         records += len(rows)
-        if progress:
+        if progress and records % 100_000 < len(rows):
             progress("facet_event", records)
     out = {"facet_event": records}
     for table, actors in _tables():

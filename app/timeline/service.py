@@ -351,12 +351,12 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     of any whole months the counts do not keep; with other filters, a GROUP BY of every
     matching event (`grouped`). Both are exact.
     """
+    others = (query.q, query.tag, query.between, query.actor, query.target, query.include_members)
+    if len(set(query.state)) + len(set(query.organisation)) > 1 or any(others):
+        return _shown(_grouped(session, query))
     filters = {name: value for name, value in query if name != "interval"}
     f = resolve(session, TimelineQuery.model_construct(**filters))
     actors = [*f.states, *(-o for o in f.organisations)]
-    others = (f.pair, f.actor, f.target, f.members, f.tags, f.words)
-    if len(actors) > 1 or any(others):
-        return _shown(_grouped(session, query))
     given = actors[0] if actors else 0
     pieces, days = counts.split(f.start, f.end)
     summed: list[tuple[counts.Period, int, int]] = []
