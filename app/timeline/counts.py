@@ -313,9 +313,9 @@ def read(
     interval: str,
     tally: Tally,
 ) -> None:
-    """Add the counts of the events of `given` (0: every event) in these periods (each kind's
-    (first, last) key: 0 for all time, years, months) with these kinds and categories (none:
-    any) to `tally`. The caller checks with `covers` that the rows are kept."""
+    """Add the counts of the events of `given` (0: every event) in these pieces of time (each
+    its period and first and last key, as `split` gives them) with these kinds and categories
+    (none: any) to `tally`. The caller checks with `covers` that the rows are kept."""
     kinds = list(kinds) or list(KINDS)
     fc, ac = FacetCount.__table__.c, FacetActorCount.__table__.c
 
