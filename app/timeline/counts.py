@@ -76,6 +76,8 @@ class Level:
     category: bool
 
 
+# Reads trust that exactly these rows are stored: a change here needs a migration that
+# rebuilds the counts (`rebuild`), and `check` reports a database built with other levels.
 LEVELS: tuple[Level, ...] = (
     # Every event: all of it, by year and by month, per kind and per category.
     *(Level(False, False, p, c) for p in ("all", "year", "month") for c in (False, True)),
