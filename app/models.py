@@ -462,6 +462,71 @@ class StatePair(Base):
     public_id: Mapped[str] = mapped_column(String(120))
 
 
+class FacetEvent(Base):
+    """What each live event adds to the facet counts, as it was last counted: its date, kind,
+    category and the states and organisations taking part (`actors`, space-separated keys:
+    a state's id, an organisation's id negated).
+
+    Derived data, kept by the write step (app/timeline/counts.py). A commit that changes an
+    event subtracts what this row says the event added and adds what the event adds now, so
+    the counts stay exact whatever changed (date, kind, category, participants, a soft delete,
+    even a hard delete). No foreign key on purpose: the row must outlive a deleted event long
+    enough to be subtracted.
+    """
+
+    __tablename__ = "facet_event"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    date: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(60))
+    actors: Mapped[str] = mapped_column(Text)
+
+
+class FacetCount(Base):
+    """Live events per (given actor, kind, category, period): the `total`, `kind`, `category`
+    and `period` facets read as a sum of a few rows instead of a GROUP BY of the events.
+
+    `given` is 0 for every event, or a state id (an organisation id negated) for the events
+    that actor takes part in. `category` is '' for every category of the kind. `period` is 0
+    for all time, the year (2024) or year and month (202407). Which combinations are kept is
+    `app.timeline.counts.LEVELS`; the primary key is the index every read uses.
+    """
+
+    __tablename__ = "facet_count"
+    __table_args__ = (
+        CheckConstraint("n >= 0", name="not_negative"),
+        # The primary key is the table: SQLite keeps no second copy of the rows in a rowid tree.
+        {"sqlite_with_rowid": False},
+    )
+
+    given: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(60), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer)
+
+
+class FacetActorCount(Base):
+    """Live events per (given actor, kind, category, period, actor taking part): the `state`
+    and `organisation` facets, keyed as FacetCount, `value` the counted actor (a state id, an
+    organisation id negated). With a given actor these are the pairings that answer "which
+    states take part in the events of state X" exactly."""
+
+    __tablename__ = "facet_actor_count"
+    __table_args__ = (
+        CheckConstraint("n >= 0", name="not_negative"),
+        {"sqlite_with_rowid": False},
+    )
+
+    given: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    category: Mapped[str] = mapped_column(String(60), primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    value: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class EventSource(Base):
     """An event's citation of a source; `position` keeps the curator's order (main source first)."""
 

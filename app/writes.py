@@ -3,14 +3,16 @@
 A service changes rows and records a revision of each resource it changed
 (`app.revisions.service.record`), then flushes; it never commits. When the request's session
 commits, these steps run in the same transaction, so the change, its webhooks, its stored
-documents and its audit entry commit together or not at all:
+documents, its counts and its audit entry commit together or not at all:
 
 1. flush, so everything the request changed is in the database and noted (`_after_flush`);
 2. queue a webhook message, and one delivery per matching endpoint, for each revision this
    transaction recorded, in revision order (the outbox, `app.webhooks.service.emit`);
 3. rewrite the stored documents and CSV lines of the events it changed, and of the events
    citing a source it changed (`app.events.documents.refresh`);
-4. insert the audit entry of the request, if it is an audited write (`app.auditing.record`).
+4. refresh derived counts: move the facet counts of the events it changed from what they were
+   counted as to what they are now (`app.timeline.counts.refresh`);
+5. insert the audit entry of the request, if it is an audited write (`app.auditing.record`).
 
 Then the commit; after it, the webhook workers and the live streams are woken
 (`app.webhooks.service.committed`, `app.stream.service.committed`: on PostgreSQL both also
@@ -33,6 +35,7 @@ from app.events import documents
 from app.models import Revision
 from app.revisions import service as revisions
 from app.stream import service as stream
+from app.timeline import counts
 from app.webhooks import service as webhooks
 
 _REVISIONS = "app.writes.revisions"
@@ -55,6 +58,7 @@ def _after_flush(session: Session, _flush: UOWTransaction) -> None:
     if recorded:
         session.info.setdefault(_REVISIONS, []).extend(recorded)
     documents.note_flush(session)
+    counts.note_flush(session)
     audit.note_flush(session)
 
 
@@ -66,6 +70,7 @@ def _before_commit(session: Session) -> None:
     if recorded:
         stream.announce(session)
     documents.refresh(session)
+    counts.refresh(session)
     audit.record(session)
 
 
@@ -78,5 +83,6 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(_REVISIONS, None)
     documents.forget(session)
+    counts.forget(session)
     webhooks.forget(session)
     stream.forget(session)

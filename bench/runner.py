@@ -644,6 +644,60 @@ def inprocess_search(database_url: str, words: dict[str, str], reps: int) -> lis
     return out
 
 
+# ---------------------------------------------------------------- in-process facets
+
+# Issue 23: facets at 1M <= 100 ms in process, with no filter and with a combination of the
+# filters the kept counts answer (one state, a kind, a window whose edges cut months).
+FACETS = {
+    "no filter": {},
+    "combined": {
+        "state": ["USA"],
+        "kind": ["diplomatic_action"],
+        "from": "2010-03-15",
+        "to": "2024-09-20",
+    },
+}
+
+
+def inprocess_facets(database_url: str, reps: int) -> list[dict[str, Any]]:
+    """`GET /v1/timeline/facets`, timed in-process (the target is stated that way), beside the
+    GROUP BY of every matching event that it replaced (`service.grouped`, timed once)."""
+    from app.config import normalise_database_url
+    from app.db import create_db_engine, create_session_factory
+    from app.timeline import service
+    from app.timeline.schemas import FacetsQuery
+
+    engine = create_db_engine(normalise_database_url(database_url))
+    factory = create_session_factory(engine)
+    out = []
+    try:
+        for name, params in FACETS.items():
+            query = FacetsQuery.model_validate(params)
+            timings = []
+            with factory() as session:
+                for _ in range(reps):
+                    t0 = time.perf_counter()
+                    answer = service.facets(session, query)
+                    timings.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                grouped = service.grouped(session, query)
+                grouped_ms = (time.perf_counter() - t0) * 1000
+            out.append(
+                {
+                    "filter": name,
+                    "params": params,
+                    "total": answer["total"],
+                    "exact": answer == grouped,
+                    "first_ms": round(timings[0], 2),
+                    "median_ms": round(statistics.median(timings[1:] or timings), 2),
+                    "group_by_ms": round(grouped_ms, 1),
+                }
+            )
+    finally:
+        engine.dispose()
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -678,7 +732,10 @@ class Verdict:
 
 
 def render(
-    rows: dict[str, Row], verdicts: list[Verdict], search: dict[str, list[dict[str, Any]]]
+    rows: dict[str, Row],
+    verdicts: list[Verdict],
+    search: dict[str, list[dict[str, Any]]],
+    facets: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     bare1, bare2, ds = rows.get("bare-1w"), rows.get("bare-2w"), rows.get("datasette")
     lines = [
@@ -726,11 +783,29 @@ def render(
                     f"| {db} {r['kind']} | {r['word']} | {r['matches']:,} | {r['first_ms']} "
                     f"| {r['median_ms']} |"
                 )
+    if facets:
+        lines += [
+            "",
+            "| facets (in-process) | matching events | median ms | GROUP BY ms | x faster |"
+            " exact |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        for db, results in facets.items():
+            for r in results:
+                faster = r["group_by_ms"] / r["median_ms"] if r["median_ms"] else None
+                lines.append(
+                    f"| {db} {r['filter']} | {r['total']:,} | {r['median_ms']} "
+                    f"| {r['group_by_ms']:,} | {fmt(faster, 0)} | {r['exact']} |"
+                )
     return "\n".join(lines)
 
 
 def judge(
-    rows: dict[str, Row], search: dict[str, list[dict[str, Any]]], n: int, notes: dict[str, str]
+    rows: dict[str, Row],
+    search: dict[str, list[dict[str, Any]]],
+    n: int,
+    notes: dict[str, str],
+    facets: dict[str, list[dict[str, Any]]] | None = None,
 ) -> list[Verdict]:
     g = rows.get
     out: list[Verdict] = []
@@ -816,6 +891,16 @@ def judge(
                 ("common ms", by.get("common", {}).get("median_ms"), lambda v: v <= 100),
             ],
         )
+    for db, results in (facets or {}).items():
+        for r in results:
+            add(
+                f"facets <= 100 ms, {db}, {r['filter']}",
+                "<= 100 ms in process, equal to the GROUP BY",
+                [
+                    ("ms", r["median_ms"], lambda v: v <= 100),
+                    ("exact", 1.0 if r["exact"] else 0.0, lambda v: v == 1.0),
+                ],
+            )
     out.append(
         Verdict(
             "webhooks",
@@ -1202,6 +1287,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"median {r['median_ms']} ms"
             )
 
+    # 7. facets, in-process
+    say("\n## facets (in-process)")
+    facets: dict[str, list[dict[str, Any]]] = {}
+    for db_name, db_url in ((f"SQLite {label_n}", sqlite_url), (f"PostgreSQL {label_n}", postgres)):
+        if not db_url:
+            continue
+        try:
+            facets[db_name] = inprocess_facets(db_url, 5)
+        except Exception as exc:  # a failed side measurement must not lose the table
+            say(f"  {db_name}: facets measurement failed: {exc!r}")
+    for db, results in facets.items():
+        for r in results:
+            say(
+                f"  {db} facets {r['filter']} ({r['total']:,} events): median {r['median_ms']} ms,"
+                f" GROUP BY {r['group_by_ms']} ms, exact {r['exact']}"
+            )
+
     storm_result = None
     if args.smoke:
         # Keeps the storm from rotting; its figures mean nothing at 10k events and 2 s.
@@ -1216,8 +1318,8 @@ def main(argv: list[str] | None = None) -> int:
     if "conditional" not in rows:
         rows["conditional"] = Row("conditional", "conditional request (304)", 0, note=notes["etag"])
 
-    verdicts = judge(rows, search, n, notes)
-    table = render(rows, verdicts, search)
+    verdicts = judge(rows, search, n, notes, facets)
+    table = render(rows, verdicts, search, facets)
     print(table)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     result = {
@@ -1238,6 +1340,7 @@ def main(argv: list[str] | None = None) -> int:
             for k, r in rows.items()
         },
         "search": search,
+        "facets": facets,
         "storm": storm_result,
         "targets": [v.__dict__ for v in verdicts],
         "table_markdown": table,

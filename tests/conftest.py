@@ -28,6 +28,7 @@ from app.events import documents
 from app.main import create_app
 from app.models import Event, EventDocument, Participant, StatePair
 from app.seed import load
+from app.timeline import counts
 
 SERVER_URL = normalise_database_url(os.environ.get("DATABASE_URL", "sqlite://"))
 ON_POSTGRES = SERVER_URL.startswith("postgresql")
@@ -279,9 +280,12 @@ def _writable(url: str) -> Iterator[Writable]:
     w = Writable(url)
     with w.client:
         yield w
-    # Every write made left the stored documents and state pairs as the tables say.
+    # Every write made left the stored documents, state pairs and facet counts as the tables say.
     stale = stale_documents(w.engine)
     pairs = stale_pairs(w.engine)
+    with w.session() as session:
+        wrong_counts = {name: n for name, n in counts.check(session).items() if n}
     w.close()
     assert stale == [], f"stale stored documents after {w.url}: {stale[:10]}"
     assert pairs == [], f"state pairs out of step with participants after {w.url}: {pairs[:10]}"
+    assert wrong_counts == {}, f"facet counts out of step with the tables after {w.url}"

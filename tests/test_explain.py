@@ -8,6 +8,7 @@ small for the planner to prefer an index on its own; with those off, a remaining
 nothing here is timed; bench/ measures the cost.
 """
 
+import datetime as dt
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,11 +16,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.orm import Session
 
-from app.timeline import service, statements
-from app.timeline.schemas import TimelineQuery
+from app.models import Event
+from app.timeline import counts, service, statements
+from app.timeline.schemas import FacetsQuery, TimelineQuery
 from tests.conftest import ON_POSTGRES
 
 SECRET = "explain-secret"  # noqa: S105 - signs test cursors
@@ -445,3 +447,104 @@ def explain(session: Session, stmt: Any, params: dict[str, Any]) -> str:
     compiled = stmt.compile(session.get_bind())
     sql, bound = f"EXPLAIN {compiled}", compiled.construct_params(params)
     return "\n".join(row[0] for row in session.connection().exec_driver_sql(sql, bound))
+
+
+# --- the facet counts (app/timeline/counts.py) -------------------------------------------------
+
+
+def facet_plans(engine: Engine, session: Session, run: Any) -> list[str]:
+    """The plans of the statements `run` executes that read or change the facet tables (every
+    one but the inserts), each explained on the same connection with its own values."""
+    if ON_POSTGRES:
+        for setting in ("enable_seqscan", "enable_bitmapscan"):
+            session.execute(text(f"SET LOCAL {setting} = off"))
+    with captured(engine) as seen:
+        run()
+    conn = session.connection()
+    plans = []
+    for sql, parameters in seen:
+        if "facet_" not in sql or sql.lstrip().upper().startswith("INSERT"):
+            continue
+        one = parameters[0] if isinstance(parameters, list) else parameters
+        if ON_POSTGRES:
+            lines = [r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, one)]
+        else:
+            lines = [r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, one)]
+        plans.append("\n".join(lines))
+    assert plans
+    return plans
+
+
+def assert_facet_keys(plan: str) -> None:
+    """Every facet table in the plan is read by its primary key, never scanned."""
+    if ON_POSTGRES:
+        assert "Seq Scan" not in plan, plan
+        for table in ("facet_count", "facet_actor_count", "facet_event"):
+            if f" on {table} " in plan or f" on {table}\n" in plan:
+                assert f"{table}_pkey" in plan, plan
+    else:
+        for line in plan.splitlines():
+            if "facet_" in line:
+                assert line.startswith("SEARCH ") and "PRIMARY KEY" in line, plan
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        pytest.param({}, id="no-filter"),
+        pytest.param({"from": "2021", "to": "2024", "interval": "year"}, id="whole-years"),
+        pytest.param({"from": "2023-03", "to": "2025-04-15"}, id="months-and-days"),
+        pytest.param({"kind": ["incident"], "from": "2022"}, id="kind"),
+        pytest.param({"category": ["ambassador_recall", "statement"]}, id="categories"),
+        pytest.param({"state": ["DZA"], "from": "2020", "to": "2024"}, id="state-years"),
+        pytest.param({"organisation": ["AES"]}, id="organisation"),
+    ],
+)
+def test_facets_read_the_counts_by_key(
+    engine: Engine, session: Session, params: dict[str, Any]
+) -> None:
+    query = FacetsQuery.model_validate(params)
+    for plan in facet_plans(engine, session, lambda: service.facets(session, query)):
+        assert_facet_keys(plan)
+
+
+def test_a_write_reads_and_changes_the_counts_by_key(engine: Engine, session: Session) -> None:
+    """Recounting an event whose date moved: its record read by key, the counts that fall
+    updated and emptied ones deleted by key (the session is rolled back)."""
+    event_id = session.scalar(select(Event.id).where(Event.deleted_at.is_(None)).limit(1))
+    assert event_id is not None
+    session.execute(update(Event).where(Event.id == event_id).values(date=dt.date(1999, 1, 2)))
+    plans = facet_plans(engine, session, lambda: counts.recount(session, [event_id]))
+    assert len(plans) >= 3  # the record, the falls, the emptied rows
+    for plan in plans:
+        assert_facet_keys(plan)
+
+
+@pytest.mark.parametrize(
+    ("params", "index"),
+    [
+        pytest.param(
+            {"state": ["DZA"], "from": "2024-03-15", "to": "2025-04-10"},
+            "ix_event_participant_state_timeline",
+            id="state-edges",
+        ),
+        pytest.param(
+            {"organisation": ["AES"], "category": ["statement"], "from": "2024"},
+            "ix_event_participant_organisation_timeline",
+            id="organisation-category",
+        ),
+    ],
+)
+def test_one_actors_days_read_its_participations_index(
+    engine: Engine, session: Session, params: dict[str, Any], index: str
+) -> None:
+    """The days the counts leave to the tables, for one actor: its participations off their
+    (actor, date) index, each event's counted record by key."""
+    query = FacetsQuery.model_validate(params)
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    days = [plan for plan in plans if "facet_event" in plan]
+    assert days, plans
+    for plan in days:
+        assert index in plan, plan
+        assert_facet_keys(plan)
+        assert_no_full_scan(plan)

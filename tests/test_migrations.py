@@ -6,7 +6,9 @@ from sqlalchemy.exc import IntegrityError
 from app import writes
 from app.config import PROJECT_ROOT
 from app.db import Base, create_db_engine
+from app.models import Event, FacetEvent
 from app.seed import load
+from app.timeline import counts
 from tests.conftest import ThrowawayDatabases, alembic_config, revision_before
 
 
@@ -102,4 +104,22 @@ def test_alleged_initiator_role_up_and_down(databases: ThrowawayDatabases) -> No
         conn.rollback()
     command.upgrade(config, "head")
     assert sum(by_role().values()) == sum(at_head.values())
+    engine.dispose()
+
+
+def test_facet_counts_up_and_down(databases: ThrowawayDatabases) -> None:
+    """The upgrade fills the facet counts from the events already there (a database upgraded
+    with data must not serve empty counts); the downgrade drops the three tables only."""
+    url = databases.new()
+    config = alembic_config(url)
+    engine = seeded_at_head(url)
+    command.downgrade(config, revision_before(config, "376e39f91e76"))
+    assert not {"facet_event", "facet_count", "facet_actor_count"} & table_names(url)
+    assert "event" in table_names(url)
+    command.upgrade(config, "head")
+    with writes.session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(FacetEvent)) == session.scalar(
+            select(func.count()).select_from(Event).where(Event.deleted_at.is_(None))
+        )
+        assert counts.check(session) == {"facet_count": 0, "facet_actor_count": 0, "facet_event": 0}
     engine.dispose()

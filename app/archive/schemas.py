@@ -55,6 +55,9 @@ EXCLUDED: dict[str, str] = {
     "webhook_attempt": "the webhook delivery log: operational state",
     "audit_entry": "the security audit log of API keys, which are not exported",
     "event_document": "each event's served JSON, derived from the other tables; rebuilt on import",
+    "facet_event": "what each event adds to the facet counts, derived; rebuilt on import",
+    "facet_count": "facet counts, derived from the other tables; rebuilt on import",
+    "facet_actor_count": "facet counts per actor, derived from the other tables; rebuilt on import",
 }
 
 

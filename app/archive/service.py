@@ -40,6 +40,7 @@ from app.organisations import service as organisations
 from app.places import service as places
 from app.sources import service as sources
 from app.states import service as states
+from app.timeline import counts as timeline_counts
 
 Progress = Callable[[str, int, int], None]
 """Called with (table, rows done, rows in the table) every few thousand rows."""
@@ -264,6 +265,8 @@ def import_archive(
     # Derived data, left out of archives: rebuilt in the restore's own transaction.
     for done, total in documents.fill(session):
         progress(EventDocument.__tablename__, done, total)
+    for name, rows in timeline_counts.rebuild(session).items():
+        progress(name, rows, rows)
     return ArchiveSummary(
         schema_revision=header.schema_revision,
         tables=summaries,
