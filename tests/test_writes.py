@@ -305,6 +305,27 @@ class TestUpdate:
         assert response.json()["tags"] == ["test"]  # untouched fields stay
         assert version_of(response) == 2
 
+    def test_a_patch_may_change_the_kind(self, writable: Writable) -> None:
+        """An editor who filed a clash as a statement corrects it: the event keeps its id and
+        history, reads back as an incident, and its facets count it as one."""
+        create(writable, new_event("2025-04-27-rekind"))
+        response = self.patch(
+            writable, "2025-04-27-rekind", {"kind": "incident", "category": "protest"}, '"1"'
+        )
+        assert response.status_code == 200, response.text
+        assert (response.json()["kind"], response.json()["category"]) == ("incident", "protest")
+        read = writable.client.get("/v1/events/2025-04-27-rekind").json()
+        assert (read["kind"], read["category"]) == ("incident", "protest")
+        day = {"from": "2025-04-20", "to": "2025-04-20"}
+        facets = writable.client.get("/v1/timeline/facets", params=day).json()
+        assert facets["kind"] == [{"value": "incident", "count": 1}]
+        history = writable.client.get("/v1/events/2025-04-27-rekind/revisions").json()
+        changed = history["items"][-1]
+        assert (changed["before"]["kind"], changed["after"]["kind"]) == (
+            "diplomatic_action",
+            "incident",
+        )
+
     def test_missing_if_match(self, writable: Writable) -> None:
         assert_problem(self.patch(writable, SHOOT_DOWN, {"title": "x"}, None), 428)
 

@@ -6,6 +6,7 @@ from itertools import combinations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, selectinload
 
 from app import search
@@ -353,6 +354,26 @@ def set_links(event: Event, links: Sequence[LinkIn], refs: Refs) -> None:
     _set_link_keys(event, _link_keys(links, refs))
 
 
+def _change_kind(session: Session, event: Event, kind: EventKind) -> Event:
+    """The same row, loaded again as the class of its new kind.
+
+    Single-table inheritance: the row stays and its discriminator changes. The ORM cannot change
+    a loaded object's class (it would flush the row under the old class, with a warning, and
+    the object would not refresh), so the discriminator is updated in the row and the event is
+    read again."""
+    session.flush()
+    session.execute(
+        sql_update(Event)
+        .where(Event.id == event.id)
+        .values(kind=kind.value)
+        .execution_options(synchronize_session=False)
+    )
+    session.expunge(event)
+    return session.scalars(
+        select(Event).where(Event.id == event.id).options(*_load_options())
+    ).one()
+
+
 def upsert(
     session: Session,
     data: EventCreate,
@@ -385,8 +406,7 @@ def upsert(
         if before_out is not None:
             before_out.update(before)
         if existing.kind != data.kind.value:
-            # Single-table inheritance: the row stays, its class changes with the discriminator.
-            existing.kind = data.kind.value
+            existing = _change_kind(session, existing, data.kind)
         _apply(session, existing, data, refs, actor, with_links=with_links)
         session.flush()
         if record:
