@@ -74,14 +74,16 @@ def caller(
     return found
 
 
-# Keys whose stamp is queued in this process: a burst of reads with one key queues one stamp.
-_stamping: set[int] = set()
+# (app, key) pairs whose stamp is queued in this process: a burst of reads with one key queues
+# one stamp.
+_stamping: set[tuple[int, int]] = set()
 
 
 async def _stamp_after_read(app: FastAPI, key_id: int, now: dt.datetime) -> None:
-    if key_id in _stamping:
+    pending = (id(app), key_id)
+    if pending in _stamping:
         return
-    _stamping.add(key_id)
+    _stamping.add(pending)
     try:
         # Behind this process's writers, as any write (app.db.one_writer).
         async with app.state.writers:
@@ -90,7 +92,7 @@ async def _stamp_after_read(app: FastAPI, key_id: int, now: dt.datetime) -> None
         # Bookkeeping, not data: the read has been answered, and the next one stamps again.
         logger.warning("api_key_stamp_skipped key=%s error=%s", key_id, type(exc.orig).__name__)
     finally:
-        _stamping.discard(key_id)
+        _stamping.discard(pending)
 
 
 def _stamp(app: FastAPI, key_id: int, now: dt.datetime) -> None:

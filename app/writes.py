@@ -7,7 +7,8 @@ documents, its counts and its audit entry commit together or not at all:
 
 1. flush, so everything the request changed is in the database and noted (`_after_flush`);
 2. queue a webhook message, and one delivery per matching endpoint, for each revision this
-   transaction recorded, in revision order (the outbox, `app.webhooks.service.emit`);
+   transaction recorded, in revision order (the outbox, `app.webhooks.service.emit`), and
+   announce them to the live streams (`app.stream.service.announce`);
 3. rewrite the stored documents and CSV lines of the events it changed, and of the events
    citing a source it changed (`app.events.documents.refresh`);
 4. refresh derived counts: move the facet counts of the events it changed from what they were
