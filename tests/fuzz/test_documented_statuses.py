@@ -45,7 +45,7 @@ MISSING = {
 }
 MALFORMED = {
     "event": "Not A Slug",
-    "state": "mli",
+    "state": "ML1",  # codes are accepted in any case: a digit is what no code has
     "organisation": "not a code",
     "membership": "first",
     "source": "first",
