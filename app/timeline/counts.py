@@ -149,17 +149,28 @@ def contribution(event: Counted, events: Counter[EventKey], actors: Counter[Acto
 
 _TOUCHED = "app.timeline.counts.touched"
 _IDS: BindParameter[list[int]] = bindparam("ids", expanding=True)
-_fe = FacetEvent.__table__.c
-_e = Event.__table__.c
-_p = Participant.__table__.c
-_ACTOR = case((_p.state_id.is_not(None), _p.state_id), else_=-_p.organisation_id)
-_RECORDED = select(_fe.event_id, _fe.date, _fe.kind, _fe.category, _fe.actors).where(
-    _fe.event_id.in_(_IDS)
+_FACET_EVENT = FacetEvent.__table__.c
+_EVENT = Event.__table__.c
+_PARTICIPANT = Participant.__table__.c
+_ACTOR = case(
+    (_PARTICIPANT.state_id.is_not(None), _PARTICIPANT.state_id), else_=-_PARTICIPANT.organisation_id
 )
-_LIVE = select(_e.id, _e.date, _e.kind, _e.category).where(_e.id.in_(_IDS), _e.deleted_at.is_(None))
+_RECORDED = select(
+    _FACET_EVENT.event_id,
+    _FACET_EVENT.date,
+    _FACET_EVENT.kind,
+    _FACET_EVENT.category,
+    _FACET_EVENT.actors,
+).where(_FACET_EVENT.event_id.in_(_IDS))
+_LIVE = select(_EVENT.id, _EVENT.date, _EVENT.kind, _EVENT.category).where(
+    _EVENT.id.in_(_IDS), _EVENT.deleted_at.is_(None)
+)
 _ACTORS = (
-    select(_p.event_id, _ACTOR)
-    .where(_p.event_id.in_(_IDS), or_(_p.state_id.is_not(None), _p.organisation_id.is_not(None)))
+    select(_PARTICIPANT.event_id, _ACTOR)
+    .where(
+        _PARTICIPANT.event_id.in_(_IDS),
+        or_(_PARTICIPANT.state_id.is_not(None), _PARTICIPANT.organisation_id.is_not(None)),
+    )
     .distinct()
 )
 
@@ -189,6 +200,14 @@ def forget(session: Session) -> None:
     session.info.pop(_TOUCHED, None)
 
 
+def recorded(session: Session, ids: Sequence[int]) -> dict[int, Counted]:
+    """What the events among `ids` were last counted as, from their records."""
+    return {
+        row.event_id: Counted(row.date, row.kind, row.category, decode(row.actors))
+        for row in session.connection().execute(_RECORDED, {"ids": list(ids)})
+    }
+
+
 def current(session: Session, ids: Sequence[int]) -> dict[int, Counted]:
     """The live events among `ids` as the counts see them now, from their tables."""
     conn = session.connection()
@@ -206,10 +225,7 @@ def recount(session: Session, ids: Sequence[int]) -> None:
     conn = session.connection()
     for start in range(0, len(ids), BATCH):
         chunk = list(ids[start : start + BATCH])
-        before = {
-            row.event_id: Counted(row.date, row.kind, row.category, decode(row.actors))
-            for row in conn.execute(_RECORDED, {"ids": chunk})
-        }
+        before = recorded(session, chunk)
         now = current(session, chunk)
         changed = [i for i in chunk if before.get(i) != now.get(i)]
         if not changed:
@@ -383,16 +399,22 @@ def read_days(
     """Add the events of one actor (`given`, not 0) on these days to `tally`, from their
     records: read off the actor's participations' (actor, date) index, each event's record by
     its key, so the cost follows the actor's events on those days, not all of its events."""
-    column = _p.state_id if given > 0 else _p.organisation_id
+    column = _PARTICIPANT.state_id if given > 0 else _PARTICIPANT.organisation_id
     stmt = (
-        select(_fe.event_id, _fe.date, _fe.kind, _fe.category, _fe.actors)
-        .join(Participant.__table__, _p.event_id == _fe.event_id)
-        .where(column == abs(given), _p.date.between(bindparam("lo"), bindparam("hi")))
+        select(
+            _FACET_EVENT.event_id,
+            _FACET_EVENT.date,
+            _FACET_EVENT.kind,
+            _FACET_EVENT.category,
+            _FACET_EVENT.actors,
+        )
+        .join(Participant.__table__, _PARTICIPANT.event_id == _FACET_EVENT.event_id)
+        .where(column == abs(given), _PARTICIPANT.date.between(bindparam("lo"), bindparam("hi")))
     )
     if kinds:
-        stmt = stmt.where(_fe.kind.in_(list(kinds)))
+        stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
     if categories:
-        stmt = stmt.where(_fe.category.in_(list(categories)))
+        stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
     width = 4 if interval == "year" else 7
     seen: set[int] = set()
     conn = session.connection()
@@ -486,8 +508,8 @@ def _expected(table: Table, level: Level) -> Select[Any]:
     """A plain GROUP BY over the tables giving `level`'s rows of `table`."""
     live = Event.__table__.alias("live")
     acts = (
-        select(_p.event_id.label("event_id"), _ACTOR.label("actor"))
-        .where(or_(_p.state_id.is_not(None), _p.organisation_id.is_not(None)))
+        select(_PARTICIPANT.event_id.label("event_id"), _ACTOR.label("actor"))
+        .where(or_(_PARTICIPANT.state_id.is_not(None), _PARTICIPANT.organisation_id.is_not(None)))
         .distinct()
     )
     g, v = acts.subquery("g"), acts.subquery("v")
@@ -555,7 +577,9 @@ def rebuild(session: Session, progress: Any = None) -> dict[str, int]:
 
 
 def _event_id_chunks(session: Session) -> Iterator[list[int]]:
-    ids = list(session.scalars(select(_e.id).where(_e.deleted_at.is_(None)).order_by(_e.id)))
+    ids = list(
+        session.scalars(select(_EVENT.id).where(_EVENT.deleted_at.is_(None)).order_by(_EVENT.id))
+    )
     for start in range(0, len(ids), BATCH):
         yield ids[start : start + BATCH]
 
@@ -588,15 +612,12 @@ def check(session: Session) -> dict[str, int]:
         finally:
             scratch.drop(conn)
     differ = 0
-    ids = list(session.scalars(select(_e.id).union(select(_fe.event_id))))
+    ids = list(session.scalars(select(_EVENT.id).union(select(_FACET_EVENT.event_id))))
     for start in range(0, len(ids), BATCH):
         chunk = sorted(ids[start : start + BATCH])
-        recorded = {
-            row.event_id: Counted(row.date, row.kind, row.category, decode(row.actors))
-            for row in conn.execute(_RECORDED, {"ids": chunk})
-        }
+        was = recorded(session, chunk)
         now = current(session, chunk)
-        differ += sum(recorded.get(i) != now.get(i) for i in chunk)
+        differ += sum(was.get(i) != now.get(i) for i in chunk)
     out["facet_event"] = differ
     return out
 
