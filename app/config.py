@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     # process, and per key or client address in one process (app/ratelimit.py).
     rate_limit_heavy_concurrency: int = Field(default=1, ge=1)
     rate_limit_heavy_per_caller: int = Field(default=1, ge=1)
+    # The share of one core a streamed export may keep busy while it runs, per kind of caller
+    # (1 = as fast as it can): the export waits between its chunks to stay under it, so a few
+    # exports cannot starve the pages served beside them (app/timeline/router.py, read_ahead).
+    rate_limit_export_share_anonymous: float = Field(default=0.2, gt=0, le=1)
+    rate_limit_export_share_keyed: float = Field(default=1.0, gt=0, le=1)
     # `memory` counts per process (each uvicorn worker and replica has its own budget);
     # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"

@@ -13,6 +13,10 @@ A pure ASGI middleware (the hot path pays a dictionary update, or one Redis roun
   (beyond it a 503 with Retry-After: the server is busy) and RATE_LIMIT_HEAVY_PER_CALLER per key
   or address (beyond it a 429). While they run, their database work goes to threads of their own
   (`app.db.HEAVY`), so pages never queue behind a grouping of the whole table.
+* A streamed export also keeps at most a share of a core busy (RATE_LIMIT_EXPORT_SHARE_ANONYMOUS,
+  RATE_LIMIT_EXPORT_SHARE_KEYED): it pauses between its chunks in proportion to the CPU time
+  each took. A slot bounds how many exports run; the share bounds what each costs the pages
+  served beside it, since rendering holds the interpreter those pages need.
 
 * A request with a known, live API key (`Authorization: Bearer dtl_…`) spends the key's budget
   (RATE_LIMIT_KEYED). Keys are recognised by the token's SHA-256, as stored, through a small
@@ -37,6 +41,7 @@ limits stay in force per process (looser by the number of processes) instead of 
 refusing every request because a cache is down.
 """
 
+import contextvars
 import logging
 import math
 import threading
@@ -81,6 +86,11 @@ MAX_BUCKETS = 100_000
 REDIS_RETRY_SECONDS = 5.0
 # Seconds a caller refused a heavy slot is told to wait: slots free as requests finish.
 HEAVY_RETRY_SECONDS = 2
+# The share of a core the request's streamed export may use (RATE_LIMIT_EXPORT_SHARE_*), set
+# for heavy requests and read by the export's streaming (app/timeline/router.py, read_ahead).
+EXPORT_SHARE: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "dtl_export_share", default=1.0
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +351,8 @@ class RateLimit:
         self.heavy = HeavySlots(
             settings.rate_limit_heavy_concurrency, settings.rate_limit_heavy_per_caller
         )
+        self.export_share_anonymous = settings.rate_limit_export_share_anonymous
+        self.export_share_keyed = settings.rate_limit_export_share_keyed
         self.redis: RedisStore | None = None
         if settings.rate_limit_store == "redis":
             self.redis = RedisStore(
@@ -413,9 +425,13 @@ class RateLimit:
                 await self.app(scope, receive, send_with_headers)
                 return
             lane = HEAVY.set(True)
+            share = EXPORT_SHARE.set(
+                self.export_share_keyed if key_id is not None else self.export_share_anonymous
+            )
             try:
                 await self.app(scope, receive, send_with_headers)
             finally:
+                EXPORT_SHARE.reset(share)
                 HEAVY.reset(lane)
         finally:
             if cost.heavy:

@@ -6,6 +6,7 @@ window ending, and `fresh_window` waits out a boundary that is about to pass, so
 split by a window change.
 """
 
+import asyncio
 import logging
 import math
 import time
@@ -20,11 +21,21 @@ from fastapi.testclient import TestClient
 
 from app import writes
 from app.auth import service as auth_service
-from app.callers import Scope
+from app.callers import Scope, hash_token
 from app.config import Settings
 from app.db import create_db_engine
 from app.main import create_app
-from app.ratelimit import Cost, HeavySlots, MemoryStore, bearer_token, client_bucket, request_cost
+from app.ratelimit import (
+    EXPORT_SHARE,
+    Cost,
+    HeavySlots,
+    MemoryStore,
+    RateLimit,
+    bearer_token,
+    client_bucket,
+    request_cost,
+)
+from app.timeline.router import read_ahead
 from tests.conftest import ThrowawayDatabases, alembic_config
 from tests.helpers import assert_problem
 from tests.live import free_port
@@ -32,6 +43,7 @@ from tests.live import free_port
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HOUR = 3600
 PATH = "/v1/categories"
+KNOWN_TOKEN = "dtl_known-token-for-the-share-test"  # noqa: S105 - a test token
 
 
 class Keys:
@@ -464,3 +476,64 @@ class TestHeavySlots:
         slots.give("ip:c")
         assert slots.running == 0
         assert slots.take("ip:a") is None
+
+
+class TestExportShare:
+    """A streamed export keeps at most a share of a core busy: anonymous callers a fifth by
+    default, keyed ones a whole core (RATE_LIMIT_EXPORT_SHARE_*)."""
+
+    def shares_seen(self, token: str | None, path: str, query: str) -> list[float]:
+        seen: list[float] = []
+
+        async def inner(scope: Any, receive: Any, send: Any) -> None:
+            seen.append(EXPORT_SHARE.get())
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        settings = Settings(
+            cursor_secret="test-secret",
+            rate_limit_enabled=True,
+            rate_limit_export_share_anonymous=0.25,
+            rate_limit_export_share_keyed=0.5,
+        )
+        known = hash_token(KNOWN_TOKEN)
+        limiter = RateLimit(inner, settings, lookup=lambda digest: 1 if digest == known else None)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # No lifespan (no `with`): `inner` is a bare ASGI app.
+        response = TestClient(limiter).get(f"{path}?{query}", headers=headers)
+        assert response.status_code == 200
+        return seen
+
+    def test_the_rate_limiter_sets_the_callers_share_for_heavy_requests(self) -> None:
+        assert self.shares_seen(None, "/v1/timeline", "format=csv") == [0.25]
+        assert self.shares_seen(KNOWN_TOKEN, "/v1/timeline", "format=csv") == [0.5]
+        # A page is not heavy: it runs at the default, unpaced.
+        assert self.shares_seen(None, "/v1/timeline", "") == [1.0]
+        assert EXPORT_SHARE.get() == 1.0
+
+    def test_an_export_waits_between_chunks_in_proportion_to_their_cpu_time(self) -> None:
+        def burn(seconds: float) -> None:
+            started = time.thread_time()
+            while time.thread_time() - started < seconds:
+                pass
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(4):
+                burn(0.02)
+                yield b"x"
+
+        async def drain() -> tuple[list[bytes], float]:
+            token = EXPORT_SHARE.set(0.1)
+            try:
+                started = time.monotonic()
+                got = [chunk async for chunk in read_ahead(chunks())]  # type: ignore[arg-type]
+                return got, time.monotonic() - started
+            finally:
+                EXPORT_SHARE.reset(token)
+
+        got, took = asyncio.run(drain())
+        assert got == [b"x"] * 4
+        # Each of the four chunks used at least 20 ms of CPU; at a tenth of a core each is
+        # followed by a pause of nine times that. Pauses never end early, so this lower bound
+        # holds on any machine, however busy (unpaced, the chunks take 80 ms of CPU).
+        assert took >= 4 * 0.02 * 9

@@ -1,6 +1,7 @@
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from email.utils import format_datetime
 from typing import Annotated, Any, TypeVar
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app.db import DatabaseThreads, SessionDep, transaction
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
+from app.ratelimit import EXPORT_SHARE
 from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
@@ -195,13 +197,32 @@ async def read_ahead(chunks: Iterator[Chunk]) -> AsyncIterator[Chunk]:
     Iterated one chunk at a time (as Starlette does a sync iterator), the database read and the
     compression and sending took turns, each waiting for the other. zlib and the
     socket release the GIL, so the two overlap on two cores (bench/README.md). One read at a
-    time, never two: the iterator and its session are used by one thread at a time."""
+    time, never two: the iterator and its session are used by one thread at a time.
+
+    Paced to the caller's share of a core (`EXPORT_SHARE`, set by the rate limiter): each read
+    waits in proportion to the CPU time the one before took. CPU time, not wall time, so a
+    busy machine does not slow an export down twice."""
+    share = EXPORT_SHARE.get()
     end = object()
-    upcoming = asyncio.ensure_future(run_in_threadpool(next, chunks, end))
+
+    def timed_next() -> tuple[Any, float]:
+        started = time.thread_time()
+        chunk = next(chunks, end)
+        return chunk, time.thread_time() - started
+
+    async def read(pause: float) -> tuple[Any, float]:
+        if pause > 0:
+            await asyncio.sleep(pause)
+        return await run_in_threadpool(timed_next)
+
+    upcoming = asyncio.ensure_future(read(0.0))
     try:
-        while (chunk := await upcoming) is not end:
-            upcoming = asyncio.ensure_future(run_in_threadpool(next, chunks, end))
-            yield chunk  # type: ignore[misc]
+        while True:
+            chunk, cpu = await upcoming
+            if chunk is end:
+                break
+            upcoming = asyncio.ensure_future(read(cpu * (1 / share - 1)))
+            yield chunk
     finally:
         # The client went away: let the read under way end before the export's session is left
         # to be closed.
