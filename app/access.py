@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from app import callers
 from app.auditing import Attempt, attach
 from app.callers import Caller, Scope
-from app.db import SAFE_METHODS, SessionDep, transaction, utcnow
+from app.db import SAFE_METHODS, WRITING_READ, SessionDep, transaction, utcnow
 from app.errors import AppError
 from app.observability import request_context
 
@@ -113,6 +113,16 @@ def require(scope: Scope) -> Callable[..., Caller]:
 
 EditorCaller = Annotated[Caller, Depends(require(Scope.editor))]
 AdminCaller = Annotated[Caller, Depends(require(Scope.admin))]
+
+
+def audited_read(request: Request) -> None:
+    """A router dependency for admin routes: their reads are audited, so they write their audit
+    entry, and their transaction begins as a write (`app.db.writing`). A router's dependencies
+    run before its routes' own, so this is set before the request's session begins."""
+    request.scope[WRITING_READ] = True
+
+
+AUDITED = [Depends(audited_read)]
 
 
 # --- the audit attempt of a keyed request (app/auditing.py) ---------------------------------

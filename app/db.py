@@ -299,6 +299,18 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 WRITE_TRANSACTION = "dtl_write_transaction"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on a request's scope (by app.access.audited_read) when a read must write: an admin's read
+# records its audit entry before it commits.
+WRITING_READ = "dtl.writing_read"
+
+
+def writing(request: Request) -> bool:
+    """Whether a request's transaction writes, and so begins as a write transaction.
+
+    On SQLite a read transaction that writes at its end fails at once if another writer has
+    committed since it began (its snapshot is stale), so a read that must write begins as a
+    write, like any POST."""
+    return request.method not in SAFE_METHODS or bool(request.scope.get(WRITING_READ))
 
 
 def begin_write(session: Session) -> None:
@@ -380,7 +392,7 @@ async def one_writer(request: Request) -> AsyncIterator[None]:
     Other processes' writers still wait in the database, which is safe: their lock holders have
     threads of their own.
     """
-    if request.method in SAFE_METHODS:
+    if not writing(request):
         yield
         return
     async with request.app.state.writers:
@@ -392,7 +404,7 @@ def get_session(
 ) -> Iterator[Session]:
     """One transaction per request: commit before the response is sent, or roll back."""
     factory: sessionmaker[Session] = request.app.state.session_factory
-    with transaction(factory, write=request.method not in SAFE_METHODS) as session:
+    with transaction(factory, write=writing(request)) as session:
         yield session
 
 

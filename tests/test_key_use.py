@@ -11,13 +11,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.exc import OperationalError
 
 from app import callers
 from app.db import WRITE_TRANSACTION
-from app.models import ApiKey
+from app.models import ApiKey, AuditEntry
 from tests.conftest import Writable
 from tests.live import LiveServer
 
@@ -89,3 +91,44 @@ def test_a_key_is_stamped_at_most_once_a_minute(writable: Writable) -> None:
         with writable.session() as session, session.begin():
             callers.stamp(session, key_id, at)
         assert last_used(writable, "admin") == expected
+
+
+def test_an_admin_read_records_its_audit_entry_when_another_writer_commits_meanwhile(
+    writable: Writable,
+) -> None:
+    """An admin's read writes its audit entry. As a read transaction it failed (503 on SQLite)
+    when another writer committed between its first statement and that insert: here, right after
+    the read looks its key up."""
+    other = writable.engine
+    committed: list[str] = []
+
+    def write_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if committed or "FROM api_key" not in statement:
+            return
+        try:
+            with other.begin() as conn:
+                conn.execute(text("UPDATE api_key SET name = name WHERE name = 'test-hooks'"))
+            committed.append("committed")
+        except OperationalError:
+            # SQLite: the read began as a write, so it holds the write lock already; the other
+            # writer waits for it (here it gives up, as the read holds this thread).
+            committed.append("locked out")
+
+    engine = writable.app.state.engine
+    if engine.dialect.name == "sqlite":
+        # The other writer must not wait the whole busy timeout while this thread holds the lock.
+        other = create_engine(writable.url, connect_args={"timeout": 0.1})
+    event.listen(engine, "after_cursor_execute", write_meanwhile)
+    try:
+        response = writable.client.get("/v1/audit", headers=writable.auth("admin"))
+    finally:
+        event.remove(engine, "after_cursor_execute", write_meanwhile)
+        if other is not writable.engine:
+            other.dispose()
+    assert response.status_code == 200, response.text
+    assert committed, "the hook never ran: the read did not look its key up"
+    with writable.session() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.method == "GET", AuditEntry.path == "/v1/audit")
+        ).all()
+    assert [entry.key_name for entry in entries] == ["test-admin"]

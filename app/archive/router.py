@@ -5,14 +5,17 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.access import AdminCaller
+from app.access import AUDITED, AdminCaller
 from app.archive.schemas import ArchiveDocument
 from app.archive.service import ArchiveExport
 from app.routing import StrictQueryRoute
 from app.schemas import problem_responses
 
 router = APIRouter(
-    prefix="/v1/archive", tags=["Revisions and changes"], route_class=StrictQueryRoute
+    prefix="/v1/archive",
+    tags=["Revisions and changes"],
+    route_class=StrictQueryRoute,
+    dependencies=AUDITED,
 )
 
 

@@ -2,14 +2,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from app.access import AdminCaller
+from app.access import AUDITED, AdminCaller
 from app.audit import service
 from app.audit.schemas import AuditList
 from app.db import SessionDep
 from app.routing import StrictQueryRoute
 from app.schemas import Instant, RowId, problem_responses
 
-router = APIRouter(prefix="/v1/audit", tags=["Audit"], route_class=StrictQueryRoute)
+router = APIRouter(
+    prefix="/v1/audit", tags=["Audit"], route_class=StrictQueryRoute, dependencies=AUDITED
+)
 
 
 @router.get("", response_model=AuditList, responses=problem_responses(401, 403, 422))

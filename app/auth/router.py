@@ -2,14 +2,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 
-from app.access import AdminCaller
+from app.access import AUDITED, AdminCaller
 from app.auth import service
 from app.auth.schemas import KeyCreate, KeyCreated, KeyList, KeyRevoked
 from app.db import SessionDep
 from app.routing import StrictQueryRoute
 from app.schemas import IdInPath, problem_responses
 
-router = APIRouter(prefix="/v1/keys", tags=["API keys"], route_class=StrictQueryRoute)
+router = APIRouter(
+    prefix="/v1/keys", tags=["API keys"], route_class=StrictQueryRoute, dependencies=AUDITED
+)
 
 
 @router.get("", response_model=KeyList, responses=problem_responses(401, 403))
