@@ -51,7 +51,9 @@ def random_participants(
         for i, code in enumerate(chosen)
     ]
     if rng.random() < 0.4:
-        out.append({"organisation": rng.choice(organisations), "role": "mediator"})
+        # Sometimes two, so that organisations share events too.
+        for code in rng.sample(organisations, 1 if rng.random() < 0.7 else 2):
+            out.append({"organisation": code, "role": "mediator"})
     if rng.random() < 0.2:
         out.append({"group": "armed group", "role": "affected"})
     return out
@@ -95,10 +97,14 @@ def random_filters(rng: random.Random, states: list[str], organisations: list[st
     elif actor < 0.5:
         params["organisation"] = [rng.choice(organisations)]
     elif actor < 0.6:
-        params["state"] = rng.sample(states, 2)
+        # Several of a kind: any of them.
+        params["state"] = rng.sample(states, rng.randint(2, 4))
     elif actor < 0.65:
-        params["state"] = [rng.choice(states)]
-        params["organisation"] = [rng.choice(organisations)]
+        params["organisation"] = rng.sample(organisations, rng.randint(2, 3))
+    elif actor < 0.75:
+        # States and organisations: one of each.
+        params["state"] = rng.sample(states, rng.randint(1, 2))
+        params["organisation"] = rng.sample(organisations, rng.randint(1, 2))
     if rng.random() < 0.3:
         params["kind"] = [rng.choice(["diplomatic_action", "incident"])]
     if rng.random() < 0.3:

@@ -26,7 +26,7 @@ import sys
 import time
 from calendar import monthrange
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,7 +57,14 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import create_db_engine, create_session_factory, serialise_writers
-from app.models import Event, FacetActorCount, FacetCount, FacetEvent, Participant
+from app.models import (
+    Event,
+    FacetActorCount,
+    FacetCount,
+    FacetEvent,
+    Participant,
+    StatePair,
+)
 from app.vocabulary import EventKind
 
 Period = Literal["all", "year", "month"]
@@ -92,7 +99,12 @@ LEVELS: tuple[Level, ...] = (
     Level(True, True, "all", False),
     Level(True, True, "year", False),
     Level(True, True, "all", True),
+    # Its pairings by month per kind: a window that cuts a year reads the actor's events of
+    # the two edge months only, not of every month of the cut years. Added by a migration
+    # of its own (`PAIRINGS_BY_MONTH`).
+    Level(True, True, "month", False),
 )
+PAIRINGS_BY_MONTH = Level(True, True, "month", False)
 KEPT = frozenset(LEVELS)
 
 
@@ -292,6 +304,11 @@ def _add(session: Session, table: Any, deltas: Counter[Any]) -> None:
 # --- reading ------------------------------------------------------------------------------------
 
 
+# An event's record as read: event id, date, kind, category, actors.
+Record = tuple[int, dt.date, str, str, str]
+_STATE_PAIR = StatePair.__table__.c
+
+
 @dataclass(slots=True)
 class Tally:
     """Facet counts being summed: kind, category and period by their value, actors by key."""
@@ -415,21 +432,95 @@ def read_days(
         stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
     if categories:
         stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
-    width = 4 if interval == "year" else 7
-    seen: set[int] = set()
+    records: dict[int, Record] = {}
     conn = session.connection()
     # One statement per run of days: PostgreSQL bounds the index scan by a single range only,
     # and tests an OR of ranges on every participation of the actor instead.
     for lo, hi in days:
-        for event_id, date, kind, category, actors in conn.execute(stmt, {"lo": lo, "hi": hi}):
-            # An actor taking part twice (two roles) reads the event twice.
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-            tally.kind[kind] += 1
-            tally.category[category] += 1
-            tally.period[date.isoformat()[:width]] += 1
-            tally.actor.update(decode(actors))
+        # An actor taking part twice (two roles) reads the event twice.
+        records.update((row[0], row) for row in conn.execute(stmt, {"lo": lo, "hi": hi}))  # type: ignore[misc]
+    add_records(tally, records.values(), interval)
+
+
+def total(session: Session, given: int) -> int:
+    """Live events of one actor, all time (kept counts)."""
+    fc = FacetCount.__table__.c
+    stmt = select(func.sum(fc.n)).where(
+        fc.given == given, fc.kind.in_(list(KINDS)), fc.category == "", fc.period == 0
+    )
+    return int(session.connection().execute(stmt).scalar() or 0)
+
+
+def shared_total(session: Session, first: int, second: int) -> int:
+    """Live events both actors take part in, all time (kept pairings): 0 spares reading them."""
+    ac = FacetActorCount.__table__.c
+    stmt = select(func.sum(ac.n)).where(
+        ac.given == first,
+        ac.kind.in_(list(KINDS)),
+        ac.category == "",
+        ac.period == 0,
+        ac.value == second,
+    )
+    return int(session.connection().execute(stmt).scalar() or 0)
+
+
+def read_shared(
+    session: Session,
+    *,
+    driver: int,
+    other: int,
+    start: dt.date | None,
+    end: dt.date | None,
+    kinds: Sequence[str],
+    categories: Sequence[str],
+) -> list[Record]:
+    """The records (event id, date, kind, category, actors) of the live events both actors take
+    part in, in the window, with these kinds and categories (none: any). Two states are read
+    off their pair's (pair, date) index; otherwise the driver's participations are read off
+    their (actor, date) index and each record, by key, tested for the other actor, so the
+    caller passes the actor with fewer events as `driver`."""
+    columns = (
+        _FACET_EVENT.event_id,
+        _FACET_EVENT.date,
+        _FACET_EVENT.kind,
+        _FACET_EVENT.category,
+        _FACET_EVENT.actors,
+    )
+    lo, hi = start or dt.date.min, end or dt.date.max
+    stmt: Select[Any]
+    if driver > 0 and other > 0:
+        a, b = sorted((driver, other))
+        stmt = (
+            select(*columns)
+            .join(StatePair.__table__, _STATE_PAIR.event_id == _FACET_EVENT.event_id)
+            .where(_STATE_PAIR.state_a == a, _STATE_PAIR.state_b == b)
+            .where(_STATE_PAIR.date.between(lo, hi))
+        )
+    else:
+        column = _PARTICIPANT.state_id if driver > 0 else _PARTICIPANT.organisation_id
+        stmt = (
+            select(*columns)
+            .join(Participant.__table__, _PARTICIPANT.event_id == _FACET_EVENT.event_id)
+            .where(column == abs(driver), _PARTICIPANT.date.between(lo, hi))
+            # The record lists its actors between single spaces.
+            .where((literal(" ") + _FACET_EVENT.actors + literal(" ")).contains(f" {other} "))
+        )
+    if kinds:
+        stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
+    if categories:
+        stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
+    return [tuple(row) for row in session.connection().execute(stmt)]
+
+
+def add_records(tally: Tally, records: Iterable[Record], interval: str, weight: int = 1) -> None:
+    """Add each event record to `tally` `weight` times (a negative weight takes it away)."""
+    width = 4 if interval == "year" else 7
+    for _, date, kind, category, actors in records:
+        tally.kind[kind] += weight
+        tally.category[category] += weight
+        tally.period[date.isoformat()[:width]] += weight
+        for actor in actors.split():
+            tally.actor[int(actor)] += weight
 
 
 def covers(*, given: bool, categories: bool, period: Period, interval: str) -> bool:
@@ -552,6 +643,24 @@ def _fill(session: Session, target: Table, table: Table, actors: bool) -> int:
             session.execute(insert(target).from_select(names, _expected(table, level)))
     # Counted afterwards: drivers do not all give an INSERT ... SELECT's row count.
     return int(session.scalar(select(func.count()).select_from(target)) or 0)
+
+
+def fill(session: Session, level: Level) -> None:
+    """Recount one level's rows from the tables (a migration that adds a level); the caller
+    commits."""
+    table = next(t for t, actors in _tables() if actors == level.actors)
+    session.execute(delete(table).where(*_level_rows(table.c, level)))
+    names = [c.name for c in table.columns]
+    session.execute(insert(table).from_select(names, _expected(table, level)))
+
+
+def _level_rows(c: Any, level: Level) -> list[Any]:
+    """The keys that are a level's own rows and no other level's."""
+    return [
+        c.given != 0 if level.given else c.given == 0,
+        c.category != "" if level.category else c.category == "",
+        {"all": c.period == 0, "year": c.period < 0, "month": c.period > 0}[level.period],
+    ]
 
 
 def rebuild(session: Session, progress: Any = None) -> dict[str, int]:

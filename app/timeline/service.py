@@ -255,18 +255,43 @@ def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     """Counts per kind, category, period, state and organisation of the matching events.
 
-    With at most one state or organisation and any kinds, categories and dates, the sums of the
-    kept counts (app/timeline/counts.py), plus a GROUP BY of the days at the window's edges and
-    of any whole months the counts do not keep; with other filters, a GROUP BY of every
-    matching event (`grouped`). Both are exact.
+    With states or organisations and any kinds, categories and dates, the sums of the kept
+    counts (app/timeline/counts.py), plus a GROUP BY of the days at the window's edges and of
+    any whole months the counts do not keep; several actors from each one's counts and the
+    events they share (`_several`). With other filters, a GROUP BY of every matching event
+    (`grouped`). Both are exact.
     """
     others = (query.q, query.tag, query.between, query.actor, query.target, query.include_members)
-    if len(set(query.state)) + len(set(query.organisation)) > 1 or any(others):
+    if any(others):
         return _shown(_grouped(session, query))
     filters = {name: value for name, value in query if name != "interval"}
     f = _filters(session, TimelineQuery.model_construct(**filters))
-    actors = [*f.states, *(-o for o in f.organisations)]
-    given = actors[0] if actors else 0
+    states = list(dict.fromkeys(f.states))
+    organisations = list(dict.fromkeys(-o for o in f.organisations))
+    if len(states) + len(organisations) > 1:
+        tally = _several(session, query, f, states, organisations)
+        return _shown(
+            _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
+        )
+    given = (states or organisations or [0])[0]
+    tally = counts.Tally.empty()
+    days = _summed(session, query, f, given, tally)
+    if days is None:
+        return _shown(_grouped(session, query))
+    found = _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
+    for lo, hi in days:
+        edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
+        found.add(_grouped(session, edge))
+    return _shown(found)
+
+
+def _summed(
+    session: Session, query: FacetsQuery, f: Filters, given: int, tally: counts.Tally
+) -> list[tuple[dt.date, dt.date]] | None:
+    """Add the facets of the events of `given` (0: every event) passing `f`'s kinds,
+    categories and dates to `tally`, from the kept counts and, for an actor, its records. For
+    every event, return the runs of days left to a GROUP BY; None when the counts cannot
+    answer."""
     pieces, days = counts.split(f.start, f.end)
     summed: list[tuple[counts.Period, int, int]] = []
     for piece in pieces:
@@ -282,8 +307,7 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
         elif given:
             days.append((dt.date.min, dt.date.max))
         else:
-            return _shown(_grouped(session, query))
-    tally = counts.Tally.empty()
+            return None
     if summed:
         counts.read(
             session,
@@ -305,12 +329,56 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
             interval=query.interval,
             tally=tally,
         )
-        days = []
-    found = _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
-    for lo, hi in days:
-        edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
-        found.add(_grouped(session, edge))
-    return _shown(found)
+        return []
+    return days
+
+
+def _several(
+    session: Session, query: FacetsQuery, f: Filters, states: list[int], organisations: list[int]
+) -> counts.Tally:
+    """The facets of several actors (actor keys: a state's id, an organisation's id negated).
+
+    States, like organisations, are any of (an event of any of them matches); states and
+    organisations together both (an event of one of the states and one of the organisations).
+    Any of: each actor's own sums (`_summed`), less each event shared by k of them k - 1
+    times. Both: the events each state shares with each organisation, once each. Either way
+    only the shared events are read one by one, and a pair the kept pairings show sharing
+    none is not read at all."""
+    tally = counts.Tally.empty()
+    if states and organisations:
+        pairs = [(s, o) for s in states for o in organisations]
+    else:
+        actors = states or organisations
+        for actor in actors:
+            _summed(session, query, f, actor, tally)
+        pairs = [(a, b) for i, a in enumerate(actors) for b in actors[i + 1 :]]
+    sizes: dict[int, int] = {}
+    shared: dict[int, counts.Record] = {}
+    for a, b in pairs:
+        if not counts.shared_total(session, a, b):
+            continue
+        for actor in (a, b):
+            if actor not in sizes:
+                sizes[actor] = counts.total(session, actor)
+        driver, other = (a, b) if sizes[a] <= sizes[b] else (b, a)
+        records = counts.read_shared(
+            session,
+            driver=driver,
+            other=other,
+            start=f.start,
+            end=f.end,
+            kinds=f.kinds,
+            categories=f.categories,
+        )
+        shared.update((record[0], record) for record in records)
+    if states and organisations:
+        counts.add_records(tally, shared.values(), query.interval)
+        return tally
+    wanted = set(states or organisations)
+    for record in shared.values():
+        times = len(wanted & counts.decode(record[4])) - 1
+        counts.add_records(tally, [record], query.interval, weight=-times)
+    return tally
 
 
 @dataclass(slots=True)
