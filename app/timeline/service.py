@@ -261,28 +261,52 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     events they share (`_several`). With other filters, a GROUP BY of every matching event
     (`grouped`). Both are exact.
     """
-    others = (query.q, query.tag, query.between, query.actor, query.target, query.include_members)
-    if any(others):
+    others = (query.q, query.tag, query.actor, query.target, query.include_members)
+    if any(others) or (query.between and (query.state or query.organisation)):
         return _shown(_grouped(session, query))
     filters = {name: value for name, value in query if name != "interval"}
     f = _filters(session, TimelineQuery.model_construct(**filters))
+    if f.pair:
+        return _shown(_found(session, _together(session, query, f)))
     states = list(dict.fromkeys(f.states))
     organisations = list(dict.fromkeys(-o for o in f.organisations))
     if len(states) + len(organisations) > 1:
-        tally = _several(session, query, f, states, organisations)
-        return _shown(
-            _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
-        )
+        return _shown(_found(session, _several(session, query, f, states, organisations)))
     given = (states or organisations or [0])[0]
     tally = counts.Tally.empty()
     days = _summed(session, query, f, given, tally)
     if days is None:
         return _shown(_grouped(session, query))
-    found = _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
+    found = _found(session, tally)
     for lo, hi in days:
         edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
         found.add(_grouped(session, edge))
     return _shown(found)
+
+
+def _found(session: Session, tally: counts.Tally) -> "_Found":
+    return _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
+
+
+def _together(session: Session, query: FacetsQuery, f: Filters) -> counts.Tally:
+    """`between=`: the events all its states take part in, read off the first two's pair
+    index, each record tested for the others."""
+    tally = counts.Tally.empty()
+    states = set(f.pair)
+    if not counts.shared_total(session, f.pair[0], f.pair[1]):
+        return tally
+    records = counts.read_shared(
+        session,
+        driver=f.pair[0],
+        other=f.pair[1],
+        start=f.start,
+        end=f.end,
+        kinds=f.kinds,
+        categories=f.categories,
+    )
+    shared = {r[0]: r for r in records if states <= counts.decode(r[4])}
+    counts.add_records(tally, shared.values(), query.interval)
+    return tally
 
 
 def _summed(
