@@ -19,7 +19,7 @@ from sqlalchemy import select, text, update
 
 from app.config import PROJECT_ROOT
 from app.events import documents
-from app.models import Event, Organisation, State
+from app.models import Event, EventTag, Organisation, State
 from app.timeline import counts, service
 from app.timeline.schemas import FacetsQuery
 from app.vocabulary import CATEGORIES
@@ -112,6 +112,7 @@ def random_filters(
     states: list[str],
     organisations: list[str],
     pairs: list[tuple[str, str]],
+    tags: list[str],
 ) -> FacetsQuery:
     params: dict[str, Any] = {"interval": rng.choice(["month", "year"])}
     actor = rng.random()
@@ -138,6 +139,15 @@ def random_filters(
         params["between"] = ",".join(
             dict.fromkeys([*rng.choice(state_pairs), *rng.sample(states, rng.randint(0, 1))])
         )
+    # Filters read off other indexes, or from every matching event's record.
+    if rng.random() < 0.15:
+        params["tag"] = rng.sample(tags, rng.randint(1, 2))
+    if rng.random() < 0.06:
+        params["q"] = rng.choice(["facet", "counts", "summit"])
+    if rng.random() < 0.06:
+        params[rng.choice(["actor", "target"])] = [rng.choice(states)]
+    if params.get("organisation") and rng.random() < 0.2:
+        params["include_members"] = True
     if rng.random() < 0.3:
         params["kind"] = [rng.choice(["diplomatic_action", "incident"])]
     if rng.random() < 0.3:
@@ -161,9 +171,10 @@ def assert_exact(
     nonempty = 0
     pairs = shared(w)
     with w.session() as s:
+        tags = sorted(s.scalars(select(EventTag.tag).distinct()))
         assert counts.check(s) == {"facet_count": 0, "facet_actor_count": 0, "facet_event": 0}
-        for _ in range(60):
-            query = random_filters(rng, states, organisations, pairs)
+        for _ in range(80):
+            query = random_filters(rng, states, organisations, pairs, tags)
             expected = service.grouped(s, query)
             assert service.facets(s, query) == expected, query
             nonempty += expected["total"] > 0

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -255,46 +255,78 @@ def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     """Counts per kind, category, period, state and organisation of the matching events.
 
-    With states or organisations and any kinds, categories and dates, the sums of the kept
-    counts (app/timeline/counts.py), plus a GROUP BY of the days at the window's edges and of
-    any whole months the counts do not keep; several actors from each one's counts and the
-    events they share (`_several`). With other filters, a GROUP BY of every matching event
-    (`grouped`). Both are exact.
+    States, organisations, kinds, categories and dates: the sums of the kept counts
+    (app/timeline/counts.py), plus what they do not keep read from each event's counted
+    record (`facet_event`): one actor's days at a window's edges, the events several actors
+    share (`_several`), a pair's (`between=`) or a tag's events, each off its (key, date)
+    index. Any other filter: the records of the matching events, or for no actor the GROUP BY
+    of the edge days (`grouped`, also the tests' oracle). All exact.
     """
-    others = (query.q, query.tag, query.actor, query.target, query.include_members)
-    if any(others) or (query.between and (query.state or query.organisation)):
-        return _shown(_grouped(session, query))
     filters = {name: value for name, value in query if name != "interval"}
-    f = _filters(session, TimelineQuery.model_construct(**filters))
-    if f.pair:
-        return _shown(_found(session, _together(session, query, f)))
-    states = list(dict.fromkeys(f.states))
-    organisations = list(dict.fromkeys(-o for o in f.organisations))
-    if len(states) + len(organisations) > 1:
-        return _shown(_found(session, _several(session, query, f, states, organisations)))
-    given = (states or organisations or [0])[0]
+    timeline = TimelineQuery.model_construct(**filters)
+    f = _filters(session, timeline)
     tally = counts.Tally.empty()
-    days = _summed(session, query, f, given, tally)
-    if days is None:
-        return _shown(_grouped(session, query))
-    found = _found(session, tally)
-    for lo, hi in days:
-        edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
-        found.add(_grouped(session, edge))
-    return _shown(found)
+    # One of tags, a pair and states or organisations is read off its index; more than one,
+    # or any other filter, every matching event.
+    drivers = sum(map(bool, (f.tags, f.pair, f.states or f.organisations)))
+    if f.words or f.actor or f.target or f.members or drivers > 1:
+        counts.add_records(tally, _matching(session, timeline), query.interval)
+    elif f.tags:
+        _tagged(session, query, f, tally)
+    elif f.pair:
+        _together(session, query, f, tally)
+    else:
+        states = list(dict.fromkeys(f.states))
+        organisations = list(dict.fromkeys(-o for o in f.organisations))
+        if len(states) + len(organisations) > 1:
+            _several(session, query, f, states, organisations, tally)
+        else:
+            given = (states or organisations or [0])[0]
+            days = _summed(session, query, f, given, tally)
+            if days is None:
+                return _shown(_grouped(session, query))
+            found = _found(session, tally)
+            for lo, hi in days:
+                edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
+                found.add(_grouped(session, edge))
+            return _shown(found)
+    return _shown(_found(session, tally))
+
+
+def _matching(session: Session, query: TimelineQuery) -> list[counts.Record]:
+    """The records of the events matching any filters, read by key."""
+    plan = _plan(session, query)
+    stmt, _, _ = statements.matching(plan.shape)
+    return counts.read_matching(session, stmt, plan.params)
+
+
+def _tagged(session: Session, query: FacetsQuery, f: Filters, tally: counts.Tally) -> None:
+    """`tag=` (any of them): the events of each tag off the tags' (tag, date) index, each
+    record by key, an event with two of the tags once."""
+    records: dict[int, counts.Record] = {}
+    for tag in dict.fromkeys(f.tags):
+        found = counts.read_tagged(
+            session,
+            tag=tag,
+            start=f.start,
+            end=f.end,
+            kinds=f.kinds,
+            categories=f.categories,
+        )
+        records.update((r[0], r) for r in found)
+    counts.add_records(tally, records.values(), query.interval)
 
 
 def _found(session: Session, tally: counts.Tally) -> "_Found":
     return _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
 
 
-def _together(session: Session, query: FacetsQuery, f: Filters) -> counts.Tally:
+def _together(session: Session, query: FacetsQuery, f: Filters, tally: counts.Tally) -> None:
     """`between=`: the events all its states take part in, read off the first two's pair
     index, each record tested for the others."""
-    tally = counts.Tally.empty()
     states = set(f.pair)
     if not counts.shared_total(session, f.pair[0], f.pair[1]):
-        return tally
+        return
     records = counts.read_shared(
         session,
         driver=f.pair[0],
@@ -304,9 +336,8 @@ def _together(session: Session, query: FacetsQuery, f: Filters) -> counts.Tally:
         kinds=f.kinds,
         categories=f.categories,
     )
-    shared = {r[0]: r for r in records if states <= counts.decode(r[4])}
+    shared = {r[0]: r for r in records if len(states) == 2 or states <= counts.decode(r[4])}
     counts.add_records(tally, shared.values(), query.interval)
-    return tally
 
 
 def _summed(
@@ -358,8 +389,13 @@ def _summed(
 
 
 def _several(
-    session: Session, query: FacetsQuery, f: Filters, states: list[int], organisations: list[int]
-) -> counts.Tally:
+    session: Session,
+    query: FacetsQuery,
+    f: Filters,
+    states: list[int],
+    organisations: list[int],
+    tally: counts.Tally,
+) -> None:
     """The facets of several actors (actor keys: a state's id, an organisation's id negated).
 
     States, like organisations, are any of (an event of any of them matches); states and
@@ -368,7 +404,6 @@ def _several(
     times. Both: the events each state shares with each organisation, once each. Either way
     only the shared events are read one by one, and a pair the kept pairings show sharing
     none is not read at all."""
-    tally = counts.Tally.empty()
     if states and organisations:
         pairs = [(s, o) for s in states for o in organisations]
     else:
@@ -397,12 +432,13 @@ def _several(
         shared.update((record[0], record) for record in records)
     if states and organisations:
         counts.add_records(tally, shared.values(), query.interval)
-        return tally
+        return
     wanted = set(states or organisations)
+    by_times: dict[int, list[counts.Record]] = defaultdict(list)
     for record in shared.values():
-        times = len(wanted & counts.decode(record[4])) - 1
-        counts.add_records(tally, [record], query.interval, weight=-times)
-    return tally
+        by_times[len(wanted & counts.decode(record[4])) - 1].append(record)
+    for times, records in by_times.items():
+        counts.add_records(tally, records, query.interval, weight=-times)
 
 
 @dataclass(slots=True)
