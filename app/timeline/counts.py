@@ -8,7 +8,7 @@ makes the pairings that answer "which states take part in the events of state X"
 `category` is '' for every category of the kind; `period` is 0 for all time, a month as
 202407, a year negated (-2024: then no year shares a key with a month, whatever the year).
 `LEVELS` lists the combinations kept: each adds rows to every write, so the ones that would
-cost many rows for few queries (an actor's month by month pairings, per category) are left out
+cost many rows for few queries (an actor's pairings by year or month per category) are left out
 and those queries read the tables instead (`app.timeline.service`).
 
 How it stays exact. `facet_event` records what each live event was counted as (date, kind,
@@ -94,17 +94,16 @@ LEVELS: tuple[Level, ...] = (
     *(Level(False, True, p, False) for p in ("all", "year", "month")),
     Level(False, True, "all", True),
     Level(False, True, "year", True),
-    # The events of one actor: all of it and by year, and by month the events alone (the
-    # `period` facet); its pairings all of it and by year per kind, per category all of it
-    # only. The pairings by month, and by year per category, are read from the tables
-    # (`read_days`): they would add most of a row per actor and pairing to every write.
+    # The events of one actor: all of it, by year and by month; its pairings per kind all of
+    # it, by year and by month (a window that cuts years then reads the events of its two
+    # edge months only, `read_days`), per category all of it only. Its pairings by year or
+    # month per category are read from the tables: they would add a row per actor, pairing
+    # and category to every write.
     *(Level(True, False, p, c) for p in ("all", "year", "month") for c in (False, True)),
     Level(True, True, "all", False),
     Level(True, True, "year", False),
     Level(True, True, "all", True),
-    # Its pairings by month per kind: a window that cuts a year reads the actor's events of
-    # the two edge months only, not of every month of the cut years. Added by a migration
-    # of its own (`PAIRINGS_BY_MONTH`).
+    # Added by a migration of its own (9c1f0e7a2b6d), which fills and removes just its rows.
     Level(True, True, "month", False),
 )
 PAIRINGS_BY_MONTH = Level(True, True, "month", False)
