@@ -614,3 +614,22 @@ def test_one_actors_whole_months_are_summed_not_read(
     ]
     for plan in plans:
         assert_facet_keys(plan)
+
+
+@pytest.mark.parametrize("kind", ["tag", "between"])
+def test_a_tag_or_a_pair_reads_its_events_off_its_index(
+    engine: Engine, session: Session, kind: str
+) -> None:
+    """A tag's or a pair's events: off the tags' or the pairs' (key, date) index, each record
+    by key."""
+    a, b, _ = shared_actors(session)
+    tag = session.scalar(text("SELECT tag FROM event_tag ORDER BY event_id LIMIT 1"))
+    params: dict[str, Any] = {"tag": [tag]} if kind == "tag" else {"between": f"{a},{b}"}
+    query = FacetsQuery.model_validate({**params, "from": "1990-02-10", "to": "2025-06-20"})
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    index = "ix_event_tag_timeline" if kind == "tag" else "ix_event_state_pair_timeline"
+    read = [plan for plan in plans if "facet_event" in plan]
+    assert read and all(index in plan for plan in read), plans
+    for plan in plans:
+        assert_facet_keys(plan)
+        assert_no_full_scan(plan)
