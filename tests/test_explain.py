@@ -9,6 +9,7 @@ nothing here is timed; bench/ measures the cost.
 """
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -546,5 +547,89 @@ def test_one_actors_days_read_its_participations_index(
     assert days, plans
     for plan in days:
         assert index in plan, plan
+        assert_facet_keys(plan)
+        assert_no_full_scan(plan)
+
+
+def shared_actors(session: Session) -> tuple[str, str, str]:
+    """Two states and an organisation of the seed that share live events with the first."""
+    a, b, org = session.execute(
+        text(
+            "SELECT sa.code, sb.code, o.code FROM event_state_pair p"
+            " JOIN state sa ON sa.id = p.state_a JOIN state sb ON sb.id = p.state_b"
+            " JOIN event_participant op ON op.event_id = p.event_id"
+            " JOIN organisation o ON o.id = op.organisation_id"
+            " JOIN event e ON e.id = p.event_id WHERE e.deleted_at IS NULL"
+            " ORDER BY p.event_id LIMIT 1"
+        )
+    ).one()
+    return a, b, org
+
+
+@pytest.mark.parametrize("kind", ["states", "state-and-organisation", "organisations"])
+def test_several_actors_read_their_shared_events_by_index(
+    engine: Engine, session: Session, kind: str
+) -> None:
+    """Several actors: each one's counts by key, and only the events they share read one by
+    one, two states off their pair's index, otherwise off the rarer actor's participations
+    index, each record by key."""
+    a, b, org = shared_actors(session)
+    params: dict[str, Any] = {
+        "states": {"state": [a, b]},
+        "state-and-organisation": {"state": [a], "organisation": [org]},
+        "organisations": {"organisation": [org, "UN"]},
+    }[kind]
+    query = FacetsQuery.model_validate({**params, "from": "2020-02-10", "to": "2025-06-20"})
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    for plan in plans:
+        assert_facet_keys(plan)
+        assert_no_full_scan(plan)
+    if kind == "states":
+        shared = [plan for plan in plans if "event_state_pair" in plan]
+        assert shared and all("ix_event_state_pair_timeline" in plan for plan in shared), plans
+    elif kind == "state-and-organisation":
+        shared = [plan for plan in plans if "facet_event" in plan]
+        index = "ix_event_participant_(state|organisation)_timeline"
+        assert shared and all(re.search(index, plan) for plan in shared), plans
+
+
+def test_one_actors_whole_months_are_summed_not_read(
+    engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window that cuts a year: one actor's whole months come from its kept pairings by
+    month; only the two edge months are read from its participations."""
+    query = FacetsQuery.model_validate({"state": ["DZA"], "from": "2023-03-15", "to": "2024-09-20"})
+    seen: list[tuple[dt.date, dt.date]] = []
+    read_days = counts.read_days
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        seen.extend(kwargs["days"])
+        read_days(*args, **kwargs)
+
+    monkeypatch.setattr(counts, "read_days", spy)
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    assert seen == [
+        (dt.date(2023, 3, 15), dt.date(2023, 3, 31)),
+        (dt.date(2024, 9, 1), dt.date(2024, 9, 20)),
+    ]
+    for plan in plans:
+        assert_facet_keys(plan)
+
+
+@pytest.mark.parametrize("kind", ["tag", "between"])
+def test_a_tag_or_a_pair_reads_its_events_off_its_index(
+    engine: Engine, session: Session, kind: str
+) -> None:
+    """A tag's or a pair's events: off the tags' or the pairs' (key, date) index, each record
+    by key."""
+    a, b, _ = shared_actors(session)
+    tag = session.scalar(text("SELECT tag FROM event_tag ORDER BY event_id LIMIT 1"))
+    params: dict[str, Any] = {"tag": [tag]} if kind == "tag" else {"between": f"{a},{b}"}
+    query = FacetsQuery.model_validate({**params, "from": "1990-02-10", "to": "2025-06-20"})
+    plans = facet_plans(engine, session, lambda: service.facets(session, query))
+    index = "ix_event_tag_timeline" if kind == "tag" else "ix_event_state_pair_timeline"
+    read = [plan for plan in plans if "facet_event" in plan]
+    assert read and all(index in plan for plan in read), plans
+    for plan in plans:
         assert_facet_keys(plan)
         assert_no_full_scan(plan)

@@ -15,11 +15,11 @@ import sys
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.config import PROJECT_ROOT
 from app.events import documents
-from app.models import Event, Organisation, State
+from app.models import Event, EventTag, Organisation, State
 from app.timeline import counts, service
 from app.timeline.schemas import FacetsQuery
 from app.vocabulary import CATEGORIES
@@ -51,7 +51,9 @@ def random_participants(
         for i, code in enumerate(chosen)
     ]
     if rng.random() < 0.4:
-        out.append({"organisation": rng.choice(organisations), "role": "mediator"})
+        # Sometimes two, so that organisations share events too.
+        for code in rng.sample(organisations, 1 if rng.random() < 0.7 else 2):
+            out.append({"organisation": code, "role": "mediator"})
     if rng.random() < 0.2:
         out.append({"group": "armed group", "role": "affected"})
     return out
@@ -87,18 +89,65 @@ def random_edit(rng: random.Random, states: list[str], organisations: list[str])
     return {"title": "Retitled: counts unchanged"}
 
 
-def random_filters(rng: random.Random, states: list[str], organisations: list[str]) -> FacetsQuery:
+def shared(w: Writable) -> list[tuple[str, str]]:
+    """Pairs of actors (state codes, or a state's and an organisation's) that share live
+    events, so that filters of several actors meet events counted more than once."""
+    with w.session() as s:
+        rows = s.execute(
+            text(
+                "SELECT DISTINCT sa.code, COALESCE(sb.code, o.code)"
+                " FROM event_participant a JOIN state sa ON sa.id = a.state_id"
+                " JOIN event_participant b ON b.event_id = a.event_id AND b.id <> a.id"
+                " LEFT JOIN state sb ON sb.id = b.state_id"
+                " LEFT JOIN organisation o ON o.id = b.organisation_id"
+                " JOIN event e ON e.id = a.event_id"
+                " WHERE e.deleted_at IS NULL AND (sb.code > sa.code OR o.code IS NOT NULL)"
+            )
+        ).all()
+    return sorted((a, b) for a, b in rows)
+
+
+def random_filters(
+    rng: random.Random,
+    states: list[str],
+    organisations: list[str],
+    pairs: list[tuple[str, str]],
+    tags: list[str],
+) -> FacetsQuery:
     params: dict[str, Any] = {"interval": rng.choice(["month", "year"])}
     actor = rng.random()
-    if actor < 0.35:
+    state_pairs = [p for p in pairs if p[1] in states] or [(states[0], states[1])]
+    mixed = [p for p in pairs if p[1] in organisations] or [(states[0], organisations[0])]
+    if actor < 0.3:
         params["state"] = [rng.choice(states)]
+    elif actor < 0.4:
+        params["organisation"] = [rng.choice(organisations)]
     elif actor < 0.5:
-        params["organisation"] = [rng.choice(organisations)]
-    elif actor < 0.6:
-        params["state"] = rng.sample(states, 2)
+        # Several of a kind: any of them; often two that share events, and others.
+        params["state"] = list(
+            dict.fromkeys([*rng.choice(state_pairs), *rng.sample(states, rng.randint(0, 2))])
+        )
+    elif actor < 0.55:
+        params["organisation"] = rng.sample(organisations, rng.randint(2, 3))
     elif actor < 0.65:
-        params["state"] = [rng.choice(states)]
-        params["organisation"] = [rng.choice(organisations)]
+        # States and organisations: both, one of each.
+        state, organisation = rng.choice(mixed)
+        params["state"] = [state, *rng.sample(states, rng.randint(0, 1))]
+        params["organisation"] = [organisation, *rng.sample(organisations, rng.randint(0, 1))]
+    elif actor < 0.72:
+        # All of them.
+        params["between"] = ",".join(
+            dict.fromkeys([*rng.choice(state_pairs), *rng.sample(states, rng.randint(0, 1))])
+        )
+    # Filters read off other indexes, or from every matching event's record.
+    if rng.random() < 0.15:
+        params["tag"] = rng.sample(tags, rng.randint(1, 2))
+    if rng.random() < 0.06:
+        params["q"] = rng.choice(["facet", "counts", "summit"])
+    if rng.random() < 0.06:
+        params[rng.choice(["actor", "target"])] = [rng.choice(states)]
+    if params.get("organisation") and rng.random() < 0.2:
+        params["include_members"] = True
     if rng.random() < 0.3:
         params["kind"] = [rng.choice(["diplomatic_action", "incident"])]
     if rng.random() < 0.3:
@@ -120,10 +169,12 @@ def assert_exact(
 ) -> int:
     """Random filters from the counts equal the GROUP BY; returns how many had events."""
     nonempty = 0
+    pairs = shared(w)
     with w.session() as s:
+        tags = sorted(s.scalars(select(EventTag.tag).distinct()))
         assert counts.check(s) == {"facet_count": 0, "facet_actor_count": 0, "facet_event": 0}
-        for _ in range(60):
-            query = random_filters(rng, states, organisations)
+        for _ in range(80):
+            query = random_filters(rng, states, organisations, pairs, tags)
             expected = service.grouped(s, query)
             assert service.facets(s, query) == expected, query
             nonempty += expected["total"] > 0

@@ -6,7 +6,7 @@ from sqlalchemy.exc import IntegrityError
 from app import writes
 from app.config import PROJECT_ROOT
 from app.db import Base, create_db_engine
-from app.models import Event, FacetEvent
+from app.models import Event, FacetActorCount, FacetEvent
 from app.seed import load
 from app.timeline import counts
 from tests.conftest import ThrowawayDatabases, alembic_config, revision_before
@@ -121,5 +121,28 @@ def test_facet_counts_up_and_down(databases: ThrowawayDatabases) -> None:
         assert session.scalar(select(func.count()).select_from(FacetEvent)) == session.scalar(
             select(func.count()).select_from(Event).where(Event.deleted_at.is_(None))
         )
+        assert counts.check(session) == {"facet_count": 0, "facet_actor_count": 0, "facet_event": 0}
+    engine.dispose()
+
+
+def test_facet_pairings_by_month_up_and_down(databases: ThrowawayDatabases) -> None:
+    """The upgrade adds one actor's pairings by month to counts already there; the downgrade
+    takes away those rows and no others."""
+    url = databases.new()
+    config = alembic_config(url)
+    engine = seeded_at_head(url)
+    with writes.session_factory(engine)() as session:
+        at_head = session.scalar(select(func.count()).select_from(FacetActorCount))
+        level = select(func.count()).where(FacetActorCount.given != 0, FacetActorCount.period > 0)
+        assert session.scalar(level)
+    command.downgrade(config, revision_before(config, "9c1f0e7a2b6d"))
+    with writes.session_factory(engine)() as session:
+        assert session.scalar(level) == 0
+        differ = counts.check(session)
+        assert differ["facet_actor_count"] > 0
+        assert differ["facet_count"] == 0 and differ["facet_event"] == 0
+    command.upgrade(config, "head")
+    with writes.session_factory(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(FacetActorCount)) == at_head
         assert counts.check(session) == {"facet_count": 0, "facet_actor_count": 0, "facet_event": 0}
     engine.dispose()

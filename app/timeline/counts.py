@@ -8,7 +8,7 @@ makes the pairings that answer "which states take part in the events of state X"
 `category` is '' for every category of the kind; `period` is 0 for all time, a month as
 202407, a year negated (-2024: then no year shares a key with a month, whatever the year).
 `LEVELS` lists the combinations kept: each adds rows to every write, so the ones that would
-cost many rows for few queries (an actor's month by month pairings, per category) are left out
+cost many rows for few queries (an actor's pairings by year or month per category) are left out
 and those queries read the tables instead (`app.timeline.service`).
 
 How it stays exact. `facet_event` records what each live event was counted as (date, kind,
@@ -26,9 +26,10 @@ import sys
 import time
 from calendar import monthrange
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from typing import cast as cast_
 
 from sqlalchemy import (
     BindParameter,
@@ -51,13 +52,22 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import create_db_engine, create_session_factory, serialise_writers
-from app.models import Event, FacetActorCount, FacetCount, FacetEvent, Participant
+from app.models import (
+    Event,
+    EventTag,
+    FacetActorCount,
+    FacetCount,
+    FacetEvent,
+    Participant,
+    StatePair,
+)
 from app.vocabulary import EventKind
 
 Period = Literal["all", "year", "month"]
@@ -84,15 +94,19 @@ LEVELS: tuple[Level, ...] = (
     *(Level(False, True, p, False) for p in ("all", "year", "month")),
     Level(False, True, "all", True),
     Level(False, True, "year", True),
-    # The events of one actor: all of it and by year, and by month the events alone (the
-    # `period` facet); its pairings all of it and by year per kind, per category all of it
-    # only. The pairings by month, and by year per category, are read from the tables
-    # (`read_days`): they would add most of a row per actor and pairing to every write.
+    # The events of one actor: all of it, by year and by month; its pairings per kind all of
+    # it, by year and by month (a window that cuts years then reads the events of its two
+    # edge months only, `read_days`), per category all of it only. Its pairings by year or
+    # month per category are read from the tables: they would add a row per actor, pairing
+    # and category to every write.
     *(Level(True, False, p, c) for p in ("all", "year", "month") for c in (False, True)),
     Level(True, True, "all", False),
     Level(True, True, "year", False),
     Level(True, True, "all", True),
+    # Added by a migration of its own (9c1f0e7a2b6d), which fills and removes just its rows.
+    Level(True, True, "month", False),
 )
+PAIRINGS_BY_MONTH = Level(True, True, "month", False)
 KEPT = frozenset(LEVELS)
 
 
@@ -292,6 +306,13 @@ def _add(session: Session, table: Any, deltas: Counter[Any]) -> None:
 # --- reading ------------------------------------------------------------------------------------
 
 
+# An event's record as read: event id, date (as the driver gives it: a date, or SQLite's ISO
+# text, spared the conversion), kind, category, actors.
+Record = tuple[int, Any, str, str, str]
+_STATE_PAIR = StatePair.__table__.c
+_EVENT_TAG = EventTag.__table__.c
+
+
 @dataclass(slots=True)
 class Tally:
     """Facet counts being summed: kind, category and period by their value, actors by key."""
@@ -351,7 +372,7 @@ def read(
         .where(*narrowed(fc, per_category=True), _periods(fc.period, pieces))
         .group_by(fc.kind, fc.category)
     )
-    for kind, category, n in conn.execute(stmt):
+    for kind, category, n in conn.execute(stmt).all():
         tally.kind[kind] += n
         tally.category[category] += n
     stmt = (
@@ -359,7 +380,7 @@ def read(
         .where(*narrowed(ac, per_category=bool(categories)), _periods(ac.period, pieces))
         .group_by(ac.value)
     )
-    for value, n in conn.execute(stmt):
+    for value, n in conn.execute(stmt).all():
         tally.actor[value] += n
     # The `period` facet: month rows, or year rows where whole years were asked for by year.
     months: list[tuple[Period, int, int]] = []
@@ -382,8 +403,48 @@ def read(
             .where(*narrowed(fc, per_category=bool(categories)), _periods(fc.period, chosen))
             .group_by(fc.period)
         )
-        for period, n in conn.execute(stmt):
+        for period, n in conn.execute(stmt).all():
             tally.period[_bucket(period, interval)] += n
+
+
+_RECORD = (
+    _FACET_EVENT.event_id,
+    type_coerce(_FACET_EVENT.date, String),
+    _FACET_EVENT.kind,
+    _FACET_EVENT.category,
+    _FACET_EVENT.actors,
+)
+
+
+def _all(session: Session, stmt: Select[Any], params: dict[str, Any] | None = None) -> list[Record]:
+    return cast_(list[Record], session.connection().execute(stmt, params).all())
+
+
+def _records_via(
+    session: Session,
+    table: Any,
+    where: Sequence[Any],
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    kinds: Sequence[str],
+    categories: Sequence[str],
+) -> list[Record]:
+    """The records of the live events a table with copies of the event's id and date (a
+    participation, a pair, a tag) lists under `where`, in the window, with these kinds and
+    categories (none: any): read off its (key, date) index, each record by key. An event the
+    table lists twice (an actor in two roles) comes twice."""
+    lo, hi = start or dt.date.min, end or dt.date.max
+    stmt = (
+        select(*_RECORD)
+        .join(table, table.c.event_id == _FACET_EVENT.event_id)
+        .where(*where, table.c.date.between(lo, hi))
+    )
+    if kinds:
+        stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
+    if categories:
+        stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
+    return _all(session, stmt)
 
 
 def read_days(
@@ -400,36 +461,121 @@ def read_days(
     records: read off the actor's participations' (actor, date) index, each event's record by
     its key, so the cost follows the actor's events on those days, not all of its events."""
     column = _PARTICIPANT.state_id if given > 0 else _PARTICIPANT.organisation_id
-    stmt = (
-        select(
-            _FACET_EVENT.event_id,
-            _FACET_EVENT.date,
-            _FACET_EVENT.kind,
-            _FACET_EVENT.category,
-            _FACET_EVENT.actors,
-        )
-        .join(Participant.__table__, _PARTICIPANT.event_id == _FACET_EVENT.event_id)
-        .where(column == abs(given), _PARTICIPANT.date.between(bindparam("lo"), bindparam("hi")))
-    )
-    if kinds:
-        stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
-    if categories:
-        stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
-    width = 4 if interval == "year" else 7
-    seen: set[int] = set()
-    conn = session.connection()
+    records: dict[int, Record] = {}
     # One statement per run of days: PostgreSQL bounds the index scan by a single range only,
     # and tests an OR of ranges on every participation of the actor instead.
     for lo, hi in days:
-        for event_id, date, kind, category, actors in conn.execute(stmt, {"lo": lo, "hi": hi}):
-            # An actor taking part twice (two roles) reads the event twice.
-            if event_id in seen:
-                continue
-            seen.add(event_id)
-            tally.kind[kind] += 1
-            tally.category[category] += 1
-            tally.period[date.isoformat()[:width]] += 1
-            tally.actor.update(decode(actors))
+        found = _records_via(
+            session,
+            Participant.__table__,
+            [column == abs(given)],
+            start=lo,
+            end=hi,
+            kinds=kinds,
+            categories=categories,
+        )
+        # An actor taking part twice (two roles) reads the event twice.
+        records.update((r[0], r) for r in found)
+    add_records(tally, records.values(), interval)
+
+
+def total(session: Session, given: int) -> int:
+    """Live events of one actor, all time (kept counts)."""
+    fc = FacetCount.__table__.c
+    stmt = select(func.sum(fc.n)).where(
+        fc.given == given, fc.kind.in_(list(KINDS)), fc.category == "", fc.period == 0
+    )
+    return int(session.connection().execute(stmt).scalar() or 0)
+
+
+def shared_total(session: Session, first: int, second: int) -> int:
+    """Live events both actors take part in, all time (kept pairings): 0 spares reading them."""
+    ac = FacetActorCount.__table__.c
+    stmt = select(func.sum(ac.n)).where(
+        ac.given == first,
+        ac.kind.in_(list(KINDS)),
+        ac.category == "",
+        ac.period == 0,
+        ac.value == second,
+    )
+    return int(session.connection().execute(stmt).scalar() or 0)
+
+
+def read_shared(
+    session: Session,
+    *,
+    driver: int,
+    other: int,
+    start: dt.date | None,
+    end: dt.date | None,
+    kinds: Sequence[str],
+    categories: Sequence[str],
+) -> list[Record]:
+    """The records of the live events both actors take part in (`_records_via`). Two states
+    are read off their pair's (pair, date) index; otherwise the driver's participations off
+    their (actor, date) index, each record tested for the other actor, so the caller passes
+    the actor with fewer events as `driver`."""
+    where: list[Any]
+    if driver > 0 and other > 0:
+        table: Any = StatePair.__table__
+        a, b = sorted((driver, other))
+        where = [_STATE_PAIR.state_a == a, _STATE_PAIR.state_b == b]
+    else:
+        table = Participant.__table__
+        column = _PARTICIPANT.state_id if driver > 0 else _PARTICIPANT.organisation_id
+        # The record lists its actors between single spaces.
+        spaced = literal(" ") + _FACET_EVENT.actors + literal(" ")
+        where = [column == abs(driver), spaced.contains(f" {other} ")]
+    return _records_via(
+        session, table, where, start=start, end=end, kinds=kinds, categories=categories
+    )
+
+
+def read_tagged(
+    session: Session,
+    *,
+    tag: str,
+    start: dt.date | None,
+    end: dt.date | None,
+    kinds: Sequence[str],
+    categories: Sequence[str],
+) -> list[Record]:
+    """The records of the live events with a tag, off the tags' (tag, date) index."""
+    return _records_via(
+        session,
+        EventTag.__table__,
+        [_EVENT_TAG.tag == tag],
+        start=start,
+        end=end,
+        kinds=kinds,
+        categories=categories,
+    )
+
+
+def read_matching(session: Session, ids: Select[Any], params: dict[str, Any]) -> list[Record]:
+    """The records of the events whose ids `ids` selects (executed with `params`)."""
+    stmt = select(*_RECORD).where(
+        _FACET_EVENT.event_id.in_(ids.with_only_columns(ids.selected_columns[0]))
+    )
+    return _all(session, stmt, params)
+
+
+def add_records(tally: Tally, records: Iterable[Record], interval: str, weight: int = 1) -> None:
+    """Add each event record to `tally` `weight` times (a negative weight takes it away)."""
+    width = 4 if interval == "year" else 7
+    rows = list(records)
+    # Counted per column first (in C), then added: far fewer Python steps per record, and each
+    # distinct list of actors is split once.
+    for counter, values in (
+        (tally.kind, Counter(r[2] for r in rows)),
+        (tally.category, Counter(r[3] for r in rows)),
+        (tally.period, Counter(str(r[1])[:width] for r in rows)),
+    ):
+        for value, n in values.items():
+            counter[value] += n * weight
+    for actors, n in Counter(r[4] for r in rows).items():
+        for actor in actors.split():
+            tally.actor[int(actor)] += n * weight
 
 
 def covers(*, given: bool, categories: bool, period: Period, interval: str) -> bool:
@@ -552,6 +698,24 @@ def _fill(session: Session, target: Table, table: Table, actors: bool) -> int:
             session.execute(insert(target).from_select(names, _expected(table, level)))
     # Counted afterwards: drivers do not all give an INSERT ... SELECT's row count.
     return int(session.scalar(select(func.count()).select_from(target)) or 0)
+
+
+def fill(session: Session, level: Level) -> None:
+    """Recount one level's rows from the tables (a migration that adds a level); the caller
+    commits."""
+    table = next(t for t, actors in _tables() if actors == level.actors)
+    session.execute(delete(table).where(*_level_rows(table.c, level)))
+    names = [c.name for c in table.columns]
+    session.execute(insert(table).from_select(names, _expected(table, level)))
+
+
+def _level_rows(c: Any, level: Level) -> list[Any]:
+    """The keys that are a level's own rows and no other level's."""
+    return [
+        c.given != 0 if level.given else c.given == 0,
+        c.category != "" if level.category else c.category == "",
+        {"all": c.period == 0, "year": c.period < 0, "month": c.period > 0}[level.period],
+    ]
 
 
 def rebuild(session: Session, progress: Any = None) -> dict[str, int]:

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -255,18 +255,98 @@ def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[
 def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
     """Counts per kind, category, period, state and organisation of the matching events.
 
-    With at most one state or organisation and any kinds, categories and dates, the sums of the
-    kept counts (app/timeline/counts.py), plus a GROUP BY of the days at the window's edges and
-    of any whole months the counts do not keep; with other filters, a GROUP BY of every
-    matching event (`grouped`). Both are exact.
+    States, organisations, kinds, categories and dates: the sums of the kept counts
+    (app/timeline/counts.py), plus what they do not keep read from each event's counted
+    record (`facet_event`): one actor's days at a window's edges, the events several actors
+    share (`_several`), a pair's (`between=`) or a tag's events, each off its (key, date)
+    index. Any other filter: the records of the matching events, or for no actor the GROUP BY
+    of the edge days (`grouped`, also the tests' oracle). All exact.
     """
-    others = (query.q, query.tag, query.between, query.actor, query.target, query.include_members)
-    if len(set(query.state)) + len(set(query.organisation)) > 1 or any(others):
-        return _shown(_grouped(session, query))
     filters = {name: value for name, value in query if name != "interval"}
-    f = _filters(session, TimelineQuery.model_construct(**filters))
-    actors = [*f.states, *(-o for o in f.organisations)]
-    given = actors[0] if actors else 0
+    timeline = TimelineQuery.model_construct(**filters)
+    f = _filters(session, timeline)
+    tally = counts.Tally.empty()
+    # One of tags, a pair and states or organisations is read off its index; more than one,
+    # or any other filter, every matching event.
+    drivers = sum(map(bool, (f.tags, f.pair, f.states or f.organisations)))
+    if f.words or f.actor or f.target or f.members or drivers > 1:
+        counts.add_records(tally, _matching(session, timeline), query.interval)
+    elif f.tags:
+        _tagged(session, query, f, tally)
+    elif f.pair:
+        _together(session, query, f, tally)
+    else:
+        states = list(dict.fromkeys(f.states))
+        organisations = list(dict.fromkeys(-o for o in f.organisations))
+        if len(states) + len(organisations) > 1:
+            _several(session, query, f, states, organisations, tally)
+        else:
+            given = (states or organisations or [0])[0]
+            days = _summed(session, query, f, given, tally)
+            if days is None:
+                return _shown(_grouped(session, query))
+            found = _found(session, tally)
+            for lo, hi in days:
+                edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
+                found.add(_grouped(session, edge))
+            return _shown(found)
+    return _shown(_found(session, tally))
+
+
+def _matching(session: Session, query: TimelineQuery) -> list[counts.Record]:
+    """The records of the events matching any filters, read by key."""
+    plan = _plan(session, query)
+    stmt, _, _ = statements.matching(plan.shape)
+    return counts.read_matching(session, stmt, plan.params)
+
+
+def _tagged(session: Session, query: FacetsQuery, f: Filters, tally: counts.Tally) -> None:
+    """`tag=` (any of them): the events of each tag off the tags' (tag, date) index, each
+    record by key, an event with two of the tags once."""
+    records: dict[int, counts.Record] = {}
+    for tag in dict.fromkeys(f.tags):
+        found = counts.read_tagged(
+            session,
+            tag=tag,
+            start=f.start,
+            end=f.end,
+            kinds=f.kinds,
+            categories=f.categories,
+        )
+        records.update((r[0], r) for r in found)
+    counts.add_records(tally, records.values(), query.interval)
+
+
+def _found(session: Session, tally: counts.Tally) -> "_Found":
+    return _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
+
+
+def _together(session: Session, query: FacetsQuery, f: Filters, tally: counts.Tally) -> None:
+    """`between=`: the events all its states take part in, read off the first two's pair
+    index, each record tested for the others."""
+    states = set(f.pair)
+    if not counts.shared_total(session, f.pair[0], f.pair[1]):
+        return
+    records = counts.read_shared(
+        session,
+        driver=f.pair[0],
+        other=f.pair[1],
+        start=f.start,
+        end=f.end,
+        kinds=f.kinds,
+        categories=f.categories,
+    )
+    shared = {r[0]: r for r in records if len(states) == 2 or states <= counts.decode(r[4])}
+    counts.add_records(tally, shared.values(), query.interval)
+
+
+def _summed(
+    session: Session, query: FacetsQuery, f: Filters, given: int, tally: counts.Tally
+) -> list[tuple[dt.date, dt.date]] | None:
+    """Add the facets of the events of `given` (0: every event) passing `f`'s kinds,
+    categories and dates to `tally`, from the kept counts and, for an actor, its records. For
+    every event, return the runs of days left to a GROUP BY; None when the counts cannot
+    answer."""
     pieces, days = counts.split(f.start, f.end)
     summed: list[tuple[counts.Period, int, int]] = []
     for piece in pieces:
@@ -282,8 +362,7 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
         elif given:
             days.append((dt.date.min, dt.date.max))
         else:
-            return _shown(_grouped(session, query))
-    tally = counts.Tally.empty()
+            return None
     if summed:
         counts.read(
             session,
@@ -305,12 +384,61 @@ def facets(session: Session, query: FacetsQuery) -> dict[str, Any]:
             interval=query.interval,
             tally=tally,
         )
-        days = []
-    found = _Found(tally.kind, tally.category, tally.period, *_codes(session, tally.actor))
-    for lo, hi in days:
-        edge = query.model_copy(update={"from_": lo.isoformat(), "to": hi.isoformat()})
-        found.add(_grouped(session, edge))
-    return _shown(found)
+        return []
+    return days
+
+
+def _several(
+    session: Session,
+    query: FacetsQuery,
+    f: Filters,
+    states: list[int],
+    organisations: list[int],
+    tally: counts.Tally,
+) -> None:
+    """The facets of several actors (actor keys: a state's id, an organisation's id negated).
+
+    States, like organisations, are any of (an event of any of them matches); states and
+    organisations together both (an event of one of the states and one of the organisations).
+    Any of: each actor's own sums (`_summed`), less each event shared by k of them k - 1
+    times. Both: the events each state shares with each organisation, once each. Either way
+    only the shared events are read one by one, and a pair the kept pairings show sharing
+    none is not read at all."""
+    if states and organisations:
+        pairs = [(s, o) for s in states for o in organisations]
+    else:
+        actors = states or organisations
+        for actor in actors:
+            _summed(session, query, f, actor, tally)
+        pairs = [(a, b) for i, a in enumerate(actors) for b in actors[i + 1 :]]
+    sizes: dict[int, int] = {}
+    shared: dict[int, counts.Record] = {}
+    for a, b in pairs:
+        if not counts.shared_total(session, a, b):
+            continue
+        for actor in (a, b):
+            if actor not in sizes:
+                sizes[actor] = counts.total(session, actor)
+        driver, other = (a, b) if sizes[a] <= sizes[b] else (b, a)
+        records = counts.read_shared(
+            session,
+            driver=driver,
+            other=other,
+            start=f.start,
+            end=f.end,
+            kinds=f.kinds,
+            categories=f.categories,
+        )
+        shared.update((record[0], record) for record in records)
+    if states and organisations:
+        counts.add_records(tally, shared.values(), query.interval)
+        return
+    wanted = set(states or organisations)
+    by_times: dict[int, list[counts.Record]] = defaultdict(list)
+    for record in shared.values():
+        by_times[len(wanted & counts.decode(record[4])) - 1].append(record)
+    for times, records in by_times.items():
+        counts.add_records(tally, records, query.interval, weight=-times)
 
 
 @dataclass(slots=True)
