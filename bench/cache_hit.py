@@ -1,12 +1,17 @@
 """The response cache against bare FastAPI, interleaved in one run (issue 23, target 4).
 
     .venv/bin/python -m bench.cache_hit [--database-url URL] [--rounds 5] [--duration 5]
+                                        [--baseline DIR]
 
 Starts bare FastAPI (`bench/bare_app.py`) and the API with its response cache on (1 worker
 each, as `bench/run` serves them), then, round after round, drives with wrk: bare /ping, one
 popular page answered from the cache, and the same page with `If-None-Match` (a 304). It prints
-each round's req/s and both ratios to bare, then their medians: rounds alternate so that other
-work on the machine touches all three alike.
+each round's req/s and the ratios to bare (the mean of the bare runs before and after), then
+their medians: rounds alternate so that other work on the machine touches all alike. It also
+prints the server's CPU time per request, which other work on a shared machine disturbs far
+less than req/s: bare's CPU per request over the API's is the ratio on an idle core.
+`--baseline DIR` also serves the API from another checkout (a worktree of main, say) and
+measures it in the same rounds, for an A/B of a change.
 """
 
 import argparse
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the API's database (default: the 1M SQLite data set of bench/run)",
     )
     parser.add_argument("--path", default=POPULAR, help=f"the popular page (default {POPULAR})")
+    parser.add_argument("--baseline", help="another checkout whose app to measure alongside")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
@@ -34,16 +40,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     bare = runner.bare_server(1)
-    api = runner.api_server("api-cache-hit", args.database_url, 1, cache=True)
-    with bare.running(), api.running():
-        first = httpx.get(api.url(args.path), timeout=60)
-        first.raise_for_status()
-        etag = first.headers["etag"]
-        again = httpx.get(api.url(args.path), headers={"If-None-Match": etag}, timeout=60)
-        assert again.status_code == 304, again.status_code  # noqa: S101 - a broken setup
-        runner.say(f"page: {len(first.content):,} bytes, ETag {etag}")
+    apis = {"api": runner.api_server("api-cache-hit", args.database_url, 1, cache=True)}
+    if args.baseline:
+        base = runner.api_server("api-cache-hit-baseline", args.database_url, 1, cache=True)
+        base.cmd = [*base.cmd, "--app-dir", args.baseline]
+        apis["baseline"] = base
+    servers = [bare, *apis.values()]
+    for server in servers:
+        server.start()
+    try:
+        etags = {}
+        for name, api in apis.items():
+            first = httpx.get(api.url(args.path), timeout=60)
+            first.raise_for_status()
+            etags[name] = first.headers["etag"]
+            again = httpx.get(api.url(args.path), headers={"If-None-Match": etags[name]})
+            assert again.status_code == 304, again.status_code  # noqa: S101 - a broken setup
+            runner.say(f"{name}: page of {len(first.content):,} bytes, ETag {etags[name]}")
 
-        def run(server: runner.Server, path: str, header: str | None = None) -> float:
+        cpu: dict[str, list[float]] = {}
+
+        def run(
+            server: runner.Server, path: str, header: str | None = None, label: str = ""
+        ) -> float:
+            assert server.proc is not None  # noqa: S101 - started above
+            used = runner.tree_cpu_seconds(server.proc.pid)
             result = runner.wrk(
                 server,
                 [path],
@@ -54,30 +75,45 @@ def main(argv: list[str] | None = None) -> int:
                 # Hits leave no backlog, and this machine is rarely idle enough for the wait.
                 drain=False,
             )
+            used = runner.tree_cpu_seconds(server.proc.pid) - used
+            if label:
+                cpu.setdefault(label, []).append(used / max(1, int(result["requests"])) * 1e6)
             return float(result["rps"])
 
-        run(bare, "/ping")  # warm both
-        run(api, args.path)
-        hits: list[float] = []
-        not_modified: list[float] = []
+        run(bare, "/ping")  # warm every server
+        for api in apis.values():
+            run(api, args.path)
+        ratios: dict[str, list[float]] = {}
         for n in range(1, args.rounds + 1):
-            b = run(bare, "/ping")
-            h = run(api, args.path)
-            c = run(api, args.path, f"If-None-Match: {etag}")
-            b2 = run(bare, "/ping")
-            base = (b + b2) / 2
-            hits.append(h / base)
-            not_modified.append(c / base)
+            before = run(bare, "/ping", label="bare")
+            line = []
+            measured = {}
+            for name, api in apis.items():
+                measured[f"{name} hit"] = run(api, args.path, label=f"{name} hit")
+                measured[f"{name} 304"] = run(
+                    api, args.path, f"If-None-Match: {etags[name]}", label=f"{name} 304"
+                )
+            after = run(bare, "/ping", label="bare")
+            mean = (before + after) / 2
+            for label, rps in measured.items():
+                ratios.setdefault(label, []).append(rps / mean)
+                line.append(f"{label} {rps:,.0f} ({rps / mean:.2f}x)")
+            runner.say(f"round {n}: bare {before:,.0f}/{after:,.0f}  " + "  ".join(line))
+        for label, values in ratios.items():
             runner.say(
-                f"round {n}: bare {b:,.0f}/{b2:,.0f}  hit {h:,.0f} ({h / base:.2f}x)"
-                f"  304 {c:,.0f} ({c / base:.2f}x)"
+                f"median {label}: {statistics.median(values):.2f}x bare"
+                f" (range {min(values):.2f}-{max(values):.2f})"
             )
-        runner.say(
-            f"median: hit {statistics.median(hits):.2f}x bare"
-            f" (range {min(hits):.2f}-{max(hits):.2f}),"
-            f" 304 {statistics.median(not_modified):.2f}x bare"
-            f" (range {min(not_modified):.2f}-{max(not_modified):.2f})"
-        )
+        bare_cpu = statistics.median(cpu["bare"])
+        for label, values in cpu.items():
+            per = statistics.median(values)
+            runner.say(
+                f"CPU per request, {label}: median {per:.0f} us"
+                f" (range {min(values):.0f}-{max(values):.0f}); bare/this {bare_cpu / per:.2f}"
+            )
+    finally:
+        for server in servers:
+            server.stop()
     return 0
 
 
