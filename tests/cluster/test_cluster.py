@@ -62,6 +62,21 @@ def feed_end(http: httpx.Client) -> str:
             return since
 
 
+def retitle(
+    cluster: Cluster, http: httpx.Client, path: str, etag: str, title: str
+) -> httpx.Response:
+    """PATCH an event's title through `http`, as an editor holding the ETag `etag`."""
+    return http.patch(
+        path,
+        json={"title": title},
+        headers={
+            **cluster.auth(),
+            "If-Match": etag,
+            "Content-Type": "application/merge-patch+json",
+        },
+    )
+
+
 def test_a_write_through_a_is_read_through_b_at_once(cluster: Cluster) -> None:
     a, b, _ = clients(cluster)
     with a, b:
@@ -73,15 +88,7 @@ def test_a_write_through_a_is_read_through_b_at_once(cluster: Cluster) -> None:
         since = feed_end(a)
 
         title = "Algeria shoots down a Malian drone (edited through replica A)"
-        edited = a.patch(
-            path,
-            json={"title": title},
-            headers={
-                **cluster.auth(),
-                "If-Match": before.headers["etag"],
-                "Content-Type": "application/merge-patch+json",
-            },
-        )
+        edited = retitle(cluster, a, path, before.headers["etag"], title)
         assert edited.status_code == 200, edited.text
 
         # B: no stale cached page, the new ETag, a 200 (not 304) for the old one.
@@ -145,15 +152,7 @@ def test_reads_that_share_a_version_read_never_miss_a_write_through_a(cluster: C
             running = [pool.submit(read, n) for n in range(readers)]
             started.wait()
             wait_for(lambda: len(seen) >= readers * 4, PATIENCE, "reads before the write")
-            edited = a.patch(
-                path,
-                json={"title": title},
-                headers={
-                    **cluster.auth(),
-                    "If-Match": before.headers["etag"],
-                    "Content-Type": "application/merge-patch+json",
-                },
-            )
+            edited = retitle(cluster, a, path, before.headers["etag"], title)
             acknowledged = time.monotonic()
             assert edited.status_code == 200, edited.text
             wait_for(
