@@ -41,14 +41,15 @@ def content_etag(body: bytes, version_tag: str | None) -> str:
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
+    if if_none_match == etag:
+        return True
     if if_none_match.strip() == "*":
         return True
     candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
     return etag in candidates
 
 
-def _not_modified_since(headers: Headers, last_modified: str | None) -> bool:
-    since = headers.get("if-modified-since")
+def _not_modified_since(since: str | None, last_modified: str | None) -> bool:
     if since is None or last_modified is None:
         return False
     try:
@@ -60,13 +61,27 @@ def _not_modified_since(headers: Headers, last_modified: str | None) -> bool:
 NOT_MODIFIED_KEEPS = frozenset({"etag", "cache-control", "last-modified", "vary", "link"})
 
 
+def is_not_modified(
+    if_none_match: str | None,
+    if_modified_since: str | None,
+    etag: str | None,
+    last_modified: str | None,
+) -> bool:
+    """Whether a conditional GET may be answered 304 for a 200 with this ETag and
+    Last-Modified: If-None-Match decides when it is sent (RFC 9110, 13.2.2)."""
+    if if_none_match is not None:
+        return etag is not None and _matches(if_none_match, etag)
+    return _not_modified_since(if_modified_since, last_modified)
+
+
 def not_modified(request_headers: Headers, response_headers: Headers) -> bool:
     """Whether a conditional GET may be answered 304 for this 200 response."""
-    if_none_match = request_headers.get("if-none-match")
-    if if_none_match is not None:
-        etag = response_headers.get("etag")
-        return etag is not None and _matches(if_none_match, etag)
-    return _not_modified_since(request_headers, response_headers.get("last-modified"))
+    return is_not_modified(
+        request_headers.get("if-none-match"),
+        request_headers.get("if-modified-since"),
+        response_headers.get("etag"),
+        response_headers.get("last-modified"),
+    )
 
 
 def not_modified_headers(response_headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -78,9 +93,19 @@ def not_modified_headers(response_headers: Headers) -> list[tuple[bytes, bytes]]
 
 
 class HttpCaching:
-    def __init__(self, app: ASGIApp, deprecations: tuple[Deprecation, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        deprecations: tuple[Deprecation, ...] = (),
+        *,
+        compressed_from: int | None = None,
+    ) -> None:
         self.app = app
         self.deprecations = deprecations
+        # A 304 carries the Vary its 200 would have had (RFC 9110, 15.4.5). GZipMiddleware,
+        # outside this one, adds Accept-Encoding to bodies of at least this size, and never to
+        # an empty 304; the response cache replays the 200's own, so both 304s are alike.
+        self.compressed_from = compressed_from
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,10 +160,13 @@ class HttpCaching:
         headers = MutableHeaders(scope=start)
         headers["ETag"] = content_etag(body, headers.get("etag"))
         if not_modified(request_headers, headers):
+            kept = MutableHeaders(raw=not_modified_headers(headers))
+            if self.compressed_from is not None and len(body) >= self.compressed_from:
+                kept.add_vary_header("Accept-Encoding")
             reply: dict[str, Any] = {
                 "type": "http.response.start",
                 "status": 304,
-                "headers": not_modified_headers(headers),
+                "headers": kept.raw,
             }
             await send(reply)
             await send({"type": "http.response.body", "body": b""})

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem
 
@@ -59,6 +59,12 @@ class Cors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if all(name != b"origin" for name, _ in scope["headers"]):
+            # Not a browser's cross-origin request: all either policy would do is add `Origin`
+            # to `Vary`. Done here on the raw list, as Starlette does it, without building
+            # Headers twice and a partial per request (most requests, every response-cache hit).
+            await self.app(scope, receive, _vary_origin(send))
+            return
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         requested = headers.get("access-control-request-method")
@@ -79,3 +85,29 @@ class Cors:
             await response(scope, receive, send)
             return
         await policy(scope, receive, send)
+
+
+def _vary_origin(send: Send) -> Send:
+    """`send` with `Origin` appended to the response's `Vary`, exactly as Starlette's
+    CORSMiddleware does for a request without an `Origin`: every `Vary` joined into the first
+    one's place, or one added at the end."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            raw = message.get("headers", [])
+            values = [value for name, value in raw if name == b"vary"]
+            if not values:
+                headers = [*raw, (b"vary", b"Origin")]
+            else:
+                joined: tuple[bytes, bytes] | None = (b"vary", b", ".join([*values, b"Origin"]))
+                headers = []
+                for name, value in raw:
+                    if name != b"vary":
+                        headers.append((name, value))
+                    elif joined is not None:
+                        headers.append(joined)
+                        joined = None
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped

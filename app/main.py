@@ -126,6 +126,7 @@ TAGS = [
 # export; level 1 is several times faster for output only a little larger than level 4's
 # (figures in bench/README.md).
 GZIP_LEVEL = 1
+GZIP_MINIMUM_BYTES = 1024
 
 # Routes announced for removal get `Deprecation` and `Sunset` headers (docs/api-guide.md).
 DEPRECATIONS: tuple[Deprecation, ...] = ()
@@ -219,8 +220,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         heavy=settings.rate_limit_heavy_concurrency,
     )
 
-    app.add_middleware(HttpCaching, deprecations=DEPRECATIONS)
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=GZIP_LEVEL)
+    app.add_middleware(HttpCaching, deprecations=DEPRECATIONS, compressed_from=GZIP_MINIMUM_BYTES)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     # Outside gzip and the ETag step, so a hit replays the finished bytes; inside CORS, the
     # limits and the request id, which differ per request.
     app.state.data_version = data_version_reader(engine, app.state.db_threads)

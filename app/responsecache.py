@@ -9,29 +9,30 @@ The data version is cheap to read on SQLite: `PRAGMA data_version` on a connecti
 changes whenever any other connection, in any process, commits. On PostgreSQL it is the current
 snapshot (`xmin:xmax:in-progress ids`), which changes whenever a writing transaction starts or
 ends, in any process, and never returns to an earlier value; it reads no table, but it is a
-round trip, so it runs on a database thread (`app.db.DatabaseThreads`).
+round trip, so it runs on a database thread (`app.db.DatabaseThreads`), and requests waiting at
+the same time share one (`SharedRead`).
 
 The key also carries the base URL the response's links were built from (`app.hosts.base_url`):
 without PUBLIC_BASE_URL that is the request's own scheme and Host, and a page rendered for a
 forged Host must never be replayed to anyone else.
 """
 
+import asyncio
 import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, Text, cast, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.caching import PRIVATE_PREFIXES, not_modified, not_modified_headers
+from app.caching import PRIVATE_PREFIXES, is_not_modified, not_modified_headers
 from app.db import DatabaseThreads
-from app.hosts import base_url
 
-Key = tuple[str, str, bytes, str, bool, str]
-Entry = tuple[list[tuple[bytes, bytes]], bytes]
+Key = tuple[object, str, bytes, bytes, bool, str]
 # Bigger bodies (a 500-event page) are rare and cheap to rebuild relative to their memory.
 MAX_ENTRY_BYTES = 1024 * 1024
 
@@ -90,7 +91,81 @@ def data_version_reader(
     async def snapshot_version() -> str:
         return await threads.run(read)
 
-    return snapshot_version
+    return SharedRead(snapshot_version)
+
+
+class SharedRead:
+    """One version read at a time, shared by every request that arrived before it started.
+
+    A request must see every commit acknowledged before it arrived, so it may not take the
+    result of a read already on its way: it waits for the next one, which starts when the
+    current one ends and serves everyone who arrived meanwhile. Under load that is one round
+    trip for many requests; alone, a request waits for one read, as before.
+
+    A version kept in memory and moved by LISTEN/NOTIFY would cost no round trip at all, but a
+    notification arrives some time after the commit it announces, so a page written through
+    another replica (or by an operator's UPDATE) could be served stale until it did; the
+    snapshot never lags (docs/operations.md)."""
+
+    def __init__(self, read: Callable[[], Awaitable[str]]) -> None:
+        self._read = read
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: asyncio.Future[str] | None = None  # for the next read
+        self._reading: asyncio.Task[None] | None = None
+
+    async def __call__(self) -> str:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._reading is not None:
+                # Another event loop (a second test client on the same app) is mid-read.
+                return await self._read()
+            self._loop, self._waiting = loop, None
+        waiting = self._waiting
+        if waiting is None:
+            waiting = self._waiting = loop.create_future()
+            if self._reading is None:
+                self._start(loop, waiting)
+        # Shielded: a request that goes away must not cancel the read others wait for.
+        return await asyncio.shield(waiting)
+
+    def _start(self, loop: asyncio.AbstractEventLoop, done: "asyncio.Future[str]") -> None:
+        self._waiting = None
+        self._reading = loop.create_task(self._read_into(loop, done))
+
+    async def _read_into(
+        self, loop: asyncio.AbstractEventLoop, done: "asyncio.Future[str]"
+    ) -> None:
+        try:
+            done.set_result(await self._read())
+        except Exception as exc:  # every waiter re-raises it, and decides what to do
+            done.set_exception(exc)
+        finally:
+            self._reading = None
+            waiting = self._waiting
+            if waiting is not None:
+                self._start(loop, waiting)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stored 200, with what a conditional request is compared with, worked out once."""
+
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+    not_modified: list[tuple[bytes, bytes]]
+
+    @classmethod
+    def of(cls, raw_headers: list[tuple[bytes, bytes]], body: bytes) -> "Entry":
+        headers = Headers(raw=raw_headers)
+        return cls(
+            raw_headers,
+            body,
+            headers.get("etag"),
+            headers.get("last-modified"),
+            not_modified_headers(headers),
+        )
 
 
 class ResponseCache:
@@ -119,9 +194,13 @@ class ResponseCache:
         ):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        # One pass over the request's headers, the first of each name as Headers.get gives:
+        # this is the whole of a hit's work besides the lookup and the replay.
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
         # Responses to a key may differ (drafts for editors); only anonymous reads are shared.
-        if "authorization" in headers or "cookie" in headers:
+        if b"authorization" in headers or b"cookie" in headers:
             await self.app(scope, receive, send)
             return
         try:
@@ -132,22 +211,37 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         key: Key = (
-            base_url(scope),
+            _links_base(scope, headers),
             scope["path"],
             scope["query_string"],
-            headers.get("accept", ""),
-            "gzip" in headers.get("accept-encoding", ""),
+            headers.get(b"accept", b""),
+            b"gzip" in headers.get(b"accept-encoding", b""),
             version,
         )
         # `Cache-Control: no-cache` asks for a fresh answer (RFC 9111, 5.2.1.4): render it and
         # keep that, as a browser's reload does.
-        fresh = "no-cache" in headers.get("cache-control", "")
+        fresh = b"no-cache" in headers.get(b"cache-control", b"")
         entry = None if fresh else self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-            await self._replay(entry, headers, send)
+        if entry is None:
+            await self.app(scope, receive, self._recorder(key, send))
             return
-        await self.app(scope, receive, self._recorder(key, send))
+        self._entries.move_to_end(key)
+        if_none_match = headers.get(b"if-none-match")
+        if_modified_since = headers.get(b"if-modified-since")
+        if (if_none_match is not None or if_modified_since is not None) and is_not_modified(
+            None if if_none_match is None else if_none_match.decode("latin-1"),
+            None if if_modified_since is None else if_modified_since.decode("latin-1"),
+            entry.etag,
+            entry.last_modified,
+        ):
+            await send(
+                {"type": "http.response.start", "status": 304, "headers": entry.not_modified}
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        # The stored lists are never changed: every middleware outside copies before it adds.
+        await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+        await send({"type": "http.response.body", "body": entry.body})
 
     def _recorder(self, key: Key, send: Send) -> Send:
         headers: list[tuple[bytes, bytes]] | None = None
@@ -160,40 +254,36 @@ class ResponseCache:
                 headers = list(message["headers"]) if message["status"] == 200 else None
             elif headers is not None:
                 if not message.get("more_body", False) and _storable(headers):
-                    self._put(key, (headers, message.get("body", b"")))
+                    self._put(key, Entry.of(headers, message.get("body", b"")))
                 headers = None
             await send(message)
 
         return record
 
-    async def _replay(self, entry: Entry, request_headers: Headers, send: Send) -> None:
-        raw_headers, body = entry
-        response_headers = Headers(raw=raw_headers)
-        if not_modified(request_headers, response_headers):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 304,
-                    "headers": not_modified_headers(response_headers),
-                }
-            )
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": body})
-
     def _put(self, key: Key, entry: Entry) -> None:
-        size = len(entry[1])
+        size = len(entry.body)
         if size > MAX_ENTRY_BYTES:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= len(old[1])
+            self._bytes -= len(old.body)
         self._entries[key] = entry
         self._bytes += size
         while len(self._entries) > self.size or self._bytes > self.max_bytes:
             _, evicted = self._entries.popitem(last=False)
-            self._bytes -= len(evicted[1])
+            self._bytes -= len(evicted.body)
+
+
+def _links_base(scope: Scope, headers: dict[bytes, bytes]) -> object:
+    """What the response's links were built from (`app.hosts.base_url`): PUBLIC_BASE_URL, or
+    the parts of the request it derives them from. Equal parts give equal links, and it
+    costs a tuple where building the URL cost a good share of a hit."""
+    public: str | None = scope["app"].state.settings.public_base_url
+    if public:
+        return public
+    # Without a Host, Starlette takes the server's address (a list under some servers).
+    host = headers.get(b"host") or tuple(scope.get("server") or ())
+    return (scope["scheme"], host, scope.get("root_path", ""))
 
 
 def _storable(raw_headers: list[tuple[bytes, bytes]]) -> bool:

@@ -62,6 +62,21 @@ def feed_end(http: httpx.Client) -> str:
             return since
 
 
+def retitle(
+    cluster: Cluster, http: httpx.Client, path: str, etag: str, title: str
+) -> httpx.Response:
+    """PATCH an event's title through `http`, as an editor holding the ETag `etag`."""
+    return http.patch(
+        path,
+        json={"title": title},
+        headers={
+            **cluster.auth(),
+            "If-Match": etag,
+            "Content-Type": "application/merge-patch+json",
+        },
+    )
+
+
 def test_a_write_through_a_is_read_through_b_at_once(cluster: Cluster) -> None:
     a, b, _ = clients(cluster)
     with a, b:
@@ -73,15 +88,7 @@ def test_a_write_through_a_is_read_through_b_at_once(cluster: Cluster) -> None:
         since = feed_end(a)
 
         title = "Algeria shoots down a Malian drone (edited through replica A)"
-        edited = a.patch(
-            path,
-            json={"title": title},
-            headers={
-                **cluster.auth(),
-                "If-Match": before.headers["etag"],
-                "Content-Type": "application/merge-patch+json",
-            },
-        )
+        edited = retitle(cluster, a, path, before.headers["etag"], title)
         assert edited.status_code == 200, edited.text
 
         # B: no stale cached page, the new ETag, a 200 (not 304) for the old one.
@@ -107,6 +114,59 @@ def test_a_write_through_a_is_read_through_b_at_once(cluster: Cluster) -> None:
         assert (
             b.get(path, params={"as_known_at": earlier}).json()["title"] == before.json()["title"]
         )
+
+
+def test_reads_that_share_a_version_read_never_miss_a_write_through_a(cluster: Cluster) -> None:
+    # B busy with cached reads from many clients at once, so they share reads of the data
+    # version (app/responsecache.py, SharedRead): every read sent after A acknowledged a write
+    # must show it, however the shared reads fell around the commit.
+    a, b, _ = clients(cluster)
+    path = f"/v1/events/{DRONE}"
+    # Each reader stops when told to, or at most at its anonymous budget's worth of reads.
+    readers, most = 8, ANONYMOUS_BUDGET - 10
+    with a, b:
+        before = b.get(path)
+        assert before.status_code == 200
+        title = before.json()["title"] + " (seen by every later read)"
+        seen: list[tuple[float, str]] = []
+        lock = threading.Lock()
+        started = threading.Barrier(readers + 1)
+        stop = threading.Event()
+
+        def read(n: int) -> None:
+            # An address of its own each (X-Forwarded-For, believed from 127.0.0.1), so the
+            # reads fit in the anonymous budget.
+            headers = {"X-Forwarded-For": f"203.0.113.{100 + n}"}
+            with httpx.Client(base_url=b.base_url, timeout=TIMEOUT, headers=headers) as http:
+                started.wait()
+                for _ in range(most):
+                    if stop.is_set():
+                        return
+                    sent = time.monotonic()
+                    response = http.get(path)
+                    assert response.status_code == 200, response.text
+                    with lock:
+                        seen.append((sent, response.json()["title"]))
+
+        with ThreadPoolExecutor(readers) as pool:
+            running = [pool.submit(read, n) for n in range(readers)]
+            started.wait()
+            wait_for(lambda: len(seen) >= readers * 4, PATIENCE, "reads before the write")
+            edited = retitle(cluster, a, path, before.headers["etag"], title)
+            acknowledged = time.monotonic()
+            assert edited.status_code == 200, edited.text
+            wait_for(
+                lambda: sum(sent > acknowledged for sent, _ in seen) >= readers * 4,
+                PATIENCE,
+                "reads after the write",
+            )
+            stop.set()
+            for done in running:
+                done.result()
+        later = [t for sent, t in seen if sent > acknowledged]
+        assert later, "no read was sent after the write"
+        assert set(later) == {title}
+        assert before.json()["title"] in {t for sent, t in seen if sent < acknowledged}
 
 
 def test_a_cursor_from_a_pages_on_b(cluster: Cluster) -> None:
