@@ -47,6 +47,8 @@ def both_ways(
 ) -> tuple[httpx.Response, httpx.Response, int]:
     """The response with the fast path, the one without it, and how many pages the fast path
     served for the first."""
+    # A fresh answer each time: the response cache may hold the page from another test.
+    headers = {"Cache-Control": "no-cache", **(headers or {})}
     state = client.app.state  # type: ignore[attr-defined]
     inline = state.inline_pages
     served = inline.served if inline else 0
