@@ -3,10 +3,10 @@ between the endpoint and the database driver.
 
 - SQLite (the inline probe): an `async` FastAPI endpoint that runs the statement on a plain
   `sqlite3` connection directly on the event loop, no thread hop, no SQLAlchemy execution.
-- PostgreSQL (the async probe): the same endpoint on an async driver, `PROBE_DRIVER=psycopg`
-  (psycopg's AsyncConnection, the driver the API ships; the default) or `asyncpg`, with
-  `PROBE_CONNECTIONS` connections (default 2, the API's database threads there) handed out by
-  a queue.
+- PostgreSQL (the async probe): the same endpoint on an async driver, `PROBE_DRIVER=asyncpg`
+  (the default where asyncpg is installed) or `psycopg` (psycopg's AsyncConnection, the driver
+  the API ships; the default otherwise), with `PROBE_CONNECTIONS` connections (default 2, the
+  API's database threads there): asyncpg's pool, or psycopg's connections in a queue.
 
 The statement is the API's own for the headline page (one state and a date window,
 `statements.page_documents`), compiled once for the database's dialect, so the probe and the
@@ -18,6 +18,7 @@ instrument, never deployed. `DATABASE_URL` names the database, as for the API.
 
 import asyncio
 import datetime as dt
+import importlib.util
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -38,7 +39,12 @@ from app.timeline import planner, statements
 LIMIT = 50
 URL = make_url(normalise_database_url(os.environ["DATABASE_URL"]))
 SQLITE = URL.get_backend_name() == "sqlite"
-DRIVER = "sqlite3" if SQLITE else os.environ.get("PROBE_DRIVER", "psycopg")
+# asyncpg where it is installed: the faster of the two async drivers on the headline page
+# (bench/README.md); psycopg, which the API ships, otherwise.
+ASYNCPG = importlib.util.find_spec("asyncpg") is not None
+DRIVER = (
+    "sqlite3" if SQLITE else os.environ.get("PROBE_DRIVER", "asyncpg" if ASYNCPG else "psycopg")
+)
 CONNECTIONS = int(os.environ.get("PROBE_CONNECTIONS", "2"))
 STATES_SQL = "SELECT code, id FROM state"
 

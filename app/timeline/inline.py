@@ -22,6 +22,7 @@ every other request of this process, is interrupted and handed back the same way
 """
 
 import datetime as dt
+import logging
 import math
 import sqlite3
 import threading
@@ -47,6 +48,7 @@ PLAIN_FIELDS = frozenset({"from_", "to", "state", "order", "limit", "cursor", "f
 INLINE_SECONDS = 0.05
 _DIALECT = sqlite.dialect()
 _STATE_ID = "SELECT id FROM state WHERE code = ?"
+log = logging.getLogger(__name__)
 
 
 class _Statement:
@@ -89,7 +91,8 @@ def _processed(process: Callable[[Any], Any] | None, value: Any) -> Any:
 
 class InlinePages:
     """The plain page's reads, on one `sqlite3` connection used from the event loop (opened on
-    first use, closed with the app). `served` counts the pages answered here."""
+    first use, closed with the app). `served` counts the pages answered here, `handed_back` the
+    reads that failed or were interrupted."""
 
     def __init__(self, database: str) -> None:
         self._database = database
@@ -100,6 +103,8 @@ class InlinePages:
         self._lock = threading.Lock()
         self._states: dict[str, int] = {}
         self.served = 0
+        # Reads interrupted or failed, whose requests the general path answered.
+        self.handed_back = 0
 
     @classmethod
     def for_engine(cls, engine: Engine) -> "InlinePages | None":
@@ -134,7 +139,9 @@ class InlinePages:
                     self._connection = self._connect()
                 self._deadline = time.monotonic() + INLINE_SECONDS
                 return self._connection.execute(sql, values).fetchall()
-            except sqlite3.Error:
+            except sqlite3.Error as exc:
+                self.handed_back += 1
+                log.info("inline page read failed (%s); the general path answers", exc)
                 return None
             finally:
                 self._deadline = math.inf
