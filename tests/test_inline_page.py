@@ -2,6 +2,7 @@
 the same status, headers and bytes, for the pages it takes, and it hands every other request
 to the general path. On PostgreSQL there is no fast path: the general path answers all."""
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.observability import REQUEST_ID_HEADER
+from app.timeline.inline import InlinePages
+from app.timeline.schemas import TimelineQuery
 from tests.conftest import ON_POSTGRES, Writable
 
 # Requests the fast path takes (on SQLite), each with the headers it is sent with.
@@ -124,3 +127,15 @@ def test_the_fast_path_sees_every_commit(writable: Writable) -> None:
     assert fast.json()["items"][0]["title"] == "Seen at once"
     assert fast.headers["ETag"] != before.headers["ETag"]
     assert compared(fast) == compared(general)
+
+
+def test_a_read_that_fails_is_handed_to_the_general_path(tmp_path: Path) -> None:
+    # A file without the tables: the read fails, and the general path is to answer (and to
+    # report the failure as its problem).
+    inline = InlinePages(str(tmp_path / "empty.db"))
+    try:
+        query = TimelineQuery.model_validate({"state": ["DZA"]})
+        assert inline.page(query, cursor_secret="test-secret") is None
+        assert (inline.served, inline.handed_back) == (0, 1)
+    finally:
+        inline.close()
