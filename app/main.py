@@ -47,6 +47,7 @@ from app.states.router import router as states_router
 from app.stream import service as stream_service
 from app.stream.router import router as stream_router
 from app.timeline.downloads import router as downloads_router
+from app.timeline.inline import InlinePages
 from app.timeline.router import router as timeline_router
 from app.webhooks import service as webhook_service
 from app.webhooks.router import router as webhooks_router
@@ -170,6 +171,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if worker is not None:
             worker.stop()
         app.state.db_threads.shutdown()
+        if app.state.inline_pages is not None:
+            app.state.inline_pages.close()
         if isinstance(app.state.data_version, SqliteDataVersion):
             app.state.data_version.close()
         app.state.engine.dispose()
@@ -214,6 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stream_slots = stream_service.Slots(
         settings.stream_max_total, settings.stream_max_per_client
     )
+    app.state.inline_pages = InlinePages.for_engine(engine)
     app.state.db_threads = DatabaseThreads(
         settings.threads,
         own_threads=engine.dialect.name == "postgresql",

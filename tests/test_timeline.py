@@ -478,6 +478,9 @@ class TestStateCodes:
 
         fresh = {"Cache-Control": "no-cache"}
         engine = writable.app.state.engine
+        # The general path's lookups: SQLite's fast path keeps the codes it read with its own
+        # connection (app/timeline/inline.py).
+        writable.app.state.inline_pages = None
         event.listen(engine, "before_cursor_execute", grab)
         try:
             first = writable.client.get("/v1/timeline?state=DZA", headers=fresh)

@@ -19,6 +19,7 @@ from app.ratelimit import EXPORT_SHARE
 from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
+from app.timeline.inline import InlinePages
 from app.timeline.schemas import (
     Facets,
     FacetsQuery,
@@ -74,8 +75,19 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     # The hot path (issue 7): the whole transaction in one trip to a database thread
     # (`DatabaseThreads`). A sync endpoint with SessionDep makes three (session in, endpoint,
     # session out), and each trip costs as much as reading the page (bench/README.md).
+    inline: InlinePages | None = request.app.state.inline_pages
+    if inline is not None and _format(request, query) == "json":
+        # SQLite's plain page, read on the event loop (app/timeline/inline.py); None when the
+        # general path must answer.
+        secret = request.app.state.settings.cursor_secret
+        if (result := inline.page(query, cursor_secret=secret)) is not None:
+            return _page_response(request, query, result)
     threads: DatabaseThreads = request.app.state.db_threads
     return await threads.run(_timeline, request, query)
+
+
+def _format(request: Request, query: TimelineQuery) -> str:
+    return query.format or formats.negotiate(request.headers.get("accept"))
 
 
 router.add_api_route(
@@ -93,7 +105,7 @@ router.add_api_route(
 
 def _timeline(request: Request, query: TimelineQuery) -> Response:
     with transaction(request.app.state.session_factory, write=False) as session:
-        fmt = query.format or formats.negotiate(request.headers.get("accept"))
+        fmt = _format(request, query)
         if fmt != "json":
             return _export(request, session, query, fmt)
         return _page(request, session, query)
@@ -102,6 +114,11 @@ def _timeline(request: Request, query: TimelineQuery) -> Response:
 def _page(request: Request, session: SessionDep, query: TimelineQuery) -> Response:
     settings = request.app.state.settings
     result = service.page(session, query, cursor_secret=settings.cursor_secret)
+    return _page_response(request, query, result)
+
+
+def _page_response(request: Request, query: TimelineQuery, result: service.Page) -> Response:
+    """The page's response, the same whichever path read it."""
     next_url = None
     headers = {}
     if result.changed_at is not None:
