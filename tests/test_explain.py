@@ -62,7 +62,9 @@ def _plans(engine: Engine, session: Session, params: dict[str, Any]) -> tuple[st
     with captured(engine) as statements:
         service.page(session, query, cursor_secret=SECRET)
     pages = [
-        (sql, p) for sql, p in statements if "ORDER BY" in sql and "LIMIT" in sql and "event" in sql
+        (sql, p)
+        for sql, p in statements
+        if "ORDER BY" in sql and "LIMIT" in sql and "event" in sql and "event_fts_words" not in sql
     ]
     assert len(pages) == 1, [sql for sql, _ in statements]
     sql, parameters = pages[0]

@@ -476,8 +476,10 @@ def _keyed_rows(
         start, end = (start, after[0]) if desc else (after[0], end)
     key_lo = search_index.day_key(start) if start else search_index.LOWEST
     key_hi = search_index.day_key(end + dt.timedelta(days=1)) - 1 if end else search_index.HIGHEST
+    assert f.words is not None  # noqa: S101 - planned for words
+    words = search_index.expanded(session, f.words)
     keys = session.execute(
-        statements.MATCHES_IN_ORDER[desc], {"words": f.words, "key_lo": key_lo, "key_hi": key_hi}
+        statements.MATCHES_IN_ORDER[desc], {"words": words, "key_lo": key_lo, "key_hi": key_hi}
     ).scalars()
     build = statements.page_csv if csv else statements.page_documents
     stmt = build(plan.shape, desc, after is not None)

@@ -5,7 +5,8 @@ walked the timeline testing each event against all of them) before it could orde
 second FTS5 index holds the same words, of live events only, under a rowid that sorts like the
 timeline: the day of the event's date (its Julian day number) in the high 32 bits, its id in
 the low ones (`app.search.timeline_key`). A page then reads the first matches in key order and
-stops (`app.timeline.service._keyed_rows`).
+stops (`app.timeline.service._keyed_rows`). `event_fts_words` lists every word indexed, so
+that a query's prefix is read as the words it begins (`app.timeline.search_index.expanded`).
 
 Contentless (the words are in `event.search_text` already), so a row is removed by giving its
 indexed text back: the triggers below do so with the old row's values, and are the only
@@ -32,9 +33,18 @@ depends_on: str | Sequence[str] | None = None
 
 # The rowid of an event: app.search.timeline_key computes the same in Python.
 _KEY = "(CAST(julianday({row}.date) AS INTEGER) << 32) + {row}.id"
+# The stored words are letters and digits separated by single spaces (app/search.py): quoted
+# and joined by commas they make a JSON array of them. Text written past the API in another
+# form lists nothing, and its words are then read as prefixes (`search_index.expanded`).
+_WORDS = (
+    "json_each(CASE WHEN json_valid('[\"' || replace({row}.search_text, ' ', '\",\"') || '\"]')"
+    " THEN '[\"' || replace({row}.search_text, ' ', '\",\"') || '\"]' ELSE '[]' END)"
+)
+_INDEXED = f"SELECT {_KEY.format(row='new')}, new.search_text WHERE new.deleted_at IS NULL"
+_LISTED = f"SELECT value FROM {_WORDS.format(row='new')} WHERE value <> ''"  # noqa: S608
 _ADD = (
-    "INSERT INTO event_fts_timeline(rowid, search_text)"
-    f" SELECT {_KEY.format(row='new')}, new.search_text WHERE new.deleted_at IS NULL;"
+    f"INSERT INTO event_fts_timeline(rowid, search_text) {_INDEXED};"
+    f" INSERT OR IGNORE INTO event_fts_words(word) {_LISTED};"
 )
 _REMOVE = (
     "INSERT INTO event_fts_timeline(event_fts_timeline, rowid, search_text)"
@@ -56,6 +66,12 @@ def upgrade() -> None:
         "CREATE VIRTUAL TABLE event_fts_timeline USING fts5(search_text, content='',"
         " tokenize='unicode61 remove_diacritics 2')"
     )
+    # Every word ever indexed (a word no event has any more only costs a lookup): a query's
+    # word prefix becomes the words it begins, which FTS5 reads incrementally where a prefix
+    # query merges every match first (app.timeline.search_index.expanded).
+    op.execute("CREATE TABLE event_fts_words (word TEXT PRIMARY KEY) WITHOUT ROWID")
+    listed = f"SELECT value FROM event, {_WORDS.format(row='event')} WHERE value <> ''"  # noqa: S608
+    op.execute(f"INSERT OR IGNORE INTO event_fts_words(word) {listed}")
     for trigger in TRIGGERS:
         op.execute(trigger)
     live = f"SELECT {_KEY.format(row='event')}, search_text FROM event WHERE deleted_at IS NULL"  # noqa: S608
@@ -68,3 +84,4 @@ def downgrade() -> None:
     for name in ("after_insert", "after_delete", "after_update"):
         op.execute(f"DROP TRIGGER IF EXISTS event_fts_timeline_{name}")
     op.execute("DROP TABLE IF EXISTS event_fts_timeline")
+    op.execute("DROP TABLE IF EXISTS event_fts_words")
