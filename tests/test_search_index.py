@@ -18,7 +18,7 @@ from alembic import command
 from sqlalchemy import text
 
 from app.config import PROJECT_ROOT
-from app.timeline import planner, search_index, service, statements
+from app.timeline import search_index, service, statements
 from app.timeline.schemas import TimelineQuery
 from tests.conftest import ON_POSTGRES, ThrowawayDatabases, Writable, alembic_config
 from tests.test_facet_counts import codes, random_day, random_participants
@@ -185,19 +185,3 @@ def test_the_index_up_and_down(databases: ThrowawayDatabases) -> None:
         live = session.scalar(text("SELECT count(*) FROM event WHERE deleted_at IS NULL"))
         assert live and search_index.rebuild(session) == live
     engine.dispose()
-
-
-def test_a_words_page_reads_no_count_first() -> None:
-    """SQLite: a page in timeline order reads its matches in that order, so it needs no count
-    of them to choose a plan; PostgreSQL still asks for an estimate."""
-    filters = planner.Filters(words='"cease"*')
-
-    def count() -> int:
-        raise AssertionError("counted")
-
-    plan = planner.plan(filters, dialect="sqlite", driven=True, one_page=True, matches=count)
-    assert plan.text == "fts_keys"
-    assert plan.unkeyed().text == "fts_walk"
-    with_category = planner.Filters(words='"cease"*', categories=("statement",))
-    assert planner.plan(with_category, dialect="sqlite", driven=True).unkeyed().text == "fts"
-    assert planner.plan(filters, dialect="sqlite", ranked=True).text == "fts"
