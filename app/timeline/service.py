@@ -468,8 +468,8 @@ def _keyed_rows(
 
     The matches come day by day; a page of the matches read so far, of the days they cover
     whole (before the last one's day), is a page of all of them. If it is short (other filters
-    kept few), more are read, twice as many each time; past FEW_MATCHES, the page is read as
-    if they had been counted (`PagePlan.unkeyed`)."""
+    kept few), more are read, as many as the share kept so far says; past FEW_MATCHES, the
+    page is read as if they had been counted (`PagePlan.unkeyed`)."""
     f = plan.filters
     start, end = f.start, f.end
     if after is not None:  # the cursor's own day still holds later events
@@ -502,7 +502,8 @@ def _keyed_rows(
                 return list(rows)
             if len(ids) > statements.FEW_MATCHES:
                 break
-            wanted *= 2
+            # As many as the share kept so far says the page needs, and at least twice as many.
+            wanted = max(2 * wanted, len(ids) * limit * 5 // (4 * max(len(rows), 1)))
     finally:
         keys.close()
     return _rows(session, plan.unkeyed(), desc, after, limit, csv=csv)
