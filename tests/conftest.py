@@ -28,7 +28,7 @@ from app.events import documents
 from app.main import create_app
 from app.models import Event, EventDocument, Participant, StatePair
 from app.seed import load
-from app.timeline import counts
+from app.timeline import counts, search_index
 
 SERVER_URL = normalise_database_url(os.environ.get("DATABASE_URL", "sqlite://"))
 ON_POSTGRES = SERVER_URL.startswith("postgresql")
@@ -285,7 +285,10 @@ def _writable(url: str) -> Iterator[Writable]:
     pairs = stale_pairs(w.engine)
     with w.session() as session:
         wrong_counts = {name: n for name, n in counts.check(session).items() if n}
+        if not ON_POSTGRES:
+            wrong_counts["event_fts_timeline"] = search_index.check(session)
+            wrong_counts = {name: n for name, n in wrong_counts.items() if n}
     w.close()
     assert stale == [], f"stale stored documents after {w.url}: {stale[:10]}"
     assert pairs == [], f"state pairs out of step with participants after {w.url}: {pairs[:10]}"
-    assert wrong_counts == {}, f"facet counts out of step with the tables after {w.url}"
+    assert wrong_counts == {}, f"facet counts or search index out of step after {w.url}"

@@ -63,7 +63,9 @@ def _plans(engine: Engine, session: Session, params: dict[str, Any]) -> tuple[st
     with captured(engine) as statements:
         service.page(session, query, cursor_secret=SECRET)
     pages = [
-        (sql, p) for sql, p in statements if "ORDER BY" in sql and "LIMIT" in sql and "event" in sql
+        (sql, p)
+        for sql, p in statements
+        if "ORDER BY" in sql and "LIMIT" in sql and "event" in sql and "event_fts_words" not in sql
     ]
     assert len(pages) == 1, [sql for sql, _ in statements]
     sql, parameters = pages[0]
@@ -267,7 +269,9 @@ def test_a_rare_word_is_read_through_the_text_index_first(engine: Engine, sessio
         assert "Bitmap Index Scan on ix_event_search" in plan, plan
         assert "ix_event_timeline" not in plan, plan
     else:
-        assert "event_fts" in plan, plan
+        # The matches read in timeline order from the index keyed so, then their events by id.
+        assert_read_in_timeline_order(sent)
+        assert "SEARCH event USING INTEGER PRIMARY KEY" in plan, plan
 
 
 def test_a_common_word_is_tested_on_the_rows_in_page_order(
@@ -275,15 +279,16 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
 ) -> None:
     """Many matches: no self-join and no fence, so the page can walk its order index."""
     monkeypatch.setattr(statements, "FEW_MATCHES", 0)
-    sql, plan = text_page(engine, session, "tinzaouaten")
+    with captured(engine) as sent:
+        sql, plan = text_page(engine, session, "tinzaouaten")
     if ON_POSTGRES:
         assert "OFFSET" not in sql and "event.search_vector @@" in sql, sql
         assert "MATERIALIZED" not in sql, sql  # the page served, not the void first read
         assert "ix_event_timeline" in plan or "ix_event_search" in plan, plan
     else:
-        # The timeline index, in page order, each event tested against the list of matches.
-        assert "SCAN event USING INDEX ix_event_timeline" in plan, plan
-        assert "event_fts" in plan, plan
+        # However many matches: read in timeline order, as many as the page needs.
+        assert_read_in_timeline_order(sent)
+        assert "event_fts " not in plan, plan
 
 
 def test_a_common_word_with_a_state_walks_the_state_index(
@@ -297,9 +302,9 @@ def test_a_common_word_with_a_state_walks_the_state_index(
     assert "ix_event_participant_state_timeline" in plan, plan
     assert_sorted_by_index(plan)
     if not ON_POSTGRES:
-        # Tested on the index's own event id: SQLite's planner otherwise drives from the list
-        # of matches (420 ms for a common word and a busy state at 1M, against 12).
-        assert any("event_participant.event_id + 0 IN" in sql for sql, _ in sent), sent
+        # Tested on the index's own event id against the matches read in timeline order.
+        assert_read_in_timeline_order(sent)
+        assert any("event_participant.event_id IN" in sql for sql, _ in sent), sent
 
 
 def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(
@@ -307,7 +312,7 @@ def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(
 ) -> None:
     """PostgreSQL chooses between reading every match first and testing the walked rows from
     the planner's estimate (one EXPLAIN); counting a common word's matches cost about 40 ms at
-    1M. SQLite counts them in its FTS5 index, which is cheap."""
+    1M. SQLite reads the matches in timeline order, as many as the page needs: no count."""
     query = TimelineQuery.model_validate({"q": "drone", "state": ["DZA"]})
     with captured(engine) as sent:
         service.page(session, query, cursor_secret=SECRET)
@@ -317,7 +322,33 @@ def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(
         assert len(estimates) == 1 and "search_vector @@" in estimates[0], sent
         assert not [sql for sql, _ in sent if "count(" in sql and "search_vector" in sql], sent
     else:
-        assert not estimates and len(counts) == 1, sent
+        assert not estimates and not counts, sent
+        assert_read_in_timeline_order(sent)
+
+
+def assert_read_in_timeline_order(sent: list[tuple[str, Any]]) -> None:
+    """SQLite: the page read the words' matches from `event_fts_timeline` in key order, which
+    FTS5 gives itself (no sort of the matches), and nothing from `event_fts`."""
+    reads = [sql for sql, _ in sent if "MATCH" in sql and not sql.startswith("EXPLAIN")]
+    assert reads, sent
+    assert all("event_fts_timeline MATCH" in sql and "ORDER BY rowid" in sql for sql in reads)
+    assert not [sql for sql in reads if "event_fts MATCH" in sql], reads
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's index in timeline order")
+@pytest.mark.parametrize("desc", [False, True])
+def test_matches_come_from_the_index_in_timeline_order(session: Session, desc: bool) -> None:
+    """FTS5 reads the keyed index in rowid order, either way, within the key range: no sort."""
+    sql = str(statements.MATCHES_IN_ORDER[desc])
+    for name in ("words", "key_lo", "key_hi"):
+        sql = sql.replace(f":{name}", "?")
+    plan = (
+        session.connection()
+        .exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ('"tinzaouat"*', 0, 1 << 60))
+        .all()
+    )
+    details = [row[3] for row in plan]
+    assert len(details) == 1 and details[0].startswith("SCAN event_fts_timeline VIRTUAL"), details
 
 
 def test_stored_documents_come_in_binary_on_postgresql(engine: Engine, session: Session) -> None:

@@ -73,8 +73,7 @@ def test_the_driver_s_own_filter_leaves_the_shape_and_the_other_states_stay() ->
     ("filters", "ranked", "driven"),
     [
         (Filters(words=WORDS), True, False),  # relevance: FTS5 scores every match anyway
-        (Filters(words=WORDS, categories=("veto",)), False, True),  # other filters, no driver
-        (Filters(words=WORDS, states=(1, 2)), False, True),
+        (Filters(words=WORDS, categories=("veto",)), False, False),  # other filters, no driver
         (Filters(words=WORDS, tags=("drones",)), False, False),  # a facet or feed: no driver
     ],
 )
@@ -87,18 +86,39 @@ def test_sqlite_looks_the_matches_up_without_counting_them(
 
 
 @pytest.mark.parametrize(
+    ("filters", "unkeyed"),
+    [
+        (Filters(words=WORDS), "fts_walk"),
+        (Filters(words=WORDS, start=dt.date(2025, 1, 1)), "fts_walk"),  # dates alone
+        (Filters(words=WORDS, states=(7,)), "fts_walk"),  # walk the state's index
+        (Filters(words=WORDS, states=(1, 2)), "fts"),  # other filters, no driver
+        (Filters(words=WORDS, categories=("veto",)), "fts"),
+    ],
+)
+def test_sqlite_pages_read_the_matches_in_timeline_order_without_counting_them(
+    filters: Filters, unkeyed: str
+) -> None:
+    """A page (or an export's batch) reads the matches in timeline order, as many as it needs
+    (`service._keyed_rows`); one that reads too many without filling falls back to the plan
+    for many matches."""
+    for one_page in (True, False):
+        page = plan(filters, dialect="sqlite", driven=True, one_page=one_page, matches=never)
+        assert (page.text, page.counts_itself) == ("fts_keys", False)
+        assert page.unkeyed().text == unkeyed
+
+
+@pytest.mark.parametrize(
     ("filters", "matches", "text"),
     [
         (Filters(words=WORDS), FEW, "fts"),
         (Filters(words=WORDS), FEW + 1, "fts_walk"),
-        (Filters(words=WORDS, states=(7,)), 3, "fts"),
-        (Filters(words=WORDS, states=(7,)), FEW + 1, "fts_walk"),  # walk the state's index
         (Filters(words=WORDS, start=dt.date(2025, 1, 1)), FEW + 1, "fts_walk"),  # dates alone
     ],
 )
 def test_sqlite_walks_for_many_matches(filters: Filters, matches: int, text: str) -> None:
+    """Not paged in timeline order (facets, `filtered`): the count chooses."""
     asked, count = told(matches)
-    page = plan(filters, dialect="sqlite", driven=True, one_page=True, matches=count)
+    page = plan(filters, dialect="sqlite", matches=count)
     assert (page.text, page.counts_itself) == (text, False)
     assert asked == [matches]
 

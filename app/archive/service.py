@@ -41,6 +41,7 @@ from app.places import service as places
 from app.sources import service as sources
 from app.states import service as states
 from app.timeline import counts as timeline_counts
+from app.timeline import search_index
 
 Progress = Callable[[str, int, int], None]
 """Called with (table, rows done, rows in the table) every few thousand rows."""
@@ -536,7 +537,8 @@ def _drop_indexes(session: Session, table: Table) -> list[str]:
 
 
 def _drop_fts_triggers(session: Session) -> list[str]:
-    """Drop the SQLite triggers that keep `event_fts` in step, returning their definitions.
+    """Drop the SQLite triggers that keep `event_fts` and `event_fts_timeline` in step,
+    returning their definitions.
 
     Fed one row at a time, the FTS5 index costs far more than rebuilt once at the end
     (bench/README.md). DDL is transactional in SQLite, so a failed
@@ -555,6 +557,7 @@ def _drop_fts_triggers(session: Session) -> list[str]:
 
 def _rebuild_fts(session: Session, triggers: list[str]) -> None:
     session.execute(text("INSERT INTO event_fts(event_fts) VALUES ('rebuild')"))
+    search_index.rebuild(session)
     for sql in triggers:
         session.execute(text(sql))
 

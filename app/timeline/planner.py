@@ -7,8 +7,10 @@ names:
 - `driver`: the table a page is read from. One state, pair of states (`between=`),
   organisation or tag is read off its own (key, date, public_id) index in page order, which
   stops after a page; otherwise `event` is read in timeline order and each row tested.
-- `text`: how `q=` is matched (`statements.TextMode`), which depends on how many events have
-  the words: look them all up, or walk the page's order testing each row.
+- `text`: how `q=` is matched (`statements.TextMode`). A SQLite page in timeline order reads
+  the matches in that order from an index keyed so (`search_index`), as many as it needs.
+  Otherwise it depends on how many events have the words: look them all up, or walk the
+  page's order testing each row.
 - `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches,
   counts them as it reads them; if they were many after all, `PagePlan.recounted` plans it
   again and the page is read the other way.
@@ -91,6 +93,12 @@ class PagePlan:
     # The page counts the words' matches as it reads them (`statements.few_page_documents`).
     counts_itself: bool = False
 
+    def unkeyed(self) -> "PagePlan":
+        """SQLite: the plan for a page that read more than FEW_MATCHES matches in timeline
+        order without filling itself (other filters keep few of them), as if it had counted
+        them."""
+        return replace(self, text=_many_on_sqlite(self.filters, self.driver))
+
     def recounted(self, matches: int) -> "PagePlan":
         """The plan for a page that counted its matches itself, once their number is known:
         read as "few" (its rows stand) or, past FEW_MATCHES, again as "many"."""
@@ -168,7 +176,7 @@ def plan(
     driver = _driver(filters) if driven else None
     text = None
     if filters.words is not None:
-        text = _text_mode(filters, dialect, driver, ranked=ranked, matches=matches)
+        text = _text_mode(filters, dialect, driver, driven, ranked=ranked, matches=matches)
     # Expected to be few: the page counts them as it reads them, and is read again the other
     # way if the estimate was low (`PagePlan.recounted`).
     counts_itself = (
@@ -201,18 +209,28 @@ def _text_mode(
     f: Filters,
     dialect: str,
     driver: Driver | None,
+    driven: bool,
     *,
     ranked: bool,
     matches: Callable[[], int] | None,
 ) -> statements.TextMode:
     sqlite = dialect != "postgresql"
+    if sqlite and driven and not ranked:
+        # Paged in timeline order: the matches are read in that order until the page is full,
+        # whatever their number (`service._keyed_rows`), with no count first.
+        return "fts_keys"
     if sqlite and (ranked or (driver is None and f.others)):
-        # Ranked: FTS5 scores the matches whatever their number. Other filters read off
-        # `event` (a category, say): walking the timeline could pass many events before one
-        # passes both, so the matches are looked up instead.
+        # Ranked: FTS5 scores the matches whatever their number. Other filters: see
+        # `_many_on_sqlite`.
         return "fts"
     if matches is None:
         raise ValueError("this plan depends on how many events have the words")
     if matches() <= statements.FEW_MATCHES:
         return "fts" if sqlite else "few"
-    return "fts_walk" if sqlite else "many"
+    return _many_on_sqlite(f, driver) if sqlite else "many"
+
+
+def _many_on_sqlite(f: Filters, driver: Driver | None) -> statements.TextMode:
+    # Other filters read off `event` (a category, say): walking the timeline could pass many
+    # events before one passes both, so the matches are looked up instead.
+    return "fts" if driver is None and f.others else "fts_walk"

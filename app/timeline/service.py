@@ -23,7 +23,7 @@ from app.revisions import service as revision_service
 from app.schemas import parse_partial_date, unknown_code
 from app.search import search_terms
 from app.search import words as search_words
-from app.timeline import counts, filters, planner, statements
+from app.timeline import counts, filters, planner, search_index, statements
 from app.timeline.planner import Filters, PagePlan
 from app.timeline.schemas import FacetsQuery, TimelineFilters, TimelineQuery
 
@@ -569,6 +569,8 @@ def _rows(
     document_format, body, changed_at) (`statements.page_documents`), with `matches` when the
     page counts them itself (`statements.few_page_documents`), or with `csv`
     (id, date, public_id, document_format, csv) (`statements.page_csv`)."""
+    if plan.text == "fts_keys":
+        return _keyed_rows(session, plan, desc, after, limit, csv=csv)
     params = plan.params
     params["limit"] = limit
     if after is not None:
@@ -578,6 +580,61 @@ def _rows(
         build = statements.few_page_documents
         params["few_limit"] = statements.FEW_MATCHES + 1
     return list(session.execute(build(plan.shape, desc, after is not None), params).all())
+
+
+def _keyed_rows(
+    session: Session,
+    plan: PagePlan,
+    desc: bool,
+    after: tuple[dt.date, str] | None,
+    limit: int,
+    *,
+    csv: bool,
+) -> list[Any]:
+    """SQLite: `_rows` of a plan that reads the words' matches in timeline order
+    (`search_index`), a few at a time, until the page is full.
+
+    The matches come day by day; a page of the matches read so far, of the days they cover
+    whole (before the last one's day), is a page of all of them. If it is short (other filters
+    kept few), more are read, as many as the share kept so far says; past FEW_MATCHES, the
+    page is read as if they had been counted (`PagePlan.unkeyed`)."""
+    f = plan.filters
+    start, end = f.start, f.end
+    if after is not None:  # the cursor's own day still holds later events
+        start, end = (start, after[0]) if desc else (after[0], end)
+    key_lo = search_index.day_key(start) if start else search_index.LOWEST
+    key_hi = search_index.day_key(end + dt.timedelta(days=1)) - 1 if end else search_index.HIGHEST
+    assert f.words is not None  # noqa: S101 - planned for words
+    words = search_index.expanded(session, f.words)
+    keys = session.execute(
+        statements.MATCHES_IN_ORDER[desc], {"words": words, "key_lo": key_lo, "key_hi": key_hi}
+    ).scalars()
+    build = statements.page_csv if csv else statements.page_documents
+    stmt = build(plan.shape, desc, after is not None)
+    params = plan.params
+    params["limit"] = limit
+    if after is not None:
+        params["after_date"], params["after_id"] = after
+    ids: list[int] = []
+    wanted = 2 * limit
+    try:
+        while True:
+            read = keys.fetchmany(wanted - len(ids))
+            ids.extend(key & search_index.ID_MASK for key in read)
+            if len(ids) < wanted:  # every match read: no edge
+                edge = dt.date.min if desc else dt.date.max
+            else:
+                edge = search_index.day_of(read[-1])
+            rows = session.execute(stmt, {**params, "ids": ids, "edge": edge}).all()
+            if len(rows) >= limit or len(ids) < wanted:
+                return list(rows)
+            if len(ids) > statements.FEW_MATCHES:
+                break
+            # As many as the share kept so far says the page needs, and at least twice as many.
+            wanted = max(2 * wanted, len(ids) * limit * 5 // (4 * max(len(rows), 1)))
+    finally:
+        keys.close()
+    return _rows(session, plan.unkeyed(), desc, after, limit, csv=csv)
 
 
 def _stored(rows: list[Any]) -> list[tuple[int, int | None, Any]]:

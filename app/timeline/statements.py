@@ -38,10 +38,11 @@ from app.vocabulary import MEMBER_STATUSES, MembershipEnd, ParticipantRole
 # others read one state's, pair of states', organisation's or tag's rows in (key, date,
 # public_id) index order and stop after a page (`planner.plan` says when).
 DriverKind = Literal["state", "pair", "organisation", "tag"]
-# How `q=` is matched (`planner.plan`). SQLite's FTS5: look every match up ("fts"), or walk
-# the timeline in order and keep the matches ("fts_walk"). PostgreSQL's tsvector: read every
-# match first ("few"), or test the rows the plan reads ("many").
-TextMode = Literal["fts", "fts_walk", "few", "many"]
+# How `q=` is matched (`planner.plan`). SQLite's FTS5: look every match up ("fts"), walk the
+# timeline in order and keep the matches ("fts_walk"), or keep the events whose ids the page's
+# caller read from the index in timeline order ("fts_keys", `MATCHES_IN_ORDER`). PostgreSQL's
+# tsvector: read every match first ("few"), or test the rows the plan reads ("many").
+TextMode = Literal["fts", "fts_walk", "fts_keys", "few", "many"]
 
 EVENT = Event.__table__.c
 PARTICIPANT = Participant.__table__.c
@@ -127,6 +128,10 @@ def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> Colu
     """Events whose text has every word, each as a word prefix ("tinzaouat" finds
     "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL. `event_id` is
     the column of the table the page is read from."""
+    if mode == "fts_keys":
+        # The matches of whole days, read in timeline order by the caller; the page bounds its
+        # dates to those days (`page`).
+        return event_id.in_(_many("ids"))
     if mode in ("fts", "fts_walk"):
         matches: Select[Any] = (
             select(literal_column("rowid"))
@@ -251,8 +256,11 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
 def page(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     """A page in (date, public id) order, after the cursor's position when `after`.
 
-    Binds `limit`, and `after_date` and `after_id` with a cursor."""
+    Binds `limit`, and `after_date` and `after_id` with a cursor; with "fts_keys", `ids` and
+    `edge`, the day the ids may stop in: the page ends before it (after it, descending)."""
     stmt, date, key = matching(shape)
+    if shape.text == "fts_keys":
+        stmt = stmt.where(date > bindparam("edge") if desc else date < bindparam("edge"))
     return _keyset(stmt, date, key, desc, after)
 
 
@@ -349,6 +357,8 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
 
 @lru_cache(maxsize=512)
 def count(shape: Shape) -> Select[tuple[int]]:
+    if shape.text == "fts_keys":  # every match counts, not a page's
+        shape = replace(shape, text="fts")
     stmt, _, _ = matching(shape)
     return select(func.count()).select_from(stmt.subquery())
 
@@ -375,6 +385,15 @@ TEXT_MATCHES = {
     ),
 }
 
+
+# SQLite: the keys of the live events that have the words (app/timeline/search_index.py), from
+# `key_lo` to `key_hi`, in timeline order (by day, then id) or its reverse. FTS5 reads them as it
+# goes: the caller fetches as many as a page needs and closes it.
+_IN_ORDER = (
+    "SELECT rowid FROM event_fts_timeline WHERE event_fts_timeline MATCH :words"
+    " AND rowid >= :key_lo AND rowid <= :key_hi ORDER BY rowid"
+)
+MATCHES_IN_ORDER = {False: text(_IN_ORDER), True: text(f"{_IN_ORDER} DESC")}
 
 # PostgreSQL: the planner's estimate of TEXT_MATCHES's rows, read from its plan
 # (`service._estimated_matches`). The words stay a bound parameter, so the plan is made for
