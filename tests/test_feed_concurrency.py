@@ -32,6 +32,7 @@ from app.revisions import service as revisions
 from app.stream import service as stream
 from app.stream.schemas import StreamQuery
 from tests.conftest import ON_POSTGRES, Writable, stale_documents
+from tests.helpers import event_body
 from tests.live import LiveServer
 from tests.sse import Stream
 
@@ -39,18 +40,13 @@ on_postgres = pytest.mark.skipif(not ON_POSTGRES, reason="writers run side by si
 
 
 def body(event_id: str) -> dict[str, Any]:
-    return {
-        "id": event_id,
-        "kind": "diplomatic_action",
-        "category": "statement",
-        "date": event_id[:10],
-        "date_precision": "day",
-        "title": "Out of order",
-        "summary": "Written by the change feed's concurrency tests.",
-        "participants": [{"state": "NER", "role": "initiator"}],
+    return event_body(
+        id=event_id,
+        date=event_id[:10],
+        participants=[{"state": "NER", "role": "initiator"}],
         # A source of its own: two writers creating one source would wait for each other.
-        "sources": [{"url": f"https://example.org/test/{event_id}", "publisher": "Feed Test"}],
-    }
+        sources=[{"url": f"https://example.org/test/{event_id}", "publisher": "Feed Test"}],
+    )
 
 
 @contextmanager
