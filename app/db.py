@@ -276,21 +276,76 @@ def _replace_dead_connections(dialect: Dialect) -> Callable[[Any, ConnectionPool
     return checkout
 
 
-# The change feed's writer lock. Any constant works; it only has to be the same for every writer
-# of this database.
+# Whole-database jobs (an archive import) take this advisory lock exclusively to keep every
+# revision writer out; writers take it shared, so they never wait for each other on it.
 FEED_LOCK_KEY = 7_411_2025
+# The advisory lock class (the first of two keys) under which revision writers announce
+# themselves on PostgreSQL; any constant works, as long as nothing else in this database uses it.
+FEED_WRITER_LOCK = 74_112_025
+# The largest revision id the sequence (the SERIAL column's) has handed out: every id drawn
+# later is larger. (A sequence reset with `setval(..., false)`, as a restore does, has not yet
+# handed out its `last_value`.)
+_LAST_DRAWN = (
+    "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM revision_id_seq"
+)
+_ANNOUNCE_WRITER = text(
+    "SELECT pg_advisory_xact_lock_shared(:gate),"
+    f" pg_advisory_xact_lock_shared(:class, ({_LAST_DRAWN})::integer)"
+).bindparams(gate=FEED_LOCK_KEY, **{"class": FEED_WRITER_LOCK})
+_OPEN_WRITERS = text(
+    "SELECT min(objid::bigint) FROM pg_locks WHERE locktype = 'advisory'"
+    " AND classid = :class AND objsubid = 2 AND granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+).bindparams(**{"class": FEED_WRITER_LOCK})
+_ANNOUNCED_IN = "dtl_feed_writer"
 
 
-def serialise_writers(session: Session) -> None:
-    """Make revision ids follow commit order.
+def announce_writer(session: Session) -> None:
+    """Before a transaction draws its first revision id: let change-feed readers see that it is
+    open, and below which id it cannot hold a revision (`feed_horizon`).
 
-    Ids come from a sequence at insert time, so two PostgreSQL transactions could commit in the
-    opposite order of their ids and a feed reader could skip one. A transaction-scoped advisory
-    lock, held from the first revision to the commit, serialises the writers; SQLite already
-    allows one writer at a time.
+    PostgreSQL only (SQLite allows one writer at a time, so ids follow commit order there). The
+    writer takes a shared transaction-scoped advisory lock keyed by the largest revision id
+    drawn so far: the lock shows in `pg_locks` until the transaction ends, shared locks never
+    wait for each other, and every id the writer draws afterwards is larger than the key. It
+    also takes FEED_LOCK_KEY shared, which a whole-database job holds exclusively. Once per
+    transaction.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    # The innermost transaction: a savepoint rolled back releases the locks taken inside it.
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None or session.info.get(_ANNOUNCED_IN) is transaction:
+        return
+    session.execute(_ANNOUNCE_WRITER)
+    session.info[_ANNOUNCED_IN] = transaction
+
+
+def feed_horizon(session: Session) -> int | None:
+    """The largest revision id up to which every writing transaction has ended (committed or
+    rolled back), so a change-feed reader may serve ids up to it and never see a smaller one
+    appear later; None when there is no limit (SQLite, one writer at a time: a reader sees only
+    commits, and they follow id order).
+
+    Why not one lock for all writers (what this replaced): it held every write, its counts and
+    its commit in one queue. Why not order the feed by writing transaction id (`xid8`, served
+    below the snapshot's xmin): any transaction with an id, in any database of the server,
+    would hold that back, and `since=` positions would stop being plain, ascending revision
+    ids. This horizon waits only for this database's revision writers, and only for the ones
+    that started before the ids it serves were drawn.
+
+    Three steps, in this order, each a statement of its own (a READ COMMITTED statement sees
+    what committed before it started): (1) the largest id drawn so far, S; (2) the smallest key
+    among the open writers' locks, L: a writer not among them either ended before (2), so its
+    revisions are visible to (3), or announces itself after (2) and draws only ids above S; a
+    writer among them holds only ids above its key; (3) the caller's read of ids up to
+    min(S, L), after this returns.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    drawn = int(session.execute(text(_LAST_DRAWN)).scalar_one())
+    oldest = session.execute(_OPEN_WRITERS).scalar()
+    return drawn if oldest is None else min(drawn, int(oldest))
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:

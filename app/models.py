@@ -637,9 +637,10 @@ class ApiKey(Base):
 class Revision(Base):
     """One create, update or delete of one resource, written in the transaction of the change.
 
-    `id` orders the change feed. Writers take a database-wide lock before inserting a revision
-    (see app/revisions/service.py), so ids are allocated in commit order and a feed reader that
-    has seen id N can never later find a smaller id appear.
+    `id` orders the change feed. Writers run side by side on PostgreSQL, so ids need not commit
+    in order; the feed serves ids only up to its horizon, below which every writer has ended
+    (`app.db.feed_horizon`), so a feed reader that has seen id N never later finds a smaller id
+    appear.
     """
 
     __tablename__ = "revision"

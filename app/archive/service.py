@@ -238,8 +238,8 @@ def import_archive(
         )
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        # Every editorial writer takes this lock before writing a revision: none can slip
-        # rows into the tables between the emptiness check and the commit.
+        # Every editorial writer takes this lock (shared) before writing a revision: none can
+        # slip rows into the tables between the emptiness check and the commit.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": FEED_LOCK_KEY})
     _check_empty(session)
 

@@ -26,14 +26,15 @@ from sqlalchemy import (
     bindparam,
     delete,
     exists,
-    insert,
     inspect,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import InstanceState, Session
 
 from app.config import get_settings
-from app.db import create_db_engine, create_session_factory, serialise_writers
+from app.db import create_db_engine, create_session_factory
 from app.events import csvline
 from app.models import (
     Claim,
@@ -372,25 +373,47 @@ def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]
     return [orjson.loads(found[i]) for i in ids if i in found]
 
 
+_LOCK_DOCUMENTS = (
+    select(_DOCUMENT.event_id)
+    .where(_DOCUMENT.event_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_DOCUMENT.event_id)
+    .with_for_update()
+)
+
+
 def write(session: Session, event_ids: Sequence[int]) -> int:
-    """Rewrite the stored documents of these events from their tables; returns how many."""
+    """Rewrite the stored documents of these events from their tables; returns how many.
+
+    Writers are not serialised, so two transactions may rewrite one event's document at once
+    (an edit of the event and one of a source it cites, or a fill). Each first locks the rows
+    it will rewrite, in id order (no deadlock between two such writers), and only then reads
+    the tables: it sees every change committed by a writer it waited for, and a writer that
+    waits for it sees its change in turn, so the last to commit writes what the tables say.
+    Rows are updated in place, not deleted and inserted, so a waiter's lock follows the row to
+    its new version. SQLite has one writer at a time and needs no lock.
+    """
     ids = sorted(set(event_ids))
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    upsert = (pg_insert if postgresql else sqlite_insert)(EventDocument)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[_DOCUMENT.event_id],
+        set_={name: upsert.excluded[name] for name in ("format", "body", "csv")},
+    )
     written = 0
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
-        # Delete then insert under the change feed's writer lock (held already by an editorial
-        # write; taken here by a fill): two transactions never rewrite the same rows at once.
-        # SQLite has one writer anyway.
-        serialise_writers(session)
+        if postgresql:
+            session.execute(_LOCK_DOCUMENTS, {"ids": chunk})
         docs = _build(session, chunk)
-        session.execute(delete(EventDocument).where(EventDocument.event_id.in_(chunk)))
-        bodies = {i: serialise(doc) for i, doc in docs.items()}
+        gone = [i for i in chunk if i not in docs]
+        if gone:
+            session.execute(delete(EventDocument).where(EventDocument.event_id.in_(gone)))
         rows = [
             {"event_id": i, "format": FORMAT, "body": body, "csv": csv_line(body)}
-            for i, body in bodies.items()
+            for i, body in ((i, serialise(doc)) for i, doc in docs.items())
         ]
         if rows:
-            session.execute(insert(EventDocument), rows)
+            session.execute(upsert, rows)
         written += len(rows)
     return written
 

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db import serialise_writers, utcnow
+from app.db import announce_writer, feed_horizon, utcnow
 from app.errors import Gone, InvalidParameter, PreconditionFailed
 from app.models import Revision
 from app.schemas import INTEGER_MAX
@@ -45,7 +45,9 @@ def record(
         # Without the write step the revision would commit with no webhooks and no refreshed
         # documents: refuse rather than lose them quietly.
         raise RuntimeError("record(): make this session with app.writes.session_factory")
-    serialise_writers(session)
+    # Before the revision's id is drawn: feed readers then wait for this transaction to end
+    # before they serve an id it may hold (app.db.feed_horizon).
+    announce_writer(session)
     revision = Revision(
         resource=resource,
         resource_key=key,
@@ -140,13 +142,26 @@ def decode_position(cursor: str) -> int:
 
 
 def feed(session: Session, after_id: int, limit: int) -> list[Revision]:
-    """Up to `limit` revisions after `after_id`, in commit order: the change feed's rows (also
-    read by the live stream, app/stream)."""
-    return list(
-        session.scalars(
-            select(Revision).where(Revision.id > after_id).order_by(Revision.id).limit(limit)
-        )
-    )
+    """Up to `limit` revisions after `after_id`, in id order, never past the feed's horizon
+    (`app.db.feed_horizon`): a revision this returns can never be followed by a smaller id
+    committing later, so a reader that moves its position past it skips nothing. The change
+    feed's rows (also read by the live stream, app/stream)."""
+    horizon = feed_horizon(session)
+    query = select(Revision).where(Revision.id > after_id)
+    if horizon is not None:
+        if horizon <= after_id:
+            return []
+        query = query.where(Revision.id <= horizon)
+    return list(session.scalars(query.order_by(Revision.id).limit(limit)))
+
+
+def position_now(session: Session) -> int:
+    """A position from which the feed carries every change that commits from now on: the
+    newest revision id, or on PostgreSQL the horizon, which is older while a writer that may
+    hold a smaller id is open (the feed then also carries the few changes above it that
+    committed just before)."""
+    horizon = feed_horizon(session)
+    return data_version(session)[0] if horizon is None else horizon
 
 
 def change_item(r: Revision) -> dict[str, Any]:

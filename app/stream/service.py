@@ -234,7 +234,7 @@ def start(session: Session, query: StreamQuery, last_event_id: str | None) -> in
             ) from None
     if query.since is not None:
         return revisions.decode_position(query.since)
-    return revisions.data_version(session)[0]
+    return revisions.position_now(session)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

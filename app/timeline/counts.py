@@ -52,13 +52,14 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    tuple_,
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
-from app.db import create_db_engine, create_session_factory, serialise_writers
+from app.db import create_db_engine, create_session_factory
 from app.models import (
     Event,
     EventTag,
@@ -244,9 +245,6 @@ def recount(session: Session, ids: Sequence[int]) -> None:
         changed = [i for i in chunk if before.get(i) != now.get(i)]
         if not changed:
             continue
-        # Two writers adding to the same counters wait for each other's row locks; taking the
-        # writers' lock first (held already by an editorial write) keeps that from deadlocking.
-        serialise_writers(session)
         events: Counter[EventKey] = Counter()
         actors: Counter[ActorKey] = Counter()
         for event_id in changed:
@@ -284,8 +282,21 @@ def _add(session: Session, table: Any, deltas: Counter[Any]) -> None:
     rises = sorted((key, n) for key, n in deltas.items() if n > 0)
     falls = sorted((key, n) for key, n in deltas.items() if n < 0)
     conn = session.connection()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql" and rises and falls:
+        # Writers run side by side on PostgreSQL and hold the rows they change to their commit;
+        # the all-time rows are in nearly every write. Rises and falls are two statements, so
+        # one writer raising A then lowering B and another raising B then lowering A would
+        # deadlock: the rows that exist are locked first, all in key order, as every writer
+        # does. (Rows a rise creates are inserted in key order too.)
+        pk = [table.c[k] for k in keys]
+        conn.execute(
+            select(*pk)
+            .where(tuple_(*pk).in_([key for key, _n in sorted(rises + falls)]))
+            .order_by(*pk)
+            .with_for_update()
+        )
     if rises:
-        dialect = session.get_bind().dialect.name
         upsert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
         upsert = upsert.on_conflict_do_update(
             index_elements=keys, set_={"n": table.c.n + upsert.excluded.n}
@@ -720,7 +731,14 @@ def _level_rows(c: Any, level: Level) -> list[Any]:
 
 def rebuild(session: Session, progress: Any = None) -> dict[str, int]:
     """Recount everything from the tables; the caller commits."""
-    serialise_writers(session)
+    if session.get_bind().dialect.name == "postgresql":
+        # Writers keep the counts in step row by row as they commit: they wait until the
+        # rebuild commits (reads go on), then move the rebuilt counts by what they changed.
+        session.execute(
+            text(
+                "LOCK TABLE facet_event, facet_count, facet_actor_count IN SHARE ROW EXCLUSIVE MODE"
+            )
+        )
     conn = session.connection()
     conn.execute(delete(FacetEvent))
     records = 0
