@@ -391,6 +391,12 @@ def transaction(factory: sessionmaker[Session], *, write: bool) -> Iterator[Sess
 # work goes to `DatabaseThreads`' heavy threads, so it never holds the threads pages wait for.
 # Set by the rate limiter (app/ratelimit.py), which also bounds how many run at once.
 HEAVY: contextvars.ContextVar[bool] = contextvars.ContextVar("dtl_heavy", default=False)
+# The share of a core a heavy request's streamed export may keep busy (RATE_LIMIT_EXPORT_SHARE_*):
+# set by the rate limiter for the caller, read by the export's streaming
+# (app/timeline/router.py, read_ahead). 1 is unpaced.
+EXPORT_SHARE: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "dtl_export_share", default=1.0
+)
 
 
 class DatabaseThreads:

@@ -41,7 +41,6 @@ limits stay in force per process (looser by the number of processes) instead of 
 refusing every request because a cache is down.
 """
 
-import contextvars
 import logging
 import math
 import threading
@@ -64,7 +63,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.callers import CALLER, TOKEN_PREFIX, client_bucket, hash_token
 from app.config import Settings
-from app.db import HEAVY
+from app.db import EXPORT_SHARE, HEAVY
 from app.errors import problem
 from app.models import ApiKey
 from app.timeline.formats import MEDIA_TYPES, negotiate
@@ -86,11 +85,6 @@ MAX_BUCKETS = 100_000
 REDIS_RETRY_SECONDS = 5.0
 # Seconds a caller refused a heavy slot is told to wait: slots free as requests finish.
 HEAVY_RETRY_SECONDS = 2
-# The share of a core the request's streamed export may use (RATE_LIMIT_EXPORT_SHARE_*), set
-# for heavy requests and read by the export's streaming (app/timeline/router.py, read_ahead).
-EXPORT_SHARE: contextvars.ContextVar[float] = contextvars.ContextVar(
-    "dtl_export_share", default=1.0
-)
 
 
 @dataclass(frozen=True, slots=True)

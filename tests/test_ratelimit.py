@@ -23,10 +23,9 @@ from app import writes
 from app.auth import service as auth_service
 from app.callers import Scope, hash_token
 from app.config import Settings
-from app.db import create_db_engine
+from app.db import EXPORT_SHARE, create_db_engine
 from app.main import create_app
 from app.ratelimit import (
-    EXPORT_SHARE,
     Cost,
     HeavySlots,
     MemoryStore,

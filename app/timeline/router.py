@@ -12,10 +12,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.db import DatabaseThreads, SessionDep, transaction
+from app.db import EXPORT_SHARE, DatabaseThreads, SessionDep, transaction
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
-from app.ratelimit import EXPORT_SHARE
 from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
