@@ -155,7 +155,7 @@ def test_a_write_past_the_triggers_is_found_and_the_rebuild_mends_it(writable: W
         # The trigger back, as the fixture's own checks expect a database the API keeps.
         from importlib import import_module
 
-        migration = import_module("migrations.versions.2026-12-07-1200_search_in_timeline_order")
+        migration = import_module("migrations.versions.2026-12-07-1300_search_in_timeline_order")
         s.execute(text(migration.TRIGGERS[2]))
         s.execute(text("UPDATE event SET deleted_at = NULL WHERE id = 2"))
         s.commit()
