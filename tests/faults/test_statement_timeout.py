@@ -5,7 +5,8 @@ The slow statement is a real one: the facets of the package's synthetic database
 events, bench/synth.py) through a real server, with the limit set to 1 ms, the smallest
 PostgreSQL's statement_timeout takes. Facets of an organisation with its members read the record
 of most events, which takes far longer than that on either database; the same request answers
-200 under the default limit. Nothing about the query is faked or routed around the code that serves it.
+200 under the default limit. Nothing about the query is faked or routed around the code that
+serves it.
 """
 
 from collections.abc import Callable
