@@ -72,8 +72,10 @@ def test_kill_9_mid_delivery_loses_nothing(hooks: Hooks, receiver: Receiver) -> 
     endpoint = hooks.endpoint(receiver.url("/crash"), event_types=["event.created"])
     for n in range(20):
         create_event(hooks, f"2025-04-06-test-crash-{n:02d}", ["MLI", "DZA"])
-    # Lease 2 s: long enough for the timeout (1 s), short enough for the test.
-    env = {"WEBHOOK_LEASE_SECONDS": "2", "WEBHOOK_TIMEOUT": "1", "WEBHOOK_CONCURRENCY": "4"}
+    # Lease 4 s: long enough for the timeout (1 s) and for the survivor's own sends on a loaded
+    # machine (a send outliving its lease is claimed and sent again, a duplicate this test
+    # would count), short enough for the test.
+    env = {"WEBHOOK_LEASE_SECONDS": "4", "WEBHOOK_TIMEOUT": "1", "WEBHOOK_CONCURRENCY": "4"}
     doomed = start_worker(hooks, **env)
     wait_for(lambda: first, 20, "the first worker never sent anything")
     doomed.send_signal(signal.SIGKILL)
