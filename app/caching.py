@@ -15,6 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 READ_CACHE_CONTROL = "public, max-age=60, stale-while-revalidate=300"
 NO_STORE = "no-store"
 PRIVATE_PREFIXES = ("/v1/keys", "/v1/webhook", "/v1/audit", "/v1/archive")
+# Starlette's default, 9, takes longer to compress a page than to build it, and slows a CSV
+# export; level 1 is several times faster for output only a little larger than level 4's
+# (figures in bench/README.md). Exports rendered in processes of their own compress there, at
+# the same level (app/timeline/renderers.py).
+GZIP_LEVEL = 1
+GZIP_MINIMUM_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # exports cannot starve the pages served beside them (app/timeline/router.py, read_ahead).
     rate_limit_export_share_anonymous: float = Field(default=0.2, gt=0, le=1)
     rate_limit_export_share_keyed: float = Field(default=1.0, gt=0, le=1)
+    # Streamed exports (CSV, NDJSON, GeoJSON, iCalendar) are read and rendered in up to this
+    # many processes per worker, at this niceness (0-19) above the worker's, so pages come
+    # first on the CPU (app/timeline/renderers.py). 0 renders them in the worker's threads.
+    export_processes: int = Field(default=2, ge=0)
+    export_niceness: int = Field(default=10, ge=0, le=19)
     # `memory` counts per process (each uvicorn worker and replica has its own budget);
     # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"

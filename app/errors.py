@@ -85,6 +85,11 @@ class ServiceUnavailable(AppError):
     headers: ClassVar[dict[str, str]] = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+class StatementTimedOut(Exception):
+    """A statement reached its time limit in another process (an export's renderer,
+    app/timeline/renderers.py): answered as the driver's own cancellation is."""
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True for driver and pool errors that say the database cannot answer now, as opposed to
     errors that say the request or the code is wrong (IntegrityError is a 409, the rest 500).
@@ -261,6 +266,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     for database_error in (DBAPIError, PoolTimeout, DisconnectionError):
         app.add_exception_handler(database_error, _unavailable)
+
+    @app.exception_handler(StatementTimedOut)
+    async def _statement_timed_out(request: Request, exc: StatementTimedOut) -> Response:
+        return _timed_out(request)
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> Response:

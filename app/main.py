@@ -15,7 +15,7 @@ from app import writes
 from app.archive.router import router as archive_router
 from app.audit.router import router as audit_router
 from app.auth.router import router as keys_router
-from app.caching import Deprecation, HttpCaching
+from app.caching import GZIP_LEVEL, GZIP_MINIMUM_BYTES, Deprecation, HttpCaching
 from app.categories.router import router as categories_router
 from app.config import Settings, get_settings
 from app.cors import Cors
@@ -48,6 +48,7 @@ from app.stream import service as stream_service
 from app.stream.router import router as stream_router
 from app.timeline.downloads import router as downloads_router
 from app.timeline.inline import InlinePages
+from app.timeline.renderers import Renderers
 from app.timeline.router import router as timeline_router
 from app.webhooks import service as webhook_service
 from app.webhooks.router import router as webhooks_router
@@ -123,12 +124,6 @@ TAGS = [
 ]
 
 
-# Starlette's default, 9, takes longer to compress a page than to build it, and slows a CSV
-# export; level 1 is several times faster for output only a little larger than level 4's
-# (figures in bench/README.md).
-GZIP_LEVEL = 1
-GZIP_MINIMUM_BYTES = 1024
-
 # Routes announced for removal get `Deprecation` and `Sunset` headers (docs/api-guide.md).
 DEPRECATIONS: tuple[Deprecation, ...] = ()
 
@@ -173,6 +168,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.db_threads.shutdown()
         if app.state.inline_pages is not None:
             app.state.inline_pages.close()
+        if app.state.renderers is not None:
+            app.state.renderers.close()
         if isinstance(app.state.data_version, SqliteDataVersion):
             app.state.data_version.close()
         app.state.engine.dispose()
@@ -218,6 +215,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.stream_max_total, settings.stream_max_per_client
     )
     app.state.inline_pages = InlinePages.for_engine(engine)
+    app.state.renderers = Renderers.for_database(
+        settings.database_url,
+        size=settings.export_processes,
+        niceness=settings.export_niceness,
+        statement_timeout=settings.db_statement_timeout,
+    )
     app.state.db_threads = DatabaseThreads(
         settings.threads,
         own_threads=engine.dialect.name == "postgresql",

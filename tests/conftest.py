@@ -202,6 +202,8 @@ class Writable:
         self.client.close()
         self.app.state.engine.dispose()
         self.app.state.stream_engine.dispose()
+        if self.app.state.renderers is not None:
+            self.app.state.renderers.close()
         self.engine.dispose()
 
 

@@ -269,17 +269,18 @@ def test_an_export_reads_one_chunk_ahead_and_no_more() -> None:
     """The next chunk is read while this one is sent, never two: memory stays one chunk ahead."""
     read: list[int] = []
 
-    def chunks() -> Iterator[int]:
+    def chunks() -> Iterator[tuple[bytes, float]]:
         for i in range(6):
             read.append(i)
-            yield i
+            yield bytes([i]), 0.0
 
     async def consume() -> list[int]:
+        stream = chunks()
         sent: list[int] = []
-        async for chunk in read_ahead(chunks()):
+        async for chunk in read_ahead(next(stream), stream):  # type: ignore[arg-type]
             await asyncio.sleep(0.02)  # time for a read ahead to run too far, if it would
             assert len(read) <= len(sent) + 2  # this chunk and the next
-            sent.append(chunk)
+            sent.append(chunk[0])
         return sent
 
     assert asyncio.run(consume()) == list(range(6))

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -34,6 +34,7 @@ from app.ratelimit import (
     client_bucket,
     request_cost,
 )
+from app.timeline.renderers import timed
 from app.timeline.router import read_ahead
 from tests.conftest import ThrowawayDatabases, alembic_config
 from tests.helpers import assert_problem
@@ -516,7 +517,7 @@ class TestExportShare:
             while time.thread_time() - started < seconds:
                 pass
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Generator[bytes]:
             for _ in range(4):
                 burn(0.02)
                 yield b"x"
@@ -525,7 +526,8 @@ class TestExportShare:
             token = EXPORT_SHARE.set(0.1)
             try:
                 started = time.monotonic()
-                got = [chunk async for chunk in read_ahead(chunks())]  # type: ignore[arg-type]
+                stream = timed(chunks())
+                got = [chunk async for chunk in read_ahead(next(stream), stream)]
                 return got, time.monotonic() - started
             finally:
                 EXPORT_SHARE.reset(token)

@@ -100,7 +100,8 @@ def endpoint(fmt: str, model: type[BaseModel]) -> Callable[..., Awaitable[Respon
             raise RequestValidationError(
                 [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
             ) from None
-        response: Response = await request.app.state.db_threads.run(_timeline, request, full)
+        threads = request.app.state.db_threads
+        response: Response = await threads.run(_timeline, request, full, fmt)
         return response
 
     return download

@@ -1,10 +1,8 @@
 import asyncio
-import contextlib
-import itertools
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from email.utils import format_datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import orjson
@@ -19,6 +17,7 @@ from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
 from app.timeline.inline import InlinePages
+from app.timeline.renderers import Chunks, Export, Renderers, in_thread
 from app.timeline.schemas import (
     Facets,
     FacetsQuery,
@@ -28,7 +27,6 @@ from app.timeline.schemas import (
 )
 
 router = APIRouter(prefix="/v1/timeline", tags=["Timeline"], route_class=StrictQueryRoute)
-Chunk = TypeVar("Chunk")
 # Parameters of the export itself, not of the query a feed's page shows.
 PAGE_ONLY = {"format", "limit", "cursor", "count", "group_by", "order"}
 
@@ -74,15 +72,16 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     # The hot path (issue 7): the whole transaction in one trip to a database thread
     # (`DatabaseThreads`). A sync endpoint with SessionDep makes three (session in, endpoint,
     # session out), and each trip costs as much as reading the page (bench/README.md).
+    fmt = _format(request, query)
     inline: InlinePages | None = request.app.state.inline_pages
-    if inline is not None and _format(request, query) == "json":
+    if inline is not None and fmt == "json":
         # SQLite's plain page, read on the event loop (app/timeline/inline.py); None when the
         # general path must answer.
         secret = request.app.state.settings.cursor_secret
         if (result := inline.page(query, cursor_secret=secret)) is not None:
             return _page_response(request, query, result)
     threads: DatabaseThreads = request.app.state.db_threads
-    return await threads.run(_timeline, request, query)
+    return await threads.run(_timeline, request, query, fmt)
 
 
 def _format(request: Request, query: TimelineQuery) -> str:
@@ -102,9 +101,8 @@ router.add_api_route(
 )
 
 
-def _timeline(request: Request, query: TimelineQuery) -> Response:
+def _timeline(request: Request, query: TimelineQuery, fmt: str) -> Response:
     with transaction(request.app.state.session_factory, write=False) as session:
-        fmt = _format(request, query)
         if fmt != "json":
             return _export(request, session, query, fmt)
         return _page(request, session, query)
@@ -179,69 +177,70 @@ def _export(request: Request, session: SessionDep, query: TimelineQuery, fmt: st
         page = f"{base}/" + (f"?{urlencode(filters)}" if filters else "")
         body = formats.render_atom(docs, public_url(request), base, title, licence, page)
         return Response(body, media_type=media, headers=headers)
-    factory = request.app.state.stream_session_factory
-
-    def reading(export: Callable[[SessionDep, TimelineQuery], Iterator[Chunk]]) -> Iterator[Chunk]:
-        # A streamed body outlives the request's session, so the export reads in its own.
-        with factory() as export_session:
-            yield from export(export_session, query)
-
-    def read(export: Callable[[SessionDep, TimelineQuery], Iterator[Chunk]]) -> Iterator[Chunk]:
-        # The first batch is read now, before the response starts: a database that cannot
-        # answer is a 503 problem, not a 200 whose body stops short.
-        batches = reading(export)
-        first = next(batches, None)
-        return batches if first is None else itertools.chain([first], batches)
-
-    # Documents come JSON-safe (ISO strings, not dates): renderers see what the JSON API serves.
-    stream: Iterator[str] | Iterator[bytes]
-    if fmt == "csv":
-        stream = formats.render_csv(read(service.export_csv))
-    elif fmt == "ndjson":
-        stream = formats.render_ndjson(read(service.export))
-    elif fmt == "geojson":
-        stream = formats.render_geojson(read(service.export), licence)
-    else:
-        stream = formats.render_ics(read(service.export), base, title, licence)
-    return StreamingResponse(read_ahead(stream), media_type=media, headers=headers)
+    pool: Renderers | None = request.app.state.renderers
+    export = Export(
+        query, fmt, licence, base, title, gzip=pool is not None and accepts_gzip(request)
+    )
+    stream = pool.open(export) if pool is not None else None
+    if stream is None:
+        export = replace(export, gzip=False)  # GZipMiddleware's, then
+        stream = in_thread(request.app.state.stream_session_factory, export)
+    if export.gzip:
+        headers["Content-Encoding"] = "gzip"
+        headers["Vary"] = "Accept-Encoding"
+    # The first chunk is read now, before the response starts: a database that cannot answer
+    # is a 503 problem, not a 200 whose body stops short.
+    try:
+        first = next(stream, None)
+    except BaseException:
+        stream.close()
+        raise
+    return StreamingResponse(read_ahead(first, stream), media_type=media, headers=headers)
 
 
-async def read_ahead(chunks: Iterator[Chunk]) -> AsyncIterator[Chunk]:
+def accepts_gzip(request: Request) -> bool:
+    # GZipMiddleware's own test, so an export is compressed exactly when a page would be.
+    return "gzip" in request.headers.get("accept-encoding", "")
+
+
+async def read_ahead(first: tuple[bytes, float] | None, chunks: Chunks) -> AsyncIterator[bytes]:
     """The chunks of a streamed export, each next one read in the thread pool while this one is
-    compressed and sent.
+    sent.
 
-    Iterated one chunk at a time (as Starlette does a sync iterator), the database read and the
-    compression and sending took turns, each waiting for the other. zlib and the
-    socket release the GIL, so the two overlap on two cores (bench/README.md). One read at a
-    time, never two: the iterator and its session are used by one thread at a time.
+    Iterated one chunk at a time (as Starlette does a sync iterator), the reading and the
+    sending took turns, each waiting for the other (bench/README.md). One read at a time,
+    never two: the chunks and their session or renderer serve one thread at a time.
 
     Paced to the caller's share of a core (`EXPORT_SHARE`, set by the rate limiter): each read
     waits in proportion to the CPU time the one before took. CPU time, not wall time, so a
     busy machine does not slow an export down twice."""
     share = EXPORT_SHARE.get()
-    end = object()
+    upcoming: asyncio.Future[tuple[bytes, float] | None] | None = None
 
-    def timed_next() -> tuple[Any, float]:
-        started = time.thread_time()
-        chunk = next(chunks, end)
-        return chunk, time.thread_time() - started
-
-    async def read(pause: float) -> tuple[Any, float]:
+    async def read(pause: float) -> tuple[bytes, float] | None:
         if pause > 0:
             await asyncio.sleep(pause)
-        return await run_in_threadpool(timed_next)
+        return await run_in_threadpool(next, chunks, None)
 
-    upcoming = asyncio.ensure_future(read(0.0))
     try:
-        while True:
-            chunk, cpu = await upcoming
-            if chunk is end:
-                break
+        item = first
+        while item is not None:
+            chunk, cpu = item
             upcoming = asyncio.ensure_future(read(cpu * (1 / share - 1)))
             yield chunk
+            # Shielded: a cancelled request must not cancel the read, which goes on in its
+            # thread whatever happens here (closed after it, below).
+            item = await asyncio.shield(upcoming)
     finally:
-        # The client went away: let the read under way end before the export's session is left
-        # to be closed.
-        if not upcoming.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(upcoming)
+        # Ended early (the client went away, a read failed): close the export, but never beside
+        # a read still under way on a thread, and without waiting for it here, since a
+        # cancelled request cannot wait. An export left open would keep its renderer busy.
+        def close(read: asyncio.Future[Any] | None = None) -> None:
+            if read is not None and not read.cancelled():
+                read.exception()  # retrieved: a failed read ends here, not in a warning
+            chunks.close()
+
+        if upcoming is None or upcoming.done():
+            close(upcoming)
+        else:
+            upcoming.add_done_callback(close)

@@ -26,12 +26,14 @@ FACETS = "/v1/timeline/facets?interval=month&organisation=UN&include_members=tru
 CLIENT_TIMEOUT = 60.0
 
 
-def assert_timed_out(response: httpx.Response, limit: str) -> None:
+def assert_timed_out(
+    response: httpx.Response, limit: str, instance: str = "/v1/timeline/facets"
+) -> None:
     body = assert_problem(response, 503)
     assert body["type"].endswith("/query-timeout"), body
     assert f"after {limit} s" in body["detail"]
     assert "Narrow it" in body["detail"] and "retry in 5 s" in body["detail"]
-    assert body["instance"] == "/v1/timeline/facets"
+    assert body["instance"] == instance
     assert int(response.headers["retry-after"]) == 5
     assert response.headers["x-request-id"] == body["request_id"]
 
@@ -69,3 +71,23 @@ def test_a_statement_past_the_limit_is_cancelled_with_a_503_problem(
         facets = http.get(FACETS)
         assert facets.status_code == 200, facets.text
         assert facets.json()["total"] >= 1000
+
+
+def test_an_export_past_the_limit_in_its_renderer_is_the_same_503_problem(
+    database: Database, serve: Callable[..., LiveServer]
+) -> None:
+    """An export's statements run in a renderer process (app/timeline/renderers.py) under the
+    same limit; its first batch is read before the response starts, so the client gets the
+    problem, not a 200 whose body stops short. The renderer lives on for the next export."""
+    strict = serve(database.url, DB_STATEMENT_TIMEOUT="0.001")
+    export = "/v1/timeline?format=ndjson&organisation=UN&include_members=true"
+    with httpx.Client(base_url=strict.base_url, timeout=CLIENT_TIMEOUT) as http:
+        for _ in range(2):
+            assert_timed_out(http.get(export), "0.001", instance="/v1/timeline")
+        assert http.get("/healthz").status_code == 200
+    assert "Traceback" not in strict.log()
+    default = serve(database.url)
+    with httpx.Client(base_url=default.base_url, timeout=CLIENT_TIMEOUT) as http:
+        whole = http.get(export)
+        assert whole.status_code == 200, whole.text
+        assert whole.text.count("\n") >= 1000
