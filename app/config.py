@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     # many processes per worker, at this niceness (0-19) above the worker's, so pages come
     # first on the CPU (app/timeline/renderers.py). 0 renders them in the worker's threads.
     export_processes: int = Field(default=2, ge=0)
-    export_niceness: int = Field(default=10, ge=0, le=19)
+    export_niceness: int = Field(default=19, ge=0, le=19)
     # `memory` counts per process (each uvicorn worker and replica has its own budget);
     # `redis` shares counters between processes and replicas.
     rate_limit_store: Literal["memory", "redis"] = "memory"
