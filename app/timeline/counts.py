@@ -431,30 +431,34 @@ def _all(session: Session, stmt: Select[Any], params: dict[str, Any] | None = No
     return cast_(list[Record], session.connection().execute(stmt, params).all())
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Which of the events an index lists a read keeps: those dated from `start` to `end`
+    (None: open), of these kinds and categories (none: any)."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+    kinds: Sequence[str] = ()
+    categories: Sequence[str] = ()
+
+
 def _records_via(
-    session: Session,
-    table: Any,
-    where: Sequence[Any],
-    *,
-    start: dt.date | None,
-    end: dt.date | None,
-    kinds: Sequence[str],
-    categories: Sequence[str],
+    session: Session, table: Any, where: Sequence[Any], window: Window
 ) -> list[Record]:
     """The records of the live events a table with copies of the event's id and date (a
-    participation, a pair, a tag) lists under `where`, in the window, with these kinds and
-    categories (none: any): read off its (key, date) index, each record by key. An event the
-    table lists twice (an actor in two roles) comes twice."""
-    lo, hi = start or dt.date.min, end or dt.date.max
+    participation, a pair, a tag) lists under `where`, in the window: read off its (key, date)
+    index, each record by key. An event the table lists twice (an actor in two roles) comes
+    twice."""
+    lo, hi = window.start or dt.date.min, window.end or dt.date.max
     stmt = (
         select(*_RECORD)
         .join(table, table.c.event_id == _FACET_EVENT.event_id)
         .where(*where, table.c.date.between(lo, hi))
     )
-    if kinds:
-        stmt = stmt.where(_FACET_EVENT.kind.in_(list(kinds)))
-    if categories:
-        stmt = stmt.where(_FACET_EVENT.category.in_(list(categories)))
+    if window.kinds:
+        stmt = stmt.where(_FACET_EVENT.kind.in_(list(window.kinds)))
+    if window.categories:
+        stmt = stmt.where(_FACET_EVENT.category.in_(list(window.categories)))
     return _all(session, stmt)
 
 
@@ -476,15 +480,8 @@ def read_days(
     # One statement per run of days: PostgreSQL bounds the index scan by a single range only,
     # and tests an OR of ranges on every participation of the actor instead.
     for lo, hi in days:
-        found = _records_via(
-            session,
-            Participant.__table__,
-            [column == abs(given)],
-            start=lo,
-            end=hi,
-            kinds=kinds,
-            categories=categories,
-        )
+        window = Window(lo, hi, kinds, categories)
+        found = _records_via(session, Participant.__table__, [column == abs(given)], window)
         # An actor taking part twice (two roles) reads the event twice.
         records.update((r[0], r) for r in found)
     add_records(tally, records.values(), interval)
@@ -512,16 +509,7 @@ def shared_total(session: Session, first: int, second: int) -> int:
     return int(session.connection().execute(stmt).scalar() or 0)
 
 
-def read_shared(
-    session: Session,
-    *,
-    driver: int,
-    other: int,
-    start: dt.date | None,
-    end: dt.date | None,
-    kinds: Sequence[str],
-    categories: Sequence[str],
-) -> list[Record]:
+def read_shared(session: Session, *, driver: int, other: int, window: Window) -> list[Record]:
     """The records of the live events both actors take part in (`_records_via`). Two states
     are read off their pair's (pair, date) index; otherwise the driver's participations off
     their (actor, date) index, each record tested for the other actor, so the caller passes
@@ -537,30 +525,12 @@ def read_shared(
         # The record lists its actors between single spaces.
         spaced = literal(" ") + _FACET_EVENT.actors + literal(" ")
         where = [column == abs(driver), spaced.contains(f" {other} ")]
-    return _records_via(
-        session, table, where, start=start, end=end, kinds=kinds, categories=categories
-    )
+    return _records_via(session, table, where, window)
 
 
-def read_tagged(
-    session: Session,
-    *,
-    tag: str,
-    start: dt.date | None,
-    end: dt.date | None,
-    kinds: Sequence[str],
-    categories: Sequence[str],
-) -> list[Record]:
+def read_tagged(session: Session, *, tag: str, window: Window) -> list[Record]:
     """The records of the live events with a tag, off the tags' (tag, date) index."""
-    return _records_via(
-        session,
-        EventTag.__table__,
-        [_EVENT_TAG.tag == tag],
-        start=start,
-        end=end,
-        kinds=kinds,
-        categories=categories,
-    )
+    return _records_via(session, EventTag.__table__, [_EVENT_TAG.tag == tag], window)
 
 
 def read_matching(session: Session, ids: Select[Any], params: dict[str, Any]) -> list[Record]:

@@ -305,16 +305,13 @@ def _tagged(session: Session, query: FacetsQuery, f: Filters, tally: counts.Tall
     record by key, an event with two of the tags once."""
     records: dict[int, counts.Record] = {}
     for tag in dict.fromkeys(f.tags):
-        found = counts.read_tagged(
-            session,
-            tag=tag,
-            start=f.start,
-            end=f.end,
-            kinds=f.kinds,
-            categories=f.categories,
-        )
+        found = counts.read_tagged(session, tag=tag, window=_window(f))
         records.update((r[0], r) for r in found)
     counts.add_records(tally, records.values(), query.interval)
+
+
+def _window(f: Filters) -> counts.Window:
+    return counts.Window(f.start, f.end, f.kinds, f.categories)
 
 
 def _found(session: Session, tally: counts.Tally) -> "_Found":
@@ -327,15 +324,7 @@ def _together(session: Session, query: FacetsQuery, f: Filters, tally: counts.Ta
     states = set(f.pair)
     if not counts.shared_total(session, f.pair[0], f.pair[1]):
         return
-    records = counts.read_shared(
-        session,
-        driver=f.pair[0],
-        other=f.pair[1],
-        start=f.start,
-        end=f.end,
-        kinds=f.kinds,
-        categories=f.categories,
-    )
+    records = counts.read_shared(session, driver=f.pair[0], other=f.pair[1], window=_window(f))
     shared = {r[0]: r for r in records if len(states) == 2 or states <= counts.decode(r[4])}
     counts.add_records(tally, shared.values(), query.interval)
 
@@ -420,15 +409,7 @@ def _several(
             if actor not in sizes:
                 sizes[actor] = counts.total(session, actor)
         driver, other = (a, b) if sizes[a] <= sizes[b] else (b, a)
-        records = counts.read_shared(
-            session,
-            driver=driver,
-            other=other,
-            start=f.start,
-            end=f.end,
-            kinds=f.kinds,
-            categories=f.categories,
-        )
+        records = counts.read_shared(session, driver=driver, other=other, window=_window(f))
         shared.update((record[0], record) for record in records)
     if states and organisations:
         counts.add_records(tally, shared.values(), query.interval)
