@@ -18,6 +18,7 @@ renders on a thread of the worker as before (`in_thread`).
 """
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -126,14 +127,7 @@ def _rendered(session: Session, export: Export) -> Iterator[str] | Iterator[byte
 
 def _read_first(batches: Iterator[Batch]) -> Iterator[Batch]:
     first = next(batches, None)
-    if first is None:
-        return iter(())
-    return _chained(first, batches)
-
-
-def _chained(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:
-    yield first
-    yield from rest
+    return batches if first is None else itertools.chain([first], batches)
 
 
 def timed(body: Generator[bytes]) -> Generator[tuple[bytes, float]]:
