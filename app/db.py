@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar, TypeVarTuple
 
 import psycopg
 from fastapi import Depends, Request
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, exc, make_url, text
+from sqlalchemy import URL, DateTime, Engine, MetaData, create_engine, event, exc, make_url, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -161,6 +161,16 @@ def statement_timed_out(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and str(orig) == "interrupted"
 
 
+def sqlite_file(url: URL | str) -> str | None:
+    """The file of a SQLite database, which other connections and processes can open; None for
+    any other database and for an in-memory one, which is private to its connection."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    return database if database and database != ":memory:" else None
+
+
 def create_db_engine(
     url: str,
     *,
@@ -171,9 +181,9 @@ def create_db_engine(
     """An engine with the project's connection settings. `statement_timeout` (seconds) limits
     every statement's run time; the API's engines have one, operator tools none."""
     if url.startswith("sqlite"):
-        database = make_url(url).database
+        database = sqlite_file(url)
         pool: dict[str, Any] = {}
-        if database and database != ":memory:":
+        if database is not None:
             # The embedded default lives in a git-ignored folder that a fresh clone lacks.
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             pool = {

@@ -90,6 +90,12 @@ class StatementTimedOut(Exception):
     app/timeline/renderers.py): answered as the driver's own cancellation is."""
 
 
+# The detail of every 503 for a database that did not answer, wherever the read ran.
+DATABASE_UNAVAILABLE = (
+    "The database is unavailable or too busy to answer. Retry after a few seconds"
+)
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True for driver and pool errors that say the database cannot answer now, as opposed to
     errors that say the request or the code is wrong (IntegrityError is a 409, the rest 500).
@@ -259,8 +265,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             str(exc).splitlines()[0] if str(exc) else "",
         )
         error = ServiceUnavailable(
-            "The database is unavailable or too busy to answer. Retry after a few seconds"
-            " (a POST with the same Idempotency-Key)."
+            f"{DATABASE_UNAVAILABLE} (a POST with the same Idempotency-Key)."
         )
         return await _app_error(request, error)
 

@@ -24,6 +24,7 @@ from app.db import (
     DatabaseThreads,
     create_db_engine,
     create_session_factory,
+    sqlite_file,
 )
 from app.docs import install_redoc
 from app.embed.router import router as embed_router
@@ -201,7 +202,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Streamed exports read through connections of their own (SQLITE_STREAM_CACHE_KIB).
     streams = engine
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+    if sqlite_file(engine.url) is not None:
         streams = create_db_engine(
             settings.database_url,
             pool_size=2,

@@ -30,7 +30,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.caching import PRIVATE_PREFIXES, is_not_modified, not_modified_headers
-from app.db import DatabaseThreads
+from app.db import DatabaseThreads, sqlite_file
 
 Key = tuple[object, str, bytes, bytes, bool, str]
 # Bigger bodies (a 500-event page) are rare and cheap to rebuild relative to their memory.
@@ -70,8 +70,8 @@ def data_version_reader(
 ) -> Callable[[], Awaitable[str]] | None:
     """A function returning a number that changes whenever committed data may have changed."""
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if not database or database == ":memory:":
+        database = sqlite_file(engine.url)
+        if database is None:
             return None
         return SqliteDataVersion(database)
 

@@ -148,6 +148,31 @@ def test_a_renderer_killed_mid_export_breaks_that_export_only(database_url: str)
         pool.close()
 
 
+def test_a_renderer_whose_pipe_breaks_as_it_is_handed_an_export_leaves_it_to_a_thread(
+    database_url: str,
+) -> None:
+    """Its death seen only when the export is sent to it: `open` answers None, as for a busy
+    pool, so the router makes the export in a thread instead of answering 500."""
+    pool = Renderers(database_url, size=1, niceness=10, statement_timeout=None)
+    try:
+        first = pool.open(export("csv"))
+        assert first is not None
+        drain(first)
+        (idle,) = pool._idle
+        (pid,) = pool.pids
+        # The pipe's end closed under the idle renderer: the next send fails, as a send to a
+        # renderer that died after its liveness check does.
+        idle.conn.close()
+        assert pool.open(export("csv")) is None
+        assert pool.pids == []
+        again = pool.open(export("csv"))
+        assert again is not None
+        assert pool.pids not in ([], [pid])
+        assert drain(again).decode().startswith("\ufeffid,")
+    finally:
+        pool.close()
+
+
 def test_an_export_whose_client_went_away_is_closed_once_its_last_read_ends() -> None:
     """The request is cancelled while the next chunk is read on a thread: the export is closed
     (its renderer given back) when that read ends, not beside it, and not never."""

@@ -35,7 +35,7 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.dialects import sqlite
 
-from app.db import SQLITE_CACHE_KIB, SQLITE_PROGRESS_STEPS
+from app.db import SQLITE_CACHE_KIB, SQLITE_PROGRESS_STEPS, sqlite_file
 from app.events.documents import FORMAT
 from app.schemas import parse_partial_date
 from app.timeline import planner, service, statements
@@ -108,8 +108,8 @@ class InlinePages:
 
     @classmethod
     def for_engine(cls, engine: Engine) -> "InlinePages | None":
-        database = engine.url.database
-        if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        database = sqlite_file(engine.url)
+        if database is None:
             return None
         return cls(database)
 

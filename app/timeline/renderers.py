@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.caching import GZIP_LEVEL
@@ -40,9 +39,15 @@ from app.db import (
     SQLITE_STREAM_CACHE_KIB,
     create_db_engine,
     create_session_factory,
+    sqlite_file,
     statement_timed_out,
 )
-from app.errors import ServiceUnavailable, StatementTimedOut, database_unavailable
+from app.errors import (
+    DATABASE_UNAVAILABLE,
+    ServiceUnavailable,
+    StatementTimedOut,
+    database_unavailable,
+)
 from app.timeline import formats, service
 from app.timeline.schemas import TimelineQuery
 
@@ -164,22 +169,24 @@ class Renderers:
         cls, database_url: str, *, size: int, niceness: int, statement_timeout: float | None
     ) -> "Renderers | None":
         """None where other processes cannot open the database (in-memory SQLite), or size 0."""
-        database = make_url(database_url).database if database_url.startswith("sqlite") else "-"
-        if size == 0 or database in (None, "", ":memory:"):
+        private = database_url.startswith("sqlite") and sqlite_file(database_url) is None
+        if size == 0 or private:
             return None
         return cls(database_url, size=size, niceness=niceness, statement_timeout=statement_timeout)
 
     def open(self, export: Export) -> Chunks | None:
-        """The export, made by an idle renderer; None when all `size` are busy. Blocks while a
-        renderer starts: call it from a thread."""
+        """The export, made by an idle renderer; None when all `size` are busy, or when the one
+        taken died as it was handed the export. Blocks while a renderer starts: call it from a
+        thread."""
         renderer = self._take()
         if renderer is None:
             return None
         try:
             renderer.conn.send(export)
         except OSError:
+            # It died while idle, after `_take` saw it alive: this export is made in a thread.
             self._discard(renderer)
-            raise
+            return None
         return _Remote(self, renderer)
 
     @property
@@ -280,9 +287,7 @@ class _Remote:
         if kind == "timeout":
             raise StatementTimedOut(detail)
         if kind == "unavailable":
-            raise ServiceUnavailable(
-                "The database is unavailable or too busy to answer. Retry after a few seconds."
-            )
+            raise ServiceUnavailable(f"{DATABASE_UNAVAILABLE}.")
         raise RuntimeError(f"the export failed in its renderer: {detail}")
 
     def close(self) -> None:

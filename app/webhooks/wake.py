@@ -24,7 +24,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from app.db import CONNECT_TIMEOUT_SECONDS
+from app.db import CONNECT_TIMEOUT_SECONDS, sqlite_file
 
 logger = logging.getLogger("app.webhooks")
 
@@ -63,8 +63,7 @@ class CommitListener:
     @staticmethod
     def supported(engine: Engine) -> bool:
         # An in-memory SQLite database is private to its process: nothing else can commit.
-        database = engine.url.database
-        return engine.dialect.name == "postgresql" or bool(database and database != ":memory:")
+        return engine.dialect.name == "postgresql" or sqlite_file(engine.url) is not None
 
     def start(self) -> "CommitListener":
         self._thread.start()
