@@ -329,6 +329,13 @@ def test_the_actors_up_and_down(databases: ThrowawayDatabases) -> None:
         session.execute(text("UPDATE event SET deleted_at = NULL WHERE id = 2"))
         session.execute(text("DELETE FROM event_participant WHERE event_id = 4"))
         assert search_index.check(session) == 0
+        # Deleted outright (never through the API): the participants go in a cascade first,
+        # and the event's indexed row still with the actors it was indexed with.
+        session.execute(text("DELETE FROM event WHERE id IN (5, 6)"))
+        assert (
+            session.scalar(text("SELECT count(*) FROM event_participant WHERE event_id = 5")) == 0
+        )
+        assert search_index.check(session) == 0
         session.commit()
     engine.dispose()
 

@@ -70,8 +70,10 @@ _REMOVE = (
 
 def _reindexed(event: str) -> str:
     """The indexed event `event` (an id expression) again, if its actors changed: its row
-    deleted with the kept actors, inserted with the new ones. An event not indexed (deleted,
-    soft-deleted, or its row already gone in a cascade) has no kept actors: nothing happens."""
+    deleted with the kept actors, inserted with the new ones. An event not indexed (deleted or
+    soft-deleted) has no kept actors: nothing happens. Nor when its row is gone but its actors
+    still kept: a cascade from the event's deletion removes its participants before the event's
+    own trigger deletes its indexed row with the kept actors, which must stay as indexed."""
     actors = ACTORS.format(event="e.id")
     kept = ACTORS.format(event="event_fts_actors.event_id")
     indexed = (
@@ -83,8 +85,8 @@ def _reindexed(event: str) -> str:
         f" SELECT 'delete', {_KEY.format(row='e')}, e.search_text, a.actors{indexed};"
         " INSERT INTO event_fts_timeline(rowid, search_text, actors)"
         f" SELECT {_KEY.format(row='e')}, e.search_text, {actors}{indexed};"
-        f" UPDATE event_fts_actors SET actors = {kept}"
-        f" WHERE event_id = {event} AND actors <> {kept};"
+        f" UPDATE event_fts_actors SET actors = {kept} WHERE event_id = {event}"
+        f" AND actors <> {kept} AND EXISTS (SELECT 1 FROM event WHERE event.id = {event});"
     )
 
 
