@@ -21,7 +21,7 @@ from sqlalchemy import Engine, event, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import Event
-from app.timeline import counts, service, statements
+from app.timeline import counts, search_index, service, statements
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 from tests.conftest import ON_POSTGRES
 
@@ -305,6 +305,9 @@ def test_a_common_word_with_a_state_walks_the_state_index(
         # Tested on the index's own event id against the matches read in timeline order.
         assert_read_in_timeline_order(sent)
         assert any("event_participant.event_id IN" in sql for sql, _ in sent), sent
+        # The matches were read with the state's token: only those the state takes part in.
+        reads = [str(params) for sql, params in sent if "event_fts_timeline MATCH" in sql]
+        assert reads and all('actors : ("s' in read for read in reads), reads
 
 
 def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(
@@ -337,18 +340,22 @@ def assert_read_in_timeline_order(sent: list[tuple[str, Any]]) -> None:
 
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's index in timeline order")
 @pytest.mark.parametrize("desc", [False, True])
-def test_matches_come_from_the_index_in_timeline_order(session: Session, desc: bool) -> None:
-    """FTS5 reads the keyed index in rowid order, either way, within the key range: no sort."""
+@pytest.mark.parametrize("actors", [(), (("s1", "s2"),), (("s1",), ("o3",))])
+def test_matches_come_from_the_index_in_timeline_order(
+    session: Session, desc: bool, actors: tuple[tuple[str, ...], ...]
+) -> None:
+    """FTS5 reads the keyed index in rowid order, either way, within the key range: no sort,
+    also with the actors asked of it beside the words."""
     sql = str(statements.MATCHES_IN_ORDER[desc])
     for name in ("words", "key_lo", "key_hi"):
         sql = sql.replace(f":{name}", "?")
-    plan = (
-        session.connection()
-        .exec_driver_sql("EXPLAIN QUERY PLAN " + sql, ('"tinzaouat"*', 0, 1 << 60))
-        .all()
-    )
+    words = search_index.matching('"tinzaouat"*', actors)
+    connection = session.connection()
+    plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, (words, 0, 1 << 60)).all()
     details = [row[3] for row in plan]
     assert len(details) == 1 and details[0].startswith("SCAN event_fts_timeline VIRTUAL"), details
+    # The query is one FTS5 accepts, on the index's columns.
+    connection.exec_driver_sql(sql, (words, 0, 1 << 60)).all()
 
 
 def test_stored_documents_come_in_binary_on_postgresql(engine: Engine, session: Session) -> None:

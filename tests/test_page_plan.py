@@ -108,6 +108,39 @@ def test_sqlite_pages_read_the_matches_in_timeline_order_without_counting_them(
 
 
 @pytest.mark.parametrize(
+    ("filters", "actors"),
+    [
+        (Filters(words=WORDS), ()),
+        (Filters(words=WORDS, states=(7,)), (("s7",),)),
+        (Filters(words=WORDS, states=(7, 8, 7)), (("s7", "s8"),)),  # any of them
+        (Filters(words=WORDS, pair=(9, 3, 5)), (("s9",), ("s3",), ("s5",))),  # each of them
+        (Filters(words=WORDS, organisations=(4, 6)), (("o4", "o6"),)),
+        # Membership on the event's date, and roles, are not in the index.
+        (Filters(words=WORDS, organisations=(4,), members=True), ()),
+        (Filters(words=WORDS, actor=((7,), ())), ()),
+        (Filters(words=WORDS, target=((7,), (4,))), ()),
+        (
+            Filters(words=WORDS, states=(7,), actor=((8,), ()), tags=("drones",)),
+            (("s7",),),
+        ),
+    ],
+)
+def test_sqlite_pages_ask_the_index_for_the_states_and_organisations_it_holds(
+    filters: Filters, actors: tuple[tuple[str, ...], ...]
+) -> None:
+    """A page read in timeline order asks the index for the words and the actors that a filter
+    means exactly (any role); the page's statement tests every filter all the same. Nowhere
+    else: PostgreSQL, a ranked page, a plan that fell back to the other reads."""
+    page = plan(filters, dialect="sqlite", driven=True, one_page=True, matches=never)
+    assert page.actors == actors
+    assert page.shape == dataclasses.replace(page, actors=()).shape
+    assert page.unkeyed().actors == ()
+    assert plan(filters, dialect="sqlite", ranked=True, matches=never).actors == ()
+    assert plan(filters, dialect="sqlite", matches=lambda: FEW).actors == ()
+    assert plan(filters, dialect="postgresql", driven=True, matches=lambda: FEW).actors == ()
+
+
+@pytest.mark.parametrize(
     ("filters", "matches", "text"),
     [
         (Filters(words=WORDS), FEW, "fts"),

@@ -11,6 +11,8 @@ names:
   the matches in that order from an index keyed so (`search_index`), as many as it needs.
   Otherwise it depends on how many events have the words: look them all up, or walk the
   page's order testing each row.
+- `actors`: on that SQLite index, the states and organisations a page's matches must also
+  have, asked of the index with the words, where a filter means exactly that (`_actors`).
 - `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches,
   counts them as it reads them; if they were many after all, `PagePlan.recounted` plans it
   again and the page is read the other way.
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.timeline import statements
+from app.timeline import search_index, statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +94,15 @@ class PagePlan:
     text: statements.TextMode | None = None
     # The page counts the words' matches as it reads them (`statements.few_page_documents`).
     counts_itself: bool = False
+    # "fts_keys": the actors' tokens the matches are read with, each group any of its tokens
+    # (`search_index.matching`). The page's statement tests its filters all the same.
+    actors: tuple[tuple[str, ...], ...] = ()
 
     def unkeyed(self) -> "PagePlan":
         """SQLite: the plan for a page that read more than FEW_MATCHES matches in timeline
         order without filling itself (other filters keep few of them), as if it had counted
         them."""
-        return replace(self, text=_many_on_sqlite(self.filters, self.driver))
+        return replace(self, text=_many_on_sqlite(self.filters, self.driver), actors=())
 
     def recounted(self, matches: int) -> "PagePlan":
         """The plan for a page that counted its matches itself, once their number is known:
@@ -187,7 +192,23 @@ def plan(
         and driver is None
         and not filters.others
     )
-    return PagePlan(filters, driver, text, counts_itself)
+    actors = _actors(filters) if text == "fts_keys" else ()
+    return PagePlan(filters, driver, text, counts_itself, actors)
+
+
+def _actors(f: Filters) -> tuple[tuple[str, ...], ...]:
+    """The filters that mean "one of these states or organisations takes part, in any role",
+    as groups of the index's actor tokens: `state=` (any of them), each state of `between=`,
+    and `organisation=` (any of them) unless `include_members` (membership on the event's
+    date is not in the index). Roles (`actor=`, `target=`) are not either."""
+    groups = []
+    if f.states:
+        groups.append(tuple(search_index.state_token(s) for s in dict.fromkeys(f.states)))
+    groups.extend((search_index.state_token(s),) for s in dict.fromkeys(f.pair))
+    if f.organisations and not f.members:
+        organisations = dict.fromkeys(f.organisations)
+        groups.append(tuple(search_index.organisation_token(o) for o in organisations))
+    return tuple(groups)
 
 
 def _driver(f: Filters) -> Driver | None:

@@ -11,7 +11,14 @@ public id: a page always reads whole days and orders them itself.
 Kept by SQLite triggers on `event` (the migration that made the table), so every writer, the
 API's write step and a bulk load alike, keeps it in step in its own transaction. `python -m
 app.timeline.search_index` rebuilds it (after a load that dropped the triggers) or checks it
-against `event.search_text`. PostgreSQL has no such index.
+against `event.search_text` and the participants. PostgreSQL has no such index.
+
+A second column, `actors`, holds a token per state (`s<id>`) and organisation (`o<id>`) taking
+part in the event, in any role (`ACTORS`): a page of words and states asks FTS5 for both
+(`matching`), which it merges in key order as it reads, so that a state in few of a word's
+events costs no more matches read than the page needs. `event_fts_actors` keeps each indexed
+event's actors as indexed: the table is contentless, and a row is deleted by giving back what it
+was indexed with (the migration that added the column, and its triggers on `event_participant`).
 """
 
 import argparse
@@ -35,7 +42,15 @@ _JULIAN_DAY_OF_ORDINAL_0 = 1_721_424
 LOWEST = 0
 HIGHEST = (1 << 62) - 1
 
-_KEY = f"(CAST(julianday(date) AS INTEGER) << {SHIFT}) + id"
+_KEY = f"(CAST(julianday(event.date) AS INTEGER) << {SHIFT}) + event.id"
+# An event's actors as indexed (the migration's triggers write the same): each state and
+# organisation taking part once, sorted, separated by spaces.
+ACTORS = (
+    "(SELECT coalesce(group_concat(token, ' '), '') FROM (SELECT DISTINCT"
+    " CASE WHEN p.state_id IS NOT NULL THEN 's' || p.state_id ELSE 'o' || p.organisation_id END"
+    " AS token FROM event_participant p WHERE p.event_id = event.id"
+    " AND (p.state_id IS NOT NULL OR p.organisation_id IS NOT NULL) ORDER BY token))"
+)
 # An event's stored words as rows (`value`): they are letters and digits separated by single
 # spaces (app/search.py), so quoted and joined by commas they make a JSON array.
 _AS_JSON = "'[\"' || replace(search_text, ' ', '\",\"') || '\"]'"
@@ -49,6 +64,24 @@ _BEGUN = text(
     " ORDER BY word LIMIT :most"
 )
 _TERM = re.compile(r'"([^"]*)"\*')
+
+
+def state_token(state_id: int) -> str:
+    return f"s{state_id}"
+
+
+def organisation_token(organisation_id: int) -> str:
+    return f"o{organisation_id}"
+
+
+def matching(words: str, actors: tuple[tuple[str, ...], ...] = ()) -> str:
+    """The FTS5 query for `words` (as `expanded` gives them) in the words' column, AND each
+    group of `actors` (any of its tokens) in the actors' column: without the column filter a
+    word could match an actor's token."""
+    query = f"search_text : ({words})"
+    for group in actors:
+        query += " AND actors : (" + " OR ".join(f'"{token}"' for token in group) + ")"
+    return query
 
 
 def expanded(session: Session, words: str) -> str:
@@ -86,40 +119,79 @@ def day_of(key: int) -> dt.date:
 
 
 def rebuild(session: Session) -> int:
-    """Index every live event again, from `event.search_text`; returns how many."""
+    """Index every live event again, from `event.search_text` and its participants; returns
+    how many."""
     emptied = "INSERT INTO event_fts_timeline(event_fts_timeline) VALUES ('delete-all')"
     session.execute(text(emptied))
-    fill = f"INSERT INTO event_fts_timeline(rowid, search_text) SELECT {_KEY}, search_text"
-    session.execute(text(f"{fill} FROM event WHERE deleted_at IS NULL"))
+    session.execute(text("DELETE FROM event_fts_actors"))
+    session.execute(
+        text(
+            "INSERT INTO event_fts_actors(event_id, actors)"  # noqa: S608
+            f" SELECT id, {ACTORS} FROM event WHERE deleted_at IS NULL"
+        )
+    )
+    # In key order: FTS5 appends to its pending terms instead of flushing them at every key
+    # lower than the last.
+    session.execute(
+        text(
+            "INSERT INTO event_fts_timeline(rowid, search_text, actors)"  # noqa: S608
+            f" SELECT {_KEY}, search_text, a.actors FROM event"
+            f" JOIN event_fts_actors a ON a.event_id = event.id ORDER BY {_KEY}"
+        )
+    )
     listed = f"SELECT value FROM event, {_WORDS} WHERE value <> ''"  # noqa: S608
     session.execute(text(f"INSERT OR IGNORE INTO event_fts_words(word) {listed}"))
     return int(session.scalar(text("SELECT count(*) FROM event WHERE deleted_at IS NULL")) or 0)
 
 
 def check(session: Session) -> int:
-    """How many (key, word) pairs differ between the index and the live events' stored words,
-    plus how many of their words `event_fts_words` lacks (0 when all agree): the index's own
-    list of what it holds (fts5vocab) against `event.search_text`, cut as the tokenizer cuts it
-    (`search_text` holds only words and single spaces, app/search.py)."""
+    """How many (key, column, token) triples differ between the index and the live events'
+    stored words and actors, plus how many live events' kept actors (`event_fts_actors`) differ
+    from their participants', plus how many of their words `event_fts_words` lacks (0 when all
+    agree): the index's own list of what it holds (fts5vocab) against `event.search_text`, cut
+    as the tokenizer cuts it (`search_text` holds only words and single spaces, app/search.py),
+    and against `event_participant`."""
     session.execute(
         text(
             "CREATE VIRTUAL TABLE IF NOT EXISTS temp.event_fts_timeline_words"
             " USING fts5vocab(main, event_fts_timeline, instance)"
         )
     )
-    indexed = {
-        (key, word)
-        for word, key in session.execute(
-            text("SELECT term, doc FROM temp.event_fts_timeline_words")
-        ).tuples()
-    }
-    expected: set[tuple[int, str]] = set()
-    rows = session.execute(
-        text(f"SELECT {_KEY}, search_text FROM event WHERE deleted_at IS NULL")  # noqa: S608
-    ).tuples()
-    for key, stored in rows:
-        expected.update((key, word) for word in stored.split(" ") if word)
+    indexed = set(
+        session.execute(text("SELECT doc, col, term FROM temp.event_fts_timeline_words")).tuples()
+    )
     session.execute(text("DROP TABLE temp.event_fts_timeline_words"))
+    expected: set[tuple[int, str, str]] = set()
+    keys: dict[int, int] = {}
+    rows = session.execute(
+        text(f"SELECT event.id, {_KEY}, search_text FROM event WHERE deleted_at IS NULL")  # noqa: S608
+    ).tuples()
+    for event_id, key, stored in rows:
+        keys[event_id] = key
+        expected.update((key, "search_text", word) for word in stored.split(" ") if word)
+    actors: dict[int, set[str]] = {event_id: set() for event_id in keys}
+    participants = session.execute(
+        text("SELECT event_id, state_id, organisation_id FROM event_participant")
+    ).tuples()
+    for event_id, state_id, organisation_id in participants:
+        if event_id not in actors:
+            continue
+        if state_id is not None:
+            actors[event_id].add(state_token(state_id))
+        elif organisation_id is not None:
+            actors[event_id].add(organisation_token(organisation_id))
+    for event_id, tokens in actors.items():
+        expected.update((keys[event_id], "actors", token) for token in tokens)
+    kept = dict(
+        session.execute(text("SELECT event_id, actors FROM event_fts_actors")).tuples().all()
+    )
+    wrongly_kept = sum(
+        1
+        for event_id in kept.keys() | actors.keys()
+        if event_id not in kept
+        or event_id not in actors
+        or sorted(kept[event_id].split()) != sorted(actors[event_id])
+    )
     unlisted = session.scalar(
         text(
             f"SELECT count(*) FROM (SELECT DISTINCT value FROM event, {_WORDS}"  # noqa: S608
@@ -127,14 +199,15 @@ def check(session: Session) -> int:
             " AND value NOT IN (SELECT word FROM event_fts_words))"
         )
     )
-    return len(indexed ^ expected) + int(unlisted or 0)
+    return len(indexed ^ expected) + wrongly_kept + int(unlisted or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.timeline.search_index",
         description="SQLite: rebuild the full-text index in timeline order from the events'"
-        " stored words (after a load that wrote the tables without its triggers), or check it"
+        " stored words and participants (after a load that wrote the tables without its"
+        " triggers), or check it"
         " against them. Triggers keep it in step at every write. PostgreSQL has none.",
     )
     parser.add_argument(
@@ -157,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 differ = check(session)
                 session.rollback()
                 print(
-                    f"search index: {differ:,} (key, word) pairs differ"
+                    f"search index: {differ:,} (key, column, token) triples or kept actors differ"
                     f" in {time.monotonic() - started:.1f} s",
                     file=sys.stderr,
                 )

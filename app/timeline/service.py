@@ -576,9 +576,11 @@ def _keyed_rows(
     (`search_index`), a few at a time, until the page is full.
 
     The matches come day by day; a page of the matches read so far, of the days they cover
-    whole (before the last one's day), is a page of all of them. If it is short (other filters
-    kept few), more are read, as many as the share kept so far says; past FEW_MATCHES, the
-    page is read as if they had been counted (`PagePlan.unkeyed`)."""
+    whole (before the last one's day), is a page of all of them. The states and organisations
+    the plan asks of the index (`PagePlan.actors`) are read with the words, so only the other
+    filters drop matches. If it is short (they kept few), more are read, as many as the share
+    kept so far says; past FEW_MATCHES, the page is read as if they had been counted
+    (`PagePlan.unkeyed`)."""
     f = plan.filters
     start, end = f.start, f.end
     if after is not None:  # the cursor's own day still holds later events
@@ -586,7 +588,7 @@ def _keyed_rows(
     key_lo = search_index.day_key(start) if start else search_index.LOWEST
     key_hi = search_index.day_key(end + dt.timedelta(days=1)) - 1 if end else search_index.HIGHEST
     assert f.words is not None  # noqa: S101 - planned for words
-    words = search_index.expanded(session, f.words)
+    words = search_index.matching(search_index.expanded(session, f.words), plan.actors)
     keys = session.execute(
         statements.MATCHES_IN_ORDER[desc], {"words": words, "key_lo": key_lo, "key_hi": key_hi}
     ).scalars()

@@ -398,9 +398,10 @@ TEXT_MATCHES = {
 }
 
 
-# SQLite: the keys of the live events that have the words (app/timeline/search_index.py), from
-# `key_lo` to `key_hi`, in timeline order (by day, then id) or its reverse. FTS5 reads them as it
-# goes: the caller fetches as many as a page needs and closes it.
+# SQLite: the keys of the live events that have the words, and the actors the plan asks for
+# (`search_index.matching` writes the query), from `key_lo` to `key_hi`, in timeline order (by
+# day, then id) or its reverse. FTS5 reads them as it goes: the caller fetches as many as a page
+# needs and closes it.
 _IN_ORDER = (
     "SELECT rowid FROM event_fts_timeline WHERE event_fts_timeline MATCH :words"
     " AND rowid >= :key_lo AND rowid <= :key_hi ORDER BY rowid"
