@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from app.errors import PreconditionFailed
 from app.events import service as event_service
@@ -375,6 +376,87 @@ class TestUpdate:
             "/v1/timeline", params={"between": "MLI,DZA", "from": "2025-04-26", "to": "2025-04-26"}
         )
         assert event_id in ids(page)
+
+    @pytest.mark.parametrize(
+        "patch",
+        [
+            {"summary": "Checked against its sources again."},
+            {
+                "participants": [
+                    {"state": "DZA", "role": "initiator"},
+                    {"state": "NER", "role": "target"},
+                ]
+            },
+            {"date": "2025-04-26", "tags": ["test", "moved"]},
+            {"kind": "incident", "category": "protest"},
+        ],
+        ids=["summary", "participants", "date", "kind"],
+    )
+    def test_a_writes_answer_is_what_a_read_then_serves(
+        self, writable: Writable, patch: dict[str, Any]
+    ) -> None:
+        """The answer to a POST and to a PATCH is built from what the write's revision recorded,
+        not read again: it must be the very body and ETag a GET serves afterwards."""
+        event_id = "2025-04-27-answered"
+
+        def as_written(read: Any) -> dict[str, Any]:
+            # A read adds where to cite it from; a write's answer has no recorded time yet.
+            return {k: v for k, v in read.json().items() if k not in ("permalink", "citation")}
+
+        created = create(
+            writable, new_event(event_id, links=[{"type": "in_response_to", "event": SHOOT_DOWN}])
+        )
+        read = writable.client.get(f"/v1/events/{event_id}")
+        assert (created.json(), version_of(created)) == (as_written(read), version_of(read))
+        linking = new_event(
+            "2025-04-28-answering", links=[{"type": "follows_up", "event": event_id}]
+        )
+        create(writable, linking)  # an incoming link, which the revision does not record
+        etag = writable.client.get(f"/v1/events/{event_id}").headers["etag"]
+        patched = self.patch(writable, event_id, patch, etag)
+        assert patched.status_code == 200, patched.text
+        read = writable.client.get(f"/v1/events/{event_id}")
+        assert (patched.json(), version_of(patched)) == (as_written(read), version_of(read))
+        assert patched.json()["links"]["incoming"][0]["event"]["id"] == linking["id"]
+        recorded = writable.client.get(f"/v1/events/{event_id}/revisions").json()["items"][-1]
+        assert "incoming" not in recorded["after"]["links"]
+
+    def test_an_edit_that_leaves_the_actors_keeps_their_rows(self, writable: Writable) -> None:
+        """Participants and pairs of states are kept, not deleted and inserted again, when an
+        edit leaves them as they were; a date change still reaches them."""
+        event_id = "2025-04-27-kept-actors"
+        parts = [
+            {"state": "MLI", "role": "initiator"},
+            {"state": "DZA", "role": "target"},
+            {"state": "NER", "role": "affected"},
+        ]
+        create(writable, new_event(event_id, participants=parts))
+
+        def rows() -> list[tuple[Any, ...]]:
+            with writable.session() as s:
+                event = s.scalars(
+                    select(Event)
+                    .where(Event.public_id == event_id)
+                    .options(selectinload(Event.participants), selectinload(Event.state_pairs))
+                ).one()
+                kept = [(p.id, p.date) for p in event.participants]
+                return kept + [(pair.id, pair.date) for pair in event.state_pairs]
+
+        before = rows()
+        response = self.patch(writable, event_id, {"summary": "Read again."}, '"1"')
+        assert response.status_code == 200, response.text
+        assert rows() == before
+        response = self.patch(writable, event_id, {"date": "2025-04-25"}, '"2"')
+        assert response.status_code == 200, response.text
+        moved = rows()
+        assert [row_id for row_id, _ in moved] == [row_id for row_id, _ in before]
+        assert {day for _, day in moved} == {dt.date(2025, 4, 25)}
+        response = self.patch(writable, event_id, {"participants": parts[1:]}, '"3"')
+        assert response.status_code == 200, response.text
+        served = [(p["state"], p["role"]) for p in response.json()["participants"]]
+        assert served == [("DZA", "target"), ("NER", "affected")]
+        pairs = writable.client.get("/v1/timeline", params={"between": "MLI,NER"})
+        assert event_id not in ids(pairs)
 
     @pytest.mark.parametrize(
         ("patch", "field"),

@@ -2,6 +2,7 @@
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -239,7 +240,7 @@ def _apply(
     location_state_id = (
         refs.state(loc.country, ["body", "location", "country"]) if loc and loc.country else None
     )
-    participants = [_participant(p, i, data, refs) for i, p in enumerate(data.participants)]
+    participants = [_participant_key(p, i, refs) for i, p in enumerate(data.participants)]
     claims = [_claim(c, i, refs, claim_sources[i]) for i, c in enumerate(data.claims)]
     links = _link_keys(data.links, refs) if with_links else None
 
@@ -266,8 +267,33 @@ def _apply(
         event.casualties_wounded = casualties.wounded if casualties else None
         event.casualties_note = casualties.note if casualties else None
         event.search_text = _search_text(data, place)
-        event.participants = participants
-        event.state_pairs = _state_pairs(participants, data)
+        # Kept, not rewritten, where unchanged: most edits touch no actor, and a rewrite costs
+        # a delete and an insert per row, and moves the event's counts for nothing.
+        event.participants = reconcile(
+            event.participants,
+            participants,
+            lambda p: (p.position, p.state_id, p.organisation_id, p.group_name, p.role),
+            lambda key: Participant(
+                position=key[0],
+                state_id=key[1],
+                organisation_id=key[2],
+                group_name=key[3],
+                role=key[4],
+            ),
+        )
+        states = sorted({key[1] for key in participants if key[1] is not None})
+        event.state_pairs = reconcile(
+            event.state_pairs,
+            list(combinations(states, 2)),
+            lambda pair: (pair.state_a, pair.state_b),
+            lambda key: StatePair(state_a=key[0], state_b=key[1]),
+        )
+        for participant in event.participants:
+            participant.date = data.date
+            participant.public_id = data.id
+        for pair in event.state_pairs:
+            pair.date = data.date
+            pair.public_id = data.id
         event.tags = reconcile(
             event.tags, list(data.tags), lambda t: t.tag, lambda tag: EventTag(tag=tag)
         )
@@ -289,27 +315,19 @@ def _apply(
         event.updated_at = utcnow()
 
 
-def _participant(p: ParticipantIn, i: int, data: EventCreate, refs: Refs) -> Participant:
+ParticipantKey = tuple[int, int | None, int | None, str | None, str]
+
+
+def _participant_key(p: ParticipantIn, i: int, refs: Refs) -> ParticipantKey:
+    """(position, state id, organisation id, group, role): what makes a participant row."""
     loc: list[str | int] = ["body", "participants", i]
-    return Participant(
-        position=i,
-        state_id=refs.state(p.state, [*loc, "state"]) if p.state else None,
-        organisation_id=(
-            refs.organisation(p.organisation, [*loc, "organisation"]) if p.organisation else None
-        ),
-        group_name=p.group,
-        role=p.role.value,
-        date=data.date,
-        public_id=data.id,
+    return (
+        i,
+        refs.state(p.state, [*loc, "state"]) if p.state else None,
+        refs.organisation(p.organisation, [*loc, "organisation"]) if p.organisation else None,
+        p.group,
+        p.role.value,
     )
-
-
-def _state_pairs(participants: list[Participant], data: EventCreate) -> list[StatePair]:
-    states = sorted({p.state_id for p in participants if p.state_id is not None})
-    return [
-        StatePair(state_a=a, state_b=b, date=data.date, public_id=data.id)
-        for a, b in combinations(states, 2)
-    ]
 
 
 def _claim(c: ClaimIn, i: int, refs: Refs, source: Source) -> Claim:
@@ -394,6 +412,40 @@ def upsert(
     existing = session.scalars(
         select(Event).where(Event.public_id == data.id).options(*_load_options())
     ).one_or_none()
+    outcome, _ = _upsert(
+        session,
+        existing,
+        data,
+        refs,
+        actor,
+        with_links=with_links,
+        record=record,
+        before_out=before_out,
+    )
+    return outcome
+
+
+@dataclass(frozen=True)
+class Written:
+    """An event as a write left it: its row, and what its revision recorded."""
+
+    event: Event
+    representation: dict[str, Any]
+
+
+def _upsert(
+    session: Session,
+    existing: Event | None,
+    data: EventCreate,
+    refs: Refs,
+    actor: str,
+    *,
+    with_links: bool = True,
+    record: bool = True,
+    before_out: dict[str, Any] | None = None,
+) -> tuple[Outcome, Written | None]:
+    """`upsert` of the event `existing` (loaded with `_load_options()`), or of a new one; with
+    what was written and recorded, when something was."""
     if existing is not None:
         current, wanted = as_input(existing).canonical(), data.canonical()
         if not with_links:
@@ -401,7 +453,7 @@ def upsert(
             current.pop("links")
             wanted.pop("links")
         if current == wanted:
-            return Outcome.unchanged
+            return Outcome.unchanged, None
         before = representation(session, existing.id)
         if before_out is not None:
             before_out.update(before)
@@ -409,9 +461,10 @@ def upsert(
             existing = _change_kind(session, existing, data.kind)
         _apply(session, existing, data, refs, actor, with_links=with_links)
         session.flush()
-        if record:
-            record_change(session, existing, Outcome.updated, before, actor)
-        return Outcome.updated
+        if not record:
+            return Outcome.updated, None
+        after = record_change(session, existing, Outcome.updated, before, actor)
+        return Outcome.updated, Written(existing, after)
     model = Incident if data.kind is EventKind.incident else DiplomaticAction
     # Empty collections up front: assigning to an unloaded lazy="raise" collection would raise.
     event = model(
@@ -428,9 +481,10 @@ def upsert(
     session.add(event)
     session.flush()
     refs._events[data.id] = event.id
-    if record:
-        record_change(session, event, Outcome.created, None, actor)
-    return Outcome.created
+    if not record:
+        return Outcome.created, None
+    after = record_change(session, event, Outcome.created, None, actor)
+    return Outcome.created, Written(event, after)
 
 
 def upsert_links(session: Session, data: EventCreate, refs: Refs) -> Outcome:
@@ -501,16 +555,33 @@ def get_event(session: Session, public_id: str) -> tuple[dict[str, Any], int]:
     """One event with its links in both directions, and its version (the ETag)."""
     row = _live_event_row(session, public_id)
     doc = representation(session, row.id)
+    doc["links"]["incoming"] = _incoming(session, row.id)
+    return doc, row.version
+
+
+def _incoming(session: Session, event_id: int) -> list[dict[str, Any]]:
     link = EventLink.__table__.c
     other = Event.__table__.c
-    incoming = session.execute(
-        select(link.link_type, other.public_id, other.date, other.title)
-        .join(Event, other.id == link.from_event_id)
-        .where(link.to_event_id == row.id, other.deleted_at.is_(None))
-        .order_by(other.date, other.public_id, link.link_type)
-    ).all()
-    doc["links"]["incoming"] = _linked(incoming)
-    return doc, row.version
+    return _linked(
+        session.execute(
+            select(link.link_type, other.public_id, other.date, other.title)
+            .join(Event, other.id == link.from_event_id)
+            .where(link.to_event_id == event_id, other.deleted_at.is_(None))
+            .order_by(other.date, other.public_id, link.link_type)
+        )
+    )
+
+
+def _served(session: Session, written: Written) -> tuple[dict[str, Any], int]:
+    """`get_event` of an event this request has just written, from what its revision recorded
+    (assembled after the write, as `get_event` would assemble it again): the same document."""
+    after = written.representation
+    links = {
+        "outgoing": after["links"]["outgoing"],
+        "incoming": _incoming(session, written.event.id),
+    }
+    # A new dict: the revision's own is still to be sent to the webhooks.
+    return {**after, "links": links}, written.event.version
 
 
 def recorded_at(session: Session, public_id: str) -> dt.datetime | None:
@@ -545,7 +616,9 @@ def get_as_known_at(session: Session, public_id: str, at: dt.datetime) -> dict[s
 
 def record_change(
     session: Session, event: Event, outcome: Outcome, before: dict[str, Any] | None, actor: str
-) -> None:
+) -> dict[str, Any]:
+    """Record the event's revision; returns the representation it recorded."""
+    after = representation(session, event.id)
     revision_service.record(
         session,
         resource="event",
@@ -554,8 +627,9 @@ def record_change(
         operation="create" if outcome is Outcome.created else "update",
         actor=actor,
         before=before,
-        after=representation(session, event.id),
+        after=after,
     )
+    return after
 
 
 def _load_event_for_update(session: Session, public_id: str, expected: int | None) -> Event:
@@ -585,9 +659,9 @@ def create(session: Session, data: EventCreate, actor: str) -> tuple[dict[str, A
     if existing is not None:
         what = "was deleted; ids are never reused" if existing.deleted_at else "already exists"
         raise Conflict(f"An event with id {data.id!r} {what}.")
-    upsert(session, data, Refs(session), actor)
-    doc, version = get_event(session, data.id)
-    return doc, version
+    _, written = _upsert(session, None, data, Refs(session), actor)
+    assert written is not None  # noqa: S101 - a new event is always written and recorded
+    return _served(session, written)
 
 
 def update(
@@ -598,8 +672,10 @@ def update(
     data = EventCreate.model_validate(
         patched(as_input(event), patch, fixed=("id",), what="an event")
     )
-    upsert(session, data, Refs(session), actor)
-    return get_event(session, public_id)
+    _, written = _upsert(session, event, data, Refs(session), actor)
+    if written is None:  # nothing changed
+        return get_event(session, public_id)
+    return _served(session, written)
 
 
 def delete(session: Session, public_id: str, expected: int | None, actor: str) -> None:
