@@ -15,7 +15,7 @@ def _url() -> str:
 
 
 # Dialect-specific search objects made by the full-text migration; not in the metadata.
-SEARCH_OBJECTS = ("event_fts", "ix_event_search", "search_vector")
+SEARCH_OBJECTS = ("event_fts", "ix_event_search", "search_vector", "search_actors")
 
 
 def _include(

@@ -238,7 +238,7 @@ def test_participant_filters_read_the_page_in_index_order(
     assert_sorted_by_index(page_plan(engine, session, params))
 
 
-def text_page(engine: Engine, session: Session, q: str) -> tuple[str, str]:
+def text_page(engine: Engine, session: Session, q: str, **more: Any) -> tuple[str, str]:
     """The SQL of the page `service.page` serves for `q=`, and its plan (bitmap scans allowed).
     On PostgreSQL, with more matches than `FEW_MATCHES`, that is the second page statement: the
     first counted the matches as it read them, and was void (`PagePlan.recounted`)."""
@@ -246,7 +246,8 @@ def text_page(engine: Engine, session: Session, q: str) -> tuple[str, str]:
         for setting in ("enable_seqscan", "enable_sort"):
             session.execute(text(f"SET LOCAL {setting} = off"))
     with captured(engine) as statements:
-        service.page(session, TimelineQuery.model_validate({"q": q}), cursor_secret=SECRET)
+        query = TimelineQuery.model_validate({"q": q, **more})
+        service.page(session, query, cursor_secret=SECRET)
     *_, (sql, parameters) = [(s, p) for s, p in statements if "ORDER BY" in s and "LIMIT" in s]
     conn = session.connection()
     if ON_POSTGRES:
@@ -308,6 +309,29 @@ def test_a_common_word_with_a_state_walks_the_state_index(
         # The matches were read with the state's token: only those the state takes part in.
         reads = [str(params) for sql, params in sent if "event_fts_timeline MATCH" in sql]
         assert reads and all('actors : ("s' in read for read in reads), reads
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's index of words and actors")
+@pytest.mark.parametrize(
+    "filters",
+    [{"state": ["DZA"]}, {"between": "MLI,DZA"}, {"organisation": ["ECOWAS"]}],
+)
+def test_words_and_actors_are_found_together_by_the_text_index_on_postgresql(
+    engine: Engine, session: Session, filters: dict[str, Any]
+) -> None:
+    """Few events with both: one scan of the GIN index of words and actors finds them, read off
+    `event` and sorted; no walk of a participant index, no participant read to test them again.
+    Chosen from one estimate of both."""
+    with captured(engine) as sent:
+        sql, plan = text_page(engine, session, "drone", **filters)
+    assert "event.search_actors @@" in sql and "event_participant" not in sql, sql
+    assert "Bitmap Index Scan on ix_event_search" in plan, plan
+    scan = plan.index("Bitmap Index Scan on ix_event_search")
+    cond = plan[scan:].split("Index Cond:", 1)[1].split("\n", 1)[0]
+    assert "search_vector @@" in cond and "search_actors @@" in cond, plan
+    assert "event_participant" not in plan and "ix_event_timeline" not in plan, plan
+    estimates = [sql for sql, _ in sent if sql.startswith("EXPLAIN (FORMAT JSON)")]
+    assert len(estimates) == 1 and "search_actors @@" in estimates[0], estimates
 
 
 def test_how_words_are_read_is_chosen_without_counting_them_on_postgresql(

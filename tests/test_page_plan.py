@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from app.timeline import statements
-from app.timeline.planner import Driver, Filters, PagePlan, plan
+from app.timeline.planner import WALK_COST, Actors, Driver, Filters, PagePlan, plan
 
 FEW = statements.FEW_MATCHES
 WORDS = "drone:*"
@@ -28,6 +28,15 @@ def told(matches: int) -> tuple[list[int], Callable[[], int]]:
         return matches
 
     return asked, count
+
+
+def never_estimated(_actors: Actors) -> tuple[int, int]:
+    raise AssertionError("the plan did not need to estimate the words' and actors' matches")
+
+
+def too_many(_actors: Actors) -> tuple[int, int]:
+    """PostgreSQL's estimate of the words' and actors' matches: more than a plan reads first."""
+    return FEW + 1, 10 * FEW
 
 
 def test_a_plain_page_reads_event_in_timeline_order() -> None:
@@ -137,7 +146,10 @@ def test_sqlite_pages_ask_the_index_for_the_states_and_organisations_it_holds(
     assert page.unkeyed().actors == ()
     assert plan(filters, dialect="sqlite", ranked=True, matches=never).actors == ()
     assert plan(filters, dialect="sqlite", matches=lambda: FEW).actors == ()
-    assert plan(filters, dialect="postgresql", driven=True, matches=lambda: FEW).actors == ()
+    on_postgresql = plan(
+        filters, dialect="postgresql", driven=True, matches=lambda: FEW, actor_matches=too_many
+    )
+    assert on_postgresql.actors == ()
 
 
 @pytest.mark.parametrize(
@@ -166,8 +178,10 @@ def test_sqlite_walks_for_many_matches(filters: Filters, matches: int, text: str
         # An export's batches do not: they read the matches first or walk.
         (Filters(words=WORDS), False, 10, "few", False),
         # Another filter: the matches are read first, and tested against the driver's rows.
-        (Filters(words=WORDS, states=(7,)), True, 10, "few", False),
         (Filters(words=WORDS, kinds=("incident",)), True, 10, "few", False),
+        (Filters(words=WORDS, tags=("drones",)), True, 10, "few", False),
+        # A state's with the words too many to read first: walked, whatever the words' own.
+        (Filters(words=WORDS, states=(7,)), True, 10, "many", False),
         (Filters(words=WORDS, states=(7,)), True, FEW + 1, "many", False),
     ],
 )
@@ -175,8 +189,77 @@ def test_postgresql_reads_few_matches_first_and_walks_for_many(
     filters: Filters, one_page: bool, matches: int, text: str, counts_itself: bool
 ) -> None:
     _, count = told(matches)
-    page = plan(filters, dialect="postgresql", driven=True, one_page=one_page, matches=count)
+    page = plan(
+        filters,
+        dialect="postgresql",
+        driven=True,
+        one_page=one_page,
+        matches=count,
+        actor_matches=too_many,
+    )
     assert (page.text, page.counts_itself) == (text, counts_itself)
+
+
+@pytest.mark.parametrize(
+    ("filters", "actors", "shape"),
+    [
+        (Filters(words=WORDS, states=(7,)), (("s7",),), statements.Shape()),
+        (Filters(words=WORDS, states=(7, 8, 7)), (("s7", "s8"),), statements.Shape()),
+        (Filters(words=WORDS, pair=(9, 3, 5)), (("s9",), ("s3",), ("s5",)), statements.Shape()),
+        (Filters(words=WORDS, organisations=(4, 6)), (("o4", "o6"),), statements.Shape()),
+        # Tested by the page's statement: what the tokens do not say.
+        (
+            Filters(words=WORDS, states=(7,), actor=((8,), ()), tags=("drones",)),
+            (("s7",),),
+            statements.Shape(actor=True, tags=True),
+        ),
+        (
+            Filters(words=WORDS, states=(7,), organisations=(4,), members=True),
+            (("s7",),),
+            statements.Shape(organisations=True, members=True),
+        ),
+    ],
+)
+def test_postgresql_reads_the_few_matches_of_words_and_actors_through_their_index(
+    filters: Filters, actors: Actors, shape: statements.Shape
+) -> None:
+    """Expected few, and fewer than a walk of the actors' events would read: the matches of
+    both are read off `event` through the GIN index of both (no driver), and the filters the
+    tokens mean exactly are not tested again."""
+    asked: list[Actors] = []
+
+    def estimate(groups: Actors) -> tuple[int, int]:
+        asked.append(groups)
+        return 100, 1_000
+
+    page = plan(filters, dialect="postgresql", driven=True, matches=never, actor_matches=estimate)
+    assert (page.driver, page.text, page.actors, asked) == (None, "few", actors, [actors])
+    assert page.shape == dataclasses.replace(shape, text="few", actors=True)
+    assert page.params["actors"] == " & ".join("(" + " | ".join(g) + ")" for g in actors)
+    # Too many for one read, or many against the actors' events: the plan of the words alone.
+    for both, alone in ((FEW + 1, 100 * FEW), (1_000, 1_000_000 // WALK_COST - 1)):
+        walked = plan(
+            filters,
+            dialect="postgresql",
+            driven=True,
+            matches=never,
+            actor_matches=lambda _g, both=both, alone=alone: (both, alone),
+        )
+        assert (walked.text, walked.actors, walked.shape.actors) == ("many", (), False)
+    # Not asked: a ranked page, a plan off `event` (facets, `filtered`), no word.
+    for ranked, driven in ((True, True), (False, False)):
+        other = plan(
+            filters,
+            dialect="postgresql",
+            ranked=ranked,
+            driven=driven,
+            matches=lambda: 10,
+            actor_matches=never_estimated,
+        )
+        assert other.actors == ()
+    no_words = dataclasses.replace(filters, words=None)
+    unasked = plan(no_words, dialect="postgresql", driven=True, actor_matches=never_estimated)
+    assert unasked.actors == ()
 
 
 def test_a_ranked_postgresql_page_never_counts_itself() -> None:

@@ -11,15 +11,17 @@ names:
   the matches in that order from an index keyed so (`search_index`), as many as it needs.
   Otherwise it depends on how many events have the words: look them all up, or walk the
   page's order testing each row.
-- `actors`: on that SQLite index, the states and organisations a page's matches must also
-  have, asked of the index with the words, where a filter means exactly that (`_actors`).
+- `actors`: the states and organisations a page's matches must also have, asked of the text
+  index with the words, where a filter means exactly that (`_actors`): on SQLite's index in
+  timeline order; on PostgreSQL when the planner expects few events to have both, which are
+  then read off `event` through the GIN index of both and sorted, whatever the driver.
 - `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches,
   counts them as it reads them; if they were many after all, `PagePlan.recounted` plans it
   again and the page is read the other way.
 
-Pure: the one thing a plan may need from the database, how many events have the words, is
-passed in as a function that `plan` calls only when its choice depends on it. The service
-(`service._plan`) resolves the filters and runs the plan's statements.
+Pure: the one thing a plan may need from the database, how many events have the words (and
+the actors), is passed in as a function that `plan` calls only when its choice depends on it.
+The service (`service._plan`) resolves the filters and runs the plan's statements.
 """
 
 import datetime as dt
@@ -28,6 +30,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from app.timeline import search_index, statements
+
+# PostgreSQL, a page of words and actors: reading the m events that have both costs about m
+# rows read; walking the actors' n events in page order, testing the words, about 51 * n / m rows
+# walked (a default page and the row that says whether another follows), each dearer than a row
+# read. This is 51 times that ratio, as measured (bench/README.md).
+WALK_COST = 70
+
+# Groups of actor tokens (`search_index.state_token`, `organisation_token`): an event has every
+# group, each by any of its tokens.
+Actors = tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +106,10 @@ class PagePlan:
     text: statements.TextMode | None = None
     # The page counts the words' matches as it reads them (`statements.few_page_documents`).
     counts_itself: bool = False
-    # "fts_keys": the actors' tokens the matches are read with, each group any of its tokens
-    # (`search_index.matching`). The page's statement tests its filters all the same.
-    actors: tuple[tuple[str, ...], ...] = ()
+    # The actors' tokens the matches are read with, each group any of its tokens: in SQLite's
+    # query ("fts_keys", `search_index.matching`), or PostgreSQL's ("few",
+    # `search_index.actors_query`). The page's statement tests its filters all the same.
+    actors: Actors = ()
 
     def unkeyed(self) -> "PagePlan":
         """SQLite: the plan for a page that read more than FEW_MATCHES matches in timeline
@@ -114,20 +127,26 @@ class PagePlan:
     def shape(self) -> statements.Shape:
         f = self.filters
         kind = self.driver.kind if self.driver else None
+        # PostgreSQL: the filters the actors' tokens answer are not tested again, row by row
+        # off the participants (each test read every participation of its states).
+        asked = bool(self.actors) and self.text in ("few", "many")
         return statements.Shape(
             start=f.start is not None,
             end=f.end is not None,
-            states=bool(f.states) and kind != "state",
-            also=len(self._also()),
+            states=bool(f.states) and kind != "state" and not asked,
+            also=0 if asked else len(self._also()),
             actor=f.actor is not None,
             target=f.target is not None,
-            organisations=bool(f.organisations) and kind != "organisation",
+            organisations=(
+                bool(f.organisations) and kind != "organisation" and not (asked and not f.members)
+            ),
             members=f.members,
             kinds=bool(f.kinds),
             categories=bool(f.categories),
             tags=bool(f.tags) and kind != "tag",
             text=self.text,
             driver=kind,
+            actors=asked,
         )
 
     def _also(self) -> tuple[int, ...]:
@@ -151,6 +170,7 @@ class PagePlan:
             "categories": f.categories,
             "tags": f.tags,
             "words": f.words,
+            "actors": search_index.actors_query(self.actors),
         }
         for i, state_id in enumerate(self._also()):
             params[f"also_{i}"] = state_id
@@ -170,6 +190,7 @@ def plan(
     driven: bool = False,
     one_page: bool = False,
     matches: Callable[[], int] | None = None,
+    actor_matches: Callable[[Actors], tuple[int, int]] | None = None,
 ) -> PagePlan:
     """The plan for reading `filters`' events on `dialect` ("postgresql" or "sqlite").
 
@@ -177,11 +198,29 @@ def plan(
     timeline order, so a driver's index may give that order (a page, an export's batches).
     `one_page`: a page, not a whole export, which may count its matches itself. `matches`: how
     many events have the words (up to FEW_MATCHES + 1; PostgreSQL's planner may estimate them),
-    called only when the choice of `text` depends on it."""
+    called only when the choice of `text` depends on it. `actor_matches`: how many events have
+    the words and these actors, and these actors alone, as PostgreSQL's planner estimates
+    them."""
     driver = _driver(filters) if driven else None
-    text = None
+    text: statements.TextMode | None = None
+    actors: Actors = ()
     if filters.words is not None:
-        text = _text_mode(filters, dialect, driver, driven, ranked=ranked, matches=matches)
+        groups = _actors(filters) if driven and not ranked else ()
+        if dialect == "postgresql" and groups:
+            if actor_matches is None:
+                raise ValueError("this plan depends on how many events have the words and actors")
+            both, alone = actor_matches(groups)
+            if both <= statements.FEW_MATCHES and both * both <= WALK_COST * alone:
+                # Read off `event` through the index of both, then sorted.
+                driver, text, actors = None, "few", groups
+            else:
+                # A walk reads fewer rows than both matches; the word's own, which include
+                # them, are more still: no second estimate.
+                text = "many"
+        if text is None:
+            text = _text_mode(filters, dialect, driver, driven, ranked=ranked, matches=matches)
+        if text == "fts_keys":
+            actors = groups
     # Expected to be few: the page counts them as it reads them, and is read again the other
     # way if the estimate was low (`PagePlan.recounted`).
     counts_itself = (
@@ -192,11 +231,10 @@ def plan(
         and driver is None
         and not filters.others
     )
-    actors = _actors(filters) if text == "fts_keys" else ()
     return PagePlan(filters, driver, text, counts_itself, actors)
 
 
-def _actors(f: Filters) -> tuple[tuple[str, ...], ...]:
+def _actors(f: Filters) -> Actors:
     """The filters that mean "one of these states or organisations takes part, in any role",
     as groups of the index's actor tokens: `state=` (any of them), each state of `between=`,
     and `organisation=` (any of them) unless `include_members` (membership on the event's

@@ -1,4 +1,5 @@
-"""SQLite's full-text index in timeline order (`event_fts_timeline`): keys, rebuild and check.
+"""SQLite's full-text index in timeline order (`event_fts_timeline`), and the actors each event is
+searched with on both databases: keys, rebuild and check.
 
 `event_fts` finds an event's id by its words, in id order: to page a common word in timeline
 order, a page had to read every match first. `event_fts_timeline` indexes the same words of the
@@ -11,7 +12,7 @@ public id: a page always reads whole days and orders them itself.
 Kept by SQLite triggers on `event` (the migration that made the table), so every writer, the
 API's write step and a bulk load alike, keeps it in step in its own transaction. `python -m
 app.timeline.search_index` rebuilds it (after a load that dropped the triggers) or checks it
-against `event.search_text` and the participants. PostgreSQL has no such index.
+against `event.search_text` and the participants. PostgreSQL has no index in timeline order.
 
 A second column, `actors`, holds a token per state (`s<id>`) and organisation (`o<id>`) taking
 part in the event, in any role (`ACTORS`): a page of words and states asks FTS5 for both
@@ -19,6 +20,11 @@ part in the event, in any role (`ACTORS`): a page of words and states asks FTS5 
 events costs no more matches read than the page needs. `event_fts_actors` keeps each indexed
 event's actors as indexed: the table is contentless, and a row is deleted by giving back what it
 was indexed with (the migration that added the column, and its triggers on `event_participant`).
+
+PostgreSQL keeps the same tokens in `event.search_actors`, a tsvector beside `search_vector` in
+the same GIN index (`ix_event_search`), set by triggers on `event_participant` for every event,
+live or deleted (the migration that added it): one index scan finds the events that have the
+words and the actors (`actors_query`). The same command rebuilds or checks that column there.
 """
 
 import argparse
@@ -74,6 +80,12 @@ def organisation_token(organisation_id: int) -> str:
     return f"o{organisation_id}"
 
 
+def actors_query(actors: tuple[tuple[str, ...], ...]) -> str:
+    """PostgreSQL: the tsquery, for `event.search_actors`, of every group of `actors` (any of its
+    tokens). The column holds nothing but actor tokens, so no word is asked of it."""
+    return " & ".join("(" + " | ".join(group) + ")" for group in actors)
+
+
 def matching(words: str, actors: tuple[tuple[str, ...], ...] = ()) -> str:
     """The FTS5 query for `words` (as `expanded` gives them) in the words' column, AND each
     group of `actors` (any of its tokens) in the actors' column: without the column filter a
@@ -120,7 +132,10 @@ def day_of(key: int) -> dt.date:
 
 def rebuild(session: Session) -> int:
     """Index every live event again, from `event.search_text` and its participants; returns
-    how many."""
+    how many. PostgreSQL: set every event's `search_actors` that differs from its participants';
+    returns how many were set."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _rebuild_postgresql(session)
     emptied = "INSERT INTO event_fts_timeline(event_fts_timeline) VALUES ('delete-all')"
     session.execute(text(emptied))
     session.execute(text("DELETE FROM event_fts_actors"))
@@ -150,7 +165,10 @@ def check(session: Session) -> int:
     from their participants', plus how many of their words `event_fts_words` lacks (0 when all
     agree): the index's own list of what it holds (fts5vocab) against `event.search_text`, cut
     as the tokenizer cuts it (`search_text` holds only words and single spaces, app/search.py),
-    and against `event_participant`."""
+    and against `event_participant`. PostgreSQL: how many events' `search_actors` differ from
+    their participants'."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _check_postgresql(session)
     session.execute(
         text(
             "CREATE VIRTUAL TABLE IF NOT EXISTS temp.event_fts_timeline_words"
@@ -202,13 +220,45 @@ def check(session: Session) -> int:
     return len(indexed ^ expected) + wrongly_kept + int(unlisted or 0)
 
 
+def _participants_actors(session: Session) -> dict[int, set[str]]:
+    """Every event's actor tokens, read from its participants (an event with none is absent)."""
+    actors: dict[int, set[str]] = {}
+    participants = session.execute(
+        text("SELECT event_id, state_id, organisation_id FROM event_participant")
+    ).tuples()
+    for event_id, state_id, organisation_id in participants:
+        if state_id is not None:
+            actors.setdefault(event_id, set()).add(state_token(state_id))
+        elif organisation_id is not None:
+            actors.setdefault(event_id, set()).add(organisation_token(organisation_id))
+    return actors
+
+
+def _rebuild_postgresql(session: Session) -> int:
+    # Only the rows that differ are written: an UPDATE of every row leaves a dead copy of each.
+    written = session.execute(
+        text(
+            "UPDATE event SET search_actors = now.actors"
+            " FROM (SELECT id, event_search_actors(id) AS actors FROM event) AS now"
+            " WHERE event.id = now.id AND event.search_actors IS DISTINCT FROM now.actors"
+        )
+    )
+    return int(written.rowcount)  # type: ignore[attr-defined]
+
+
+def _check_postgresql(session: Session) -> int:
+    expected = _participants_actors(session)
+    stored = session.execute(text("SELECT id, tsvector_to_array(search_actors) FROM event"))
+    return sum(1 for event_id, tokens in stored if set(tokens) != expected.get(event_id, set()))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m app.timeline.search_index",
-        description="SQLite: rebuild the full-text index in timeline order from the events'"
-        " stored words and participants (after a load that wrote the tables without its"
-        " triggers), or check it"
-        " against them. Triggers keep it in step at every write. PostgreSQL has none.",
+        description="Rebuild the search index's actors from the events' participants, and on"
+        " SQLite the full-text index in timeline order from their stored words (after a load"
+        " that wrote the tables without the triggers), or check them against those. Triggers"
+        " keep them in step at every write.",
     )
     parser.add_argument(
         "--database-url", help="database to use (default: DATABASE_URL, as the API uses)"
@@ -222,16 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_db_engine(args.database_url or get_settings().database_url)
     started = time.monotonic()
     try:
-        if engine.dialect.name != "sqlite":
-            print("search index: PostgreSQL has none, nothing to do", file=sys.stderr)
-            return 0
+        postgresql = engine.dialect.name == "postgresql"
         with create_session_factory(engine)() as session:
             if args.check:
                 differ = check(session)
                 session.rollback()
+                what = (
+                    "events' actors"
+                    if postgresql
+                    else "(key, column, token) triples or kept actors"
+                )
                 print(
-                    f"search index: {differ:,} (key, column, token) triples or kept actors differ"
-                    f" in {time.monotonic() - started:.1f} s",
+                    f"search index: {differ:,} {what} differ in {time.monotonic() - started:.1f} s",
                     file=sys.stderr,
                 )
                 return 1 if differ else 0
@@ -239,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             session.commit()
     finally:
         engine.dispose()
+    done = "events' actors set" if postgresql else "events indexed"
     print(
-        f"search index: {written:,} events indexed in {time.monotonic() - started:.1f} s",
+        f"search index: {written:,} {done} in {time.monotonic() - started:.1f} s",
         file=sys.stderr,
     )
     return 0

@@ -219,6 +219,7 @@ def _plan(
         driven=driven,
         one_page=one_page,
         matches=lambda: _matches(session, resolved.words),
+        actor_matches=lambda actors: _estimated_actor_matches(session, resolved.words, actors),
     )
 
 
@@ -242,6 +243,26 @@ def _estimated_matches(session: Session, words: str | None) -> int:
     holds: a low estimate makes a page read every match first, which stays correct."""
     plan = session.execute(statements.TEXT_ESTIMATE, {"words": words}).scalar_one()
     return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _estimated_actor_matches(
+    session: Session, words: str | None, actors: planner.Actors
+) -> tuple[int, int]:
+    """PostgreSQL: how many events the planner expects to have the words and the `actors`, and
+    the `actors` alone (`_estimated_matches`), from one plan."""
+    plan = session.execute(
+        statements.TEXT_AND_ACTORS_ESTIMATE,
+        {"words": words, "actors": search_index.actors_query(actors)},
+    ).scalar_one()
+    subplans: dict[str, int] = {}
+    nodes = [plan[0]["Plan"]]
+    while nodes:  # wherever the planner puts them (a Gather may sit on top)
+        node = nodes.pop()
+        if node.get("Parent Relationship") == "InitPlan":
+            subplans[node["Subplan Name"]] = int(node["Plan Rows"])
+        nodes.extend(node.get("Plans", ()))
+    both, alone = (rows for _, rows in sorted(subplans.items()))
+    return both, alone
 
 
 def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[str, Any]]:

@@ -55,6 +55,8 @@ EVENT_DOCUMENT = EventDocument.__table__.c
 # migrations, not in the metadata: each exists on one database only).
 EVENT_FTS = table("event_fts", column("rowid"))
 SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
+# PostgreSQL: each event's actors' tokens, in the same GIN index (app/timeline/search_index.py).
+SEARCH_ACTORS: ColumnClause[Any] = literal_column("event.search_actors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class Shape:
     tags: bool = False
     text: TextMode | None = None
     driver: DriverKind | None = None
+    # PostgreSQL: the actors' tokens asked of the text index with the words (bound as `actors`).
+    actors: bool = False
 
 
 def _many(name: str) -> Any:
@@ -134,6 +138,11 @@ def tsquery() -> Any:
     Statements are built at import time, so the PostgreSQL dialect is imported above: it
     registers `to_tsquery`, and a `func.to_tsquery` made before that cannot be compiled."""
     return func.to_tsquery(literal_column("'simple'"), bindparam("words"))
+
+
+def actors_tsquery() -> Any:
+    """PostgreSQL: the actors' tokens as a tsquery (`search_index.actors_query` writes it)."""
+    return func.to_tsquery(literal_column("'simple'"), bindparam("actors"))
 
 
 def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> ColumnElement[bool]:
@@ -255,6 +264,9 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
         )
     if shape.text is not None:
         where.append(_text(shape.text, event_id, driven=shape.driver is not None))
+    if shape.actors:
+        # With the words, one scan of their GIN index finds the events that have both.
+        where.append(SEARCH_ACTORS.op("@@")(actors_tsquery()))
     where.extend(_window(shape, date))
     if shape.text == "few" and shape.driver is None:
         # PostgreSQL misestimates prefix matches and would walk the timeline index, testing
@@ -414,6 +426,17 @@ MATCHES_IN_ORDER = {False: text(_IN_ORDER), True: text(f"{_IN_ORDER} DESC")}
 TEXT_ESTIMATE = text(
     "EXPLAIN (FORMAT JSON) SELECT 1 FROM event"
     " WHERE event.search_vector @@ to_tsquery('simple', :words)"
+)
+
+# PostgreSQL: the same for the events that have the words and the actors the plan asks for
+# (`planner.plan`, `search_index.actors_query`), and for those that have the actors, as the
+# first and second subplans of one plan; ANALYZE keeps statistics of the column's commonest
+# tokens, every state and organisation among them.
+TEXT_AND_ACTORS_ESTIMATE = text(
+    "EXPLAIN (FORMAT JSON) SELECT (SELECT 1 FROM event"
+    " WHERE event.search_vector @@ to_tsquery('simple', :words)"
+    " AND event.search_actors @@ to_tsquery('simple', :actors)),"
+    " (SELECT 1 FROM event WHERE event.search_actors @@ to_tsquery('simple', :actors))"
 )
 
 # PostgreSQL: a `q=` page walked in timeline order (a state's events, testing each one's
