@@ -575,13 +575,10 @@ def _incoming(session: Session, event_id: int) -> list[dict[str, Any]]:
 def _served(session: Session, written: Written) -> tuple[dict[str, Any], int]:
     """`get_event` of an event this request has just written, from what its revision recorded
     (assembled after the write, as `get_event` would assemble it again): the same document."""
-    after = written.representation
-    links = {
-        "outgoing": after["links"]["outgoing"],
-        "incoming": _incoming(session, written.event.id),
-    }
-    # A new dict: the revision's own is still to be sent to the webhooks.
-    return {**after, "links": links}, written.event.version
+    # The revision stored its own copy (`revision_service.json_safe`): this one is the answer's.
+    doc = written.representation
+    doc["links"]["incoming"] = _incoming(session, written.event.id)
+    return doc, written.event.version
 
 
 def recorded_at(session: Session, public_id: str) -> dt.datetime | None:
