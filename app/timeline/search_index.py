@@ -187,17 +187,8 @@ def check(session: Session) -> int:
     for event_id, key, stored in rows:
         keys[event_id] = key
         expected.update((key, "search_text", word) for word in stored.split(" ") if word)
-    actors: dict[int, set[str]] = {event_id: set() for event_id in keys}
-    participants = session.execute(
-        text("SELECT event_id, state_id, organisation_id FROM event_participant")
-    ).tuples()
-    for event_id, state_id, organisation_id in participants:
-        if event_id not in actors:
-            continue
-        if state_id is not None:
-            actors[event_id].add(state_token(state_id))
-        elif organisation_id is not None:
-            actors[event_id].add(organisation_token(organisation_id))
+    taking_part = _participants_actors(session)
+    actors = {event_id: taking_part.get(event_id, set()) for event_id in keys}
     for event_id, tokens in actors.items():
         expected.update((keys[event_id], "actors", token) for token in tokens)
     kept = dict(
