@@ -36,6 +36,13 @@ from tests.test_writes import SOURCE, create
 SECRET = "search-index-secret"  # noqa: S105 - signs test cursors
 ACTORS_MIGRATION = "migrations.versions.2026-12-07-1400_search_actors_in_timeline_order"
 POSTGRESQL_ACTORS = "9e2b4d6f8a13"
+# A participant written with SQL past the API: a state added to event 1, for the tests that
+# write one with the index's trigger off.
+A_STATE_JOINS_EVENT_1 = text(
+    "INSERT INTO event_participant (event_id, position, state_id, role, date, public_id)"
+    " SELECT e.id, 99, (SELECT max(id) FROM state), 'affected', e.date, e.public_id"
+    " FROM event e WHERE e.id = 1"
+)
 WORDS = ["ceasefire", "border", "talks", "cease", "envoy", "border talks", "tinzaouat"]
 
 
@@ -255,14 +262,7 @@ def test_a_participant_written_past_the_triggers_is_found_and_the_rebuild_mends_
     w = writable
     with w.session() as s:
         s.execute(text("DROP TRIGGER event_fts_timeline_participant_after_insert"))
-        s.execute(
-            text(
-                "INSERT INTO event_participant"
-                " (event_id, position, state_id, role, date, public_id)"
-                " SELECT e.id, 99, (SELECT max(id) FROM state), 'affected', e.date, e.public_id"
-                " FROM event e WHERE e.id = 1"
-            )
-        )
+        s.execute(A_STATE_JOINS_EVENT_1)
         s.commit()
         assert search_index.check(s) > 0
         search_index.rebuild(s)
@@ -433,14 +433,7 @@ def test_the_postgresql_actors_follow_participants_and_the_rebuild_mends_them(
                 " DISABLE TRIGGER event_participant_search_actors_after_insert_or_delete"
             )
         )
-        s.execute(
-            text(
-                "INSERT INTO event_participant"
-                " (event_id, position, state_id, role, date, public_id)"
-                " SELECT e.id, 99, (SELECT max(id) FROM state), 'affected', e.date, e.public_id"
-                " FROM event e WHERE e.id = 1"
-            )
-        )
+        s.execute(A_STATE_JOINS_EVENT_1)
         s.execute(
             text(
                 "ALTER TABLE event_participant"
