@@ -31,6 +31,14 @@ SOURCE = {
 }
 
 
+# Three states in three roles: three pairs of states.
+THREE_STATES = [
+    {"state": "MLI", "role": "initiator"},
+    {"state": "DZA", "role": "target"},
+    {"state": "NER", "role": "affected"},
+]
+
+
 def new_event(event_id: str = "2025-04-20-test-statement", **changes: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": event_id,
@@ -359,11 +367,7 @@ class TestUpdate:
             return ids(response)
 
         event_id = "2025-04-27-three-states"
-        parts = [
-            {"state": "MLI", "role": "initiator"},
-            {"state": "DZA", "role": "target"},
-            {"state": "NER", "role": "affected"},
-        ]
+        parts = THREE_STATES
         create(writable, new_event(event_id, participants=parts))
         assert event_id in between("NER,DZA")
         assert event_id in between("DZA,MLI,NER")
@@ -425,11 +429,7 @@ class TestUpdate:
         """Participants and pairs of states are kept, not deleted and inserted again, when an
         edit leaves them as they were; a date change still reaches them."""
         event_id = "2025-04-27-kept-actors"
-        parts = [
-            {"state": "MLI", "role": "initiator"},
-            {"state": "DZA", "role": "target"},
-            {"state": "NER", "role": "affected"},
-        ]
+        parts = THREE_STATES
         create(writable, new_event(event_id, participants=parts))
 
         def rows() -> list[tuple[Any, ...]]:
