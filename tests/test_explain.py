@@ -17,11 +17,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select, text, update
+from sqlalchemy import Engine, event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.models import Event
-from app.timeline import counts, search_index, service, statements
+from app.timeline import counts, planner, search_index, service, statements
 from app.timeline.schemas import FacetsQuery, TimelineQuery
 from tests.conftest import ON_POSTGRES
 
@@ -292,6 +292,25 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
         assert "event_fts " not in plan, plan
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite reads the matches in timeline order")
+def test_a_word_in_most_of_few_events_walks_on_postgresql(engine: Engine, session: Session) -> None:
+    """Far fewer matches than FEW_MATCHES, which a page read first whatever the number of
+    events; but among the seed's few events, a walk of the timeline finds a page of them
+    sooner (`planner.few_matches`). Walked whether the planner's estimates, which choose, are
+    ANALYZE's or the defaults of a table never analysed: the first read, if any, was void."""
+    words = service._engine_words("postgresql", ["mali"])
+    matches = service._matches(session, words)
+    events = session.scalar(select(func.count()).select_from(Event))
+    _, estimated_events = service._estimated_matches(session, words)
+    assert matches <= statements.FEW_MATCHES
+    assert matches > planner.few_matches(events)
+    assert matches > planner.few_matches(estimated_events)
+    sql, plan = text_page(engine, session, "mali")
+    assert "OFFSET" not in sql and "event.search_vector @@" in sql, sql
+    assert "MATERIALIZED" not in sql, sql  # the page served, not a void first read
+    assert "ix_event_timeline" in plan or "ix_event_search" in plan, plan
+
+
 def test_a_common_word_with_a_state_walks_the_state_index(
     engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -497,7 +516,7 @@ def test_a_page_read_again_as_a_walk_turns_parallel_plans_off(
 ) -> None:
     """A page estimated to have few matches that turns out to have many is read again as a walk
     (`PagePlan.recounted`), serially like any walk."""
-    monkeypatch.setattr(service, "_estimated_matches", lambda *_: 0)
+    monkeypatch.setattr(service, "_estimated_matches", lambda *_: (0, 10**9))
     monkeypatch.setattr(statements, "FEW_MATCHES", 1)
     words = TimelineQuery.model_validate({"q": "drone"})
     plan = service._plan(session, words, driven=True, one_page=True)

@@ -9,10 +9,21 @@ from collections.abc import Callable
 import pytest
 
 from app.timeline import statements
-from app.timeline.planner import WALK_COST, Actors, Driver, Filters, PagePlan, plan
+from app.timeline.planner import (
+    READ_FIRST,
+    WALK_COST,
+    Actors,
+    Driver,
+    Filters,
+    PagePlan,
+    few_matches,
+    plan,
+)
 
 FEW = statements.FEW_MATCHES
 WORDS = "drone:*"
+# Events among which a PostgreSQL page of words alone reads as many matches first as any plan.
+MANY_EVENTS = FEW * FEW // READ_FIRST
 
 
 def never() -> int:
@@ -195,9 +206,73 @@ def test_postgresql_reads_few_matches_first_and_walks_for_many(
         driven=True,
         one_page=one_page,
         matches=count,
+        events=lambda: MANY_EVENTS,
         actor_matches=too_many,
     )
     assert (page.text, page.counts_itself) == (text, counts_itself)
+
+
+@pytest.mark.parametrize(
+    ("events", "few"),
+    [
+        (MANY_EVENTS, FEW),
+        (10 * MANY_EVENTS, FEW),  # never more than any plan reads first
+        (100_000, 1_581),
+        (10_000, 500),
+        (158, 62),
+        (0, 0),
+    ],
+)
+def test_a_postgresql_page_of_words_alone_reads_fewer_matches_first_among_fewer_events(
+    events: int, few: int
+) -> None:
+    """Walking costs about N / m rows tested, reading m: a page of words and dates alone reads
+    its m matches first while m * m <= READ_FIRST * N (`few_matches`), among N events as the
+    planner estimates them. The old fixed limit read up to FEW_MATCHES at any N."""
+    assert few_matches(events) == few
+    for filters in (Filters(words=WORDS), Filters(words=WORDS, start=dt.date(2025, 1, 1))):
+        for matches, text in ((few, "few"), (few + 1, "many")):
+            asked, count = told(matches)
+            page = plan(
+                filters,
+                dialect="postgresql",
+                driven=True,
+                one_page=True,
+                matches=count,
+                events=lambda: events,
+            )
+            assert (page.text, page.counts_itself) == (text, text == "few")
+            assert page.few == (few if text == "few" else 0)
+            assert asked == [matches]
+    # Another filter, an export's batches, a ranked page: FEW_MATCHES whatever N, not asked.
+    for filters, one_page, ranked in (
+        (Filters(words=WORDS, kinds=("incident",)), True, False),
+        (Filters(words=WORDS), False, False),
+        (Filters(words=WORDS), True, True),
+    ):
+        page = plan(
+            filters,
+            dialect="postgresql",
+            driven=True,
+            ranked=ranked,
+            one_page=one_page,
+            matches=lambda: FEW,
+            events=never,
+        )
+        assert (page.text, page.counts_itself) == ("few", False)
+
+
+def test_sqlite_never_asks_how_many_events_there_are() -> None:
+    for driven, one_page in ((True, True), (False, False)):
+        page = plan(
+            Filters(words=WORDS),
+            dialect="sqlite",
+            driven=driven,
+            one_page=one_page,
+            matches=lambda: FEW,
+            events=never,
+        )
+        assert page.text == ("fts_keys" if driven else "fts")
 
 
 @pytest.mark.parametrize(
@@ -270,16 +345,24 @@ def test_a_ranked_postgresql_page_never_counts_itself() -> None:
     assert (page.text, page.counts_itself) == ("few", False)
 
 
-def test_a_page_that_counted_itself_is_planned_again_once_the_count_is_known() -> None:
+@pytest.mark.parametrize("events", [MANY_EVENTS, 100_000])
+def test_a_page_that_counted_itself_is_planned_again_once_the_count_is_known(
+    events: int,
+) -> None:
     _, count = told(10)
     first = plan(
-        Filters(words=WORDS), dialect="postgresql", driven=True, one_page=True, matches=count
+        Filters(words=WORDS),
+        dialect="postgresql",
+        driven=True,
+        one_page=True,
+        matches=count,
+        events=lambda: events,
     )
-    assert first.counts_itself
+    assert (first.counts_itself, first.few) == (True, few_matches(events))
     assert first.shape == statements.Shape(text="few")
-    few = first.recounted(FEW)
+    few = first.recounted(first.few)
     assert (few.text, few.counts_itself) == ("few", False)
-    many = first.recounted(FEW + 1)
+    many = first.recounted(first.few + 1)
     assert (many.text, many.counts_itself) == ("many", False)
     assert many.shape == statements.Shape(text="many")
     assert (first.text, first.counts_itself) == ("few", True)  # a new plan, the first unchanged
@@ -301,3 +384,11 @@ def test_a_plan_and_its_filters_are_values() -> None:
 def test_words_the_plan_depends_on_need_a_count() -> None:
     with pytest.raises(ValueError, match="how many events"):
         plan(Filters(words=WORDS), dialect="postgresql")
+    with pytest.raises(ValueError, match="how many events there are"):
+        plan(
+            Filters(words=WORDS),
+            dialect="postgresql",
+            driven=True,
+            one_page=True,
+            matches=lambda: 10,
+        )

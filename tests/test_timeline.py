@@ -13,7 +13,7 @@ from app.db import begin_write
 from app.errors import InvalidParameter
 from app.models import State
 from app.schemas import fold
-from app.timeline import service, statements
+from app.timeline import planner, service, statements
 from app.timeline.schemas import TimelinePage, TimelineQuery
 from tests import oracle
 from tests.conftest import ON_POSTGRES, Writable
@@ -32,6 +32,7 @@ WORD_QUERIES: list[dict[str, Any]] = [
     {"q": "ambassador", "to": "2019"},  # before the first event: an empty page
     {"q": "ambassador", "state": "DZA"},
     {"q": "drone", "category": "shoot_down"},
+    {"q": "mali"},  # in most events: on PostgreSQL, walked (`planner.few_matches`)
 ]
 
 
@@ -312,20 +313,37 @@ class TestSearch:
         monkeypatch.setattr(statements, "FEW_MATCHES", few)
         assert [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES] == expected
 
-    @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite counts the matches in its FTS5 index")
-    @pytest.mark.parametrize("estimate", [0, 10**9])
-    def test_a_wrong_estimate_of_the_matches_changes_no_page(
-        self, uncached_client: TestClient, monkeypatch: pytest.MonkeyPatch, estimate: int
+    @pytest.mark.parametrize("read_first", [0, 1, 10**9])
+    def test_how_many_matches_among_how_many_events_count_as_few_changes_no_page(
+        self, uncached_client: TestClient, monkeypatch: pytest.MonkeyPatch, read_first: int
     ) -> None:
-        """PostgreSQL chooses how to read `q=` from the planner's estimate of the matches
-        (`service._estimated_matches`), which may be far off: the pages stay the same."""
+        """On PostgreSQL a page of words alone reads its matches first up to fewer of them
+        among fewer events (`planner.few_matches`): 0 walks every such page, 10**9 reads
+        every one first as the fixed limit did, the seed's `mali` included. The same pages.
+        SQLite never asks."""
+        expected = [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES]
+        monkeypatch.setattr(planner, "READ_FIRST", read_first)
+        assert [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES] == expected
+
+    @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite counts the matches in its FTS5 index")
+    @pytest.mark.parametrize(("estimate", "events"), [(0, 10**9), (10**9, 10**9), (0, 0)])
+    def test_a_wrong_estimate_of_the_matches_changes_no_page(
+        self,
+        uncached_client: TestClient,
+        monkeypatch: pytest.MonkeyPatch,
+        estimate: int,
+        events: int,
+    ) -> None:
+        """PostgreSQL chooses how to read `q=` from the planner's estimates of the matches and
+        of the events (`service._estimated_matches`), which may be far off: the pages stay the
+        same."""
         expected = [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES]
         assert all(expected[:3]) and not expected[3], expected
         asked: list[str | None] = []
 
-        def wrong(_session: Any, words: str | None) -> int:
+        def wrong(_session: Any, words: str | None) -> tuple[int, int]:
             asked.append(words)
-            return estimate
+            return estimate, events
 
         monkeypatch.setattr(service, "_estimated_matches", wrong)
         assert [all_ids(uncached_client, limit=2, **params) for params in WORD_QUERIES] == expected

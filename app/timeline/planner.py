@@ -15,16 +15,18 @@ names:
   index with the words, where a filter means exactly that (`_actors`): on SQLite's index in
   timeline order; on PostgreSQL when the planner expects few events to have both, which are
   then read off `event` through the GIN index of both and sorted, whatever the driver.
-- `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches,
-  counts them as it reads them; if they were many after all, `PagePlan.recounted` plans it
-  again and the page is read the other way.
+- `counts_itself`: a PostgreSQL page of words and dates alone, expected to have few matches
+  (fewer the fewer events there are: `few_matches`), counts them as it reads them; if they
+  were many after all, `PagePlan.recounted` plans it again and the page is read the other way.
 
-Pure: the one thing a plan may need from the database, how many events have the words (and
-the actors), is passed in as a function that `plan` calls only when its choice depends on it.
+Pure: what a plan may need from the database, how many events have the words (and the
+actors), and on PostgreSQL how many events there are, is passed in as functions that `plan`
+calls only when its choice depends on them.
 The service (`service._plan`) resolves the filters and runs the plan's statements.
 """
 
 import datetime as dt
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +38,15 @@ from app.timeline import search_index, statements
 # walked (a default page and the row that says whether another follows), each dearer than a row
 # read. This is 51 times that ratio, as measured (bench/README.md).
 WALK_COST = 70
+
+# PostgreSQL, a page of words and dates alone, m of the N events having them: reading the m
+# matches first costs about m rows read; walking the timeline and testing each row, about
+# 51 * N / m rows walked. The two cost the same where m * m is some tens of times N, more
+# times at more events (bench/README.md). A page reads its matches first while
+# m * m <= READ_FIRST * N, below where they cross at every size measured: a walk also costs
+# more where the matches are bunched away from the page's start, a read never does
+# (`few_matches`).
+READ_FIRST = 25
 
 # Groups of actor tokens (`search_index.state_token`, `organisation_token`): an event has every
 # group, each by any of its tokens.
@@ -106,6 +117,9 @@ class PagePlan:
     text: statements.TextMode | None = None
     # The page counts the words' matches as it reads them (`statements.few_page_documents`).
     counts_itself: bool = False
+    # A page that counts itself: the most matches it reads whole (`few_matches`); it reads
+    # one more, to know when there were more, and then walks (`recounted`).
+    few: int = 0
     # The actors' tokens the matches are read with, each group any of its tokens: in SQLite's
     # query ("fts_keys", `search_index.matching`), or PostgreSQL's ("few",
     # `search_index.actors_query`). The page's statement tests its filters all the same.
@@ -119,8 +133,8 @@ class PagePlan:
 
     def recounted(self, matches: int) -> "PagePlan":
         """The plan for a page that counted its matches itself, once their number is known:
-        read as "few" (its rows stand) or, past FEW_MATCHES, again as "many"."""
-        text: statements.TextMode = "few" if matches <= statements.FEW_MATCHES else "many"
+        read as "few" (its rows stand) or, past `few`, again as "many"."""
+        text: statements.TextMode = "few" if matches <= self.few else "many"
         return replace(self, text=text, counts_itself=False)
 
     @property
@@ -190,6 +204,7 @@ def plan(
     driven: bool = False,
     one_page: bool = False,
     matches: Callable[[], int] | None = None,
+    events: Callable[[], int] | None = None,
     actor_matches: Callable[[Actors], tuple[int, int]] | None = None,
 ) -> PagePlan:
     """The plan for reading `filters`' events on `dialect` ("postgresql" or "sqlite").
@@ -198,12 +213,28 @@ def plan(
     timeline order, so a driver's index may give that order (a page, an export's batches).
     `one_page`: a page, not a whole export, which may count its matches itself. `matches`: how
     many events have the words (up to FEW_MATCHES + 1; PostgreSQL's planner may estimate them),
-    called only when the choice of `text` depends on it. `actor_matches`: how many events have
-    the words and these actors, and these actors alone, as PostgreSQL's planner estimates
-    them."""
+    called only when the choice of `text` depends on it. `events`: how many events there are,
+    as PostgreSQL's planner estimates them, asked with `matches` for a page of words and dates
+    alone. `actor_matches`: how many events have the words and these actors, and these actors
+    alone, as PostgreSQL's planner estimates them."""
     driver = _driver(filters) if driven else None
     text: statements.TextMode | None = None
     actors: Actors = ()
+    # A PostgreSQL page of words and dates alone: read first up to fewer matches the fewer
+    # events there are. Expected to be few, the page counts them as it reads them, and is read
+    # again the other way if the estimate was low (`PagePlan.recounted`).
+    words_alone = (
+        one_page
+        and dialect == "postgresql"
+        and filters.words is not None
+        and not ranked
+        and not filters.others
+    )
+    few = statements.FEW_MATCHES
+    if words_alone:
+        if events is None:
+            raise ValueError("this plan depends on how many events there are")
+        few = few_matches(events())
     if filters.words is not None:
         groups = _actors(filters) if driven and not ranked else ()
         if dialect == "postgresql" and groups:
@@ -218,20 +249,22 @@ def plan(
                 # them, are more still: no second estimate.
                 text = "many"
         if text is None:
-            text = _text_mode(filters, dialect, driver, driven, ranked=ranked, matches=matches)
+            text = _text_mode(
+                filters, dialect, driver, driven, ranked=ranked, matches=matches, few=few
+            )
         if text == "fts_keys":
             actors = groups
-    # Expected to be few: the page counts them as it reads them, and is read again the other
-    # way if the estimate was low (`PagePlan.recounted`).
-    counts_itself = (
-        one_page
-        and text == "few"
-        and dialect == "postgresql"
-        and not ranked
-        and driver is None
-        and not filters.others
-    )
-    return PagePlan(filters, driver, text, counts_itself, actors)
+    if words_alone and text == "few":
+        return PagePlan(filters, driver, text, counts_itself=True, few=few)
+    return PagePlan(filters, driver, text, actors=actors)
+
+
+def few_matches(events: int) -> int:
+    """PostgreSQL: the most matches a page of words and dates alone reads first, among `events`
+    events (`READ_FIRST`); more, and it walks the timeline. At most FEW_MATCHES, where the rule
+    puts it at the most events measured: no more was measured, and a page whose matches were
+    estimated low reads this many before it walks."""
+    return min(statements.FEW_MATCHES, math.isqrt(READ_FIRST * max(events, 0)))
 
 
 def _actors(f: Filters) -> Actors:
@@ -272,6 +305,7 @@ def _text_mode(
     *,
     ranked: bool,
     matches: Callable[[], int] | None,
+    few: int,
 ) -> statements.TextMode:
     sqlite = dialect != "postgresql"
     if sqlite and driven and not ranked:
@@ -284,7 +318,7 @@ def _text_mode(
         return "fts"
     if matches is None:
         raise ValueError("this plan depends on how many events have the words")
-    if matches() <= statements.FEW_MATCHES:
+    if matches() <= few:
         return "fts" if sqlite else "few"
     return _many_on_sqlite(f, driver) if sqlite else "many"
 

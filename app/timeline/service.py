@@ -7,8 +7,9 @@ import hashlib
 import hmac
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 import orjson
@@ -212,37 +213,45 @@ def _plan(
     `driven`, a page may be read off a driver's index; with `one_page` (a page, not a whole
     export), a PostgreSQL page of words may count its matches itself."""
     resolved = _filters(session, query)
+    dialect = session.get_bind().dialect.name
+    matches: Callable[[], int] = partial(_matches, session, resolved.words)
+    events = None
+    if dialect == "postgresql":
+        # Both from one plan, made only if the page's plan asks for either.
+        estimates = cache(partial(_estimated_matches, session, resolved.words))
+        matches, events = (lambda: estimates()[0]), (lambda: estimates()[1])
     return planner.plan(
         resolved,
-        dialect=session.get_bind().dialect.name,
+        dialect=dialect,
         ranked=query.order == "relevance",
         driven=driven,
         one_page=one_page,
-        matches=lambda: _matches(session, resolved.words),
+        matches=matches,
+        events=events,
         actor_matches=lambda actors: _estimated_actor_matches(session, resolved.words, actors),
     )
 
 
-def _matches(session: Session, words: str | None, *, exact: bool = False) -> int:
-    """How many events have the words, counted up to FEW_MATCHES + 1 through the text index;
-    on PostgreSQL, unless `exact`, as its planner estimates them (`_estimated_matches`)."""
+def _matches(session: Session, words: str | None) -> int:
+    """How many events have the words, counted up to FEW_MATCHES + 1 through the text index."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and not exact:
-        return _estimated_matches(session, words)
     return session.scalar(statements.TEXT_MATCHES[dialect], {"words": words}) or 0
 
 
-def _estimated_matches(session: Session, words: str | None) -> int:
-    """PostgreSQL: how many events the planner expects to have the words.
+def _estimated_matches(session: Session, words: str | None) -> tuple[int, int]:
+    """PostgreSQL: how many events the planner expects to have the words, and how many events
+    it expects `event` to hold (from the table's size and ANALYZE's count), from one plan.
 
     Counting them, even only up to FEW_MATCHES + 1, builds the text index's whole bitmap and
     reads a heap page per match: for a common word, a large part of a `q=` page with a state
     (bench/README.md). The planner's estimate comes from ANALYZE's statistics of the commonest
     lexemes, at a fraction of the cost; a common word is among them and estimated closely, a
-    rarer one is estimated low. It only chooses how the page is read, never what it
-    holds: a low estimate makes a page read every match first, which stays correct."""
+    rarer one is estimated low, and so are a prefix's rarer words (bench/README.md). It only
+    chooses how the page is read, never what it holds: a low estimate makes a page read its
+    matches first, up to the plan's limit, which stays correct."""
     plan = session.execute(statements.TEXT_ESTIMATE, {"words": words}).scalar_one()
-    return int(plan[0]["Plan"]["Plan Rows"])
+    matches, events = _subplan_rows(plan)
+    return matches, events
 
 
 def _estimated_actor_matches(
@@ -254,6 +263,13 @@ def _estimated_actor_matches(
         statements.TEXT_AND_ACTORS_ESTIMATE,
         {"words": words, "actors": search_index.actors_query(actors)},
     ).scalar_one()
+    both, alone = _subplan_rows(plan)
+    return both, alone
+
+
+def _subplan_rows(plan: Any) -> list[int]:
+    """The rows PostgreSQL's planner expects of each subplan of an EXPLAIN (FORMAT JSON), in
+    their order in the statement."""
     subplans: dict[str, int] = {}
     nodes = [plan[0]["Plan"]]
     while nodes:  # wherever the planner puts them (a Gather may sit on top)
@@ -261,8 +277,7 @@ def _estimated_actor_matches(
         if node.get("Parent Relationship") == "InitPlan":
             subplans[node["Subplan Name"]] = int(node["Plan Rows"])
         nodes.extend(node.get("Plans", ()))
-    both, alone = (rows for _, rows in sorted(subplans.items()))
-    return both, alone
+    return [rows for _, rows in sorted(subplans.items())]
 
 
 def filtered(session: Session, query: TimelineQuery) -> tuple[Select[Any], dict[str, Any]]:
@@ -580,7 +595,7 @@ def _rows(
     build = statements.page_csv if csv else statements.page_documents
     if plan.counts_itself:
         build = statements.few_page_documents
-        params["few_limit"] = statements.FEW_MATCHES + 1
+        params["few_limit"] = plan.few + 1
     return list(session.execute(build(plan.shape, desc, after is not None), params).all())
 
 
@@ -668,7 +683,7 @@ def page(session: Session, query: TimelineQuery, *, cursor_secret: str) -> Page:
     rows = _rows(session, plan, desc, after, query.limit + 1)
     if plan.counts_itself:
         # An empty page does not say how many matches there were: they are counted.
-        matches = rows[0].matches if rows else _matches(session, plan.filters.words, exact=True)
+        matches = rows[0].matches if rows else _matches(session, plan.filters.words)
         plan = plan.recounted(matches)
         if plan.text == "many":
             session.execute(statements.SERIAL_PLANS)  # read again as "many": a walk

@@ -352,11 +352,11 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
 
     Counting the matches to choose the plan (`TEXT_MATCHES`), then reading them again for the
     page, tested each match's stored tsvector twice (bench/README.md). Here the matches, at
-    most `few_limit` of them, are read once into a
-    materialized CTE, and the page is ordered off it. More than FEW_MATCHES, and the rows are
-    void: the caller reads the page as "many" (`service.page`). That first read costs a common
-    word more than the count did (keeping and sorting FEW_MATCHES rows; bench/README.md), which
-    is the price of a rare word's page in one pass."""
+    most `few_limit` of them, are read once into a materialized CTE, and the page is ordered
+    off it. More than the plan reads whole (`PagePlan.few`), and the rows are void: the caller
+    reads the page as "many" (`service.page`). That first read costs a word estimated low
+    more than the count did (keeping and sorting as many rows; bench/README.md), which is the
+    price of a rare word's page in one pass."""
     if shape != Shape(start=shape.start, end=shape.end, text="few"):
         raise ValueError(f"not a page of words and dates alone: {shape}")
     condition = SEARCH_VECTOR.op("@@")(tsquery())
@@ -391,12 +391,14 @@ def count(shape: Shape) -> Select[tuple[int]]:
 # (far faster for a rare word on PostgreSQL); above it, walking the page's order and testing
 # each row finds a page of a common word sooner. Walking costs about N/m tests for m matches
 # among N events, reading costs m lookups; where the two cross, and the margin below it, are in
-# bench/README.md.
+# bench/README.md. A PostgreSQL page of words and dates alone reads fewer first where there are
+# fewer events (`planner.few_matches`).
 FEW_MATCHES = 5_000
 
-# How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect: it
-# picks the page's plan (`planner.plan`). The planners cannot: PostgreSQL's estimate for
-# prefix terms is poor (bench/README.md), and SQLite has none.
+# How many events match, counted up to FEW_MATCHES + 1 through the text index, per dialect. On
+# SQLite it picks the plan (`planner.plan`): SQLite's planner has no estimate. On PostgreSQL,
+# whose planner estimates it (`TEXT_ESTIMATE`), it counts the matches of a page that was to
+# count them itself and read none (`service.page`).
 TEXT_MATCHES = {
     "postgresql": select(func.count()).select_from(
         select(EVENT.id).where(SEARCH_VECTOR.op("@@")(tsquery())).limit(FEW_MATCHES + 1).subquery()
@@ -420,12 +422,14 @@ _IN_ORDER = (
 )
 MATCHES_IN_ORDER = {False: text(_IN_ORDER), True: text(f"{_IN_ORDER} DESC")}
 
-# PostgreSQL: the planner's estimate of TEXT_MATCHES's rows, read from its plan
-# (`service._estimated_matches`). The words stay a bound parameter, so the plan is made for
-# them: EXPLAIN plans its query afresh on every run, also once psycopg has prepared it.
+# PostgreSQL: the planner's estimate of TEXT_MATCHES's rows, and of the rows of `event`, read
+# from the first and second subplans of its plan (`service._estimated_matches`). The words stay
+# a bound parameter, so the plan is made for them: EXPLAIN plans its query afresh on every run,
+# also once psycopg has prepared it.
 TEXT_ESTIMATE = text(
-    "EXPLAIN (FORMAT JSON) SELECT 1 FROM event"
-    " WHERE event.search_vector @@ to_tsquery('simple', :words)"
+    "EXPLAIN (FORMAT JSON) SELECT (SELECT 1 FROM event"
+    " WHERE event.search_vector @@ to_tsquery('simple', :words)),"
+    " (SELECT 1 FROM event)"
 )
 
 # PostgreSQL: the same for the events that have the words and the actors the plan asks for
