@@ -83,9 +83,10 @@ a place (`q=tinzaouatene` finds Tin Zaouatine). The same query comes as a spread
 what matches, per category, state and month.
 
 **Citing an event.** Every event page (`GET /v1/events/{id}`) carries a `permalink` and a
-ready-made `citation`. The permalink pins the moment you read it (`?as_known_at=…`): it will
-always return the event exactly as you saw it, even after later corrections, whose full
-history is at `/v1/events/{id}/revisions`. `GET /v1/timeline?as_known_at=…` does the same for a
+ready-made `citation`, and so does the answer to a `POST` or `PATCH` of an event. The permalink
+pins the version you read or just wrote (`?as_known_at=…`): it will always return the event
+exactly as you saw it, even after later corrections, whose full history is at
+`/v1/events/{id}/revisions`. `GET /v1/timeline?as_known_at=…` does the same for a
 whole list.
 
 **Contested facts.** Where parties disagree, the event's `claims` hold each party's position

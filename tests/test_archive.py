@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, func, inspect, select, text
+from sqlalchemy import Connection, Engine, create_engine, func, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -36,6 +36,7 @@ from app.db import begin_write, create_db_engine
 from app.main import create_app
 from app.models import Revision
 from app.seed import load
+from app.timeline import search_index
 from tests.conftest import ThrowawayDatabases, Writable, alembic_config
 from tests.helpers import assert_problem
 
@@ -183,6 +184,7 @@ def api_answers(client: TestClient, as_known_at: str) -> dict[str, Any]:
         "/v1/timeline?from=2025-04&to=2025-04&order=desc&count=true",
         "/v1/timeline?organisation=AES&include_members=true",
         "/v1/timeline?q=drone",
+        "/v1/timeline?q=drone&state=DZA",
         "/v1/timeline?tag=archive-test",
         f"/v1/timeline?state=DZA&as_known_at={as_known_at}",
         "/v1/timeline/facets?between=MLI,DZA",
@@ -235,6 +237,30 @@ def index_names(session_or_engine: Any) -> dict[str, set[str]]:
     }
 
 
+# The triggers the migrations give PostgreSQL's `event_participant`, each on (`O`).
+POSTGRES_SEARCH_TRIGGERS = {
+    ("event_participant_search_actors_after_insert_or_delete", "O"),
+    ("event_participant_search_actors_after_update", "O"),
+}
+
+
+def search_triggers(bind: Engine | Connection) -> set[tuple[str, str]]:
+    """The triggers that keep the search indexes in step, each with its state: on SQLite every
+    trigger with its definition, on PostgreSQL those of `event_participant` with whether they
+    fire (a restore switches them off while it loads)."""
+    if bind.dialect.name == "postgresql":
+        query = (
+            "SELECT tgname, tgenabled FROM pg_trigger"
+            " WHERE tgrelid = 'event_participant'::regclass AND NOT tgisinternal"
+        )
+    else:
+        query = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+    if isinstance(bind, Connection):
+        return set(bind.execute(text(query)).tuples())
+    with bind.connect() as conn:
+        return set(conn.execute(text(query)).tuples())
+
+
 def test_round_trip_sqlite_postgresql_sqlite(
     source: Writable,
     archive: Path,
@@ -282,8 +308,6 @@ def test_round_trip_sqlite_postgresql_sqlite(
     with engine.begin() as conn:
         # Raises if the external-content index disagrees with the event table.
         conn.execute(text("INSERT INTO event_fts(event_fts) VALUES ('integrity-check')"))
-        triggers = conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
-        assert {"event_fts_after_insert", "event_fts_after_update"} <= set(triggers)
     assert index_names(engine) == index_names(source.engine)
     engine.dispose()
 
@@ -292,7 +316,17 @@ def test_round_trip_sqlite_postgresql_sqlite(
     expected = api_answers(source.client, edit)
     assert expected[f"/v1/events/{DELETED}"][0] == 410
     assert "archive-topic" in expected[f"/v1/events/{CREATED}"][2]
+    assert SHOOT_DOWN in expected["/v1/timeline?q=drone&state=DZA"][2]
     for url in (pg_url, sqlite_url):
+        # The search index was filled once, at the end of the restore, and its triggers are
+        # back as a migration made them.
+        assert search_index.main(["--check", "--database-url", url]) == 0, url
+        engine = create_db_engine(url)
+        expected_triggers = (
+            POSTGRES_SEARCH_TRIGGERS if url == pg_url else search_triggers(source.engine)
+        )
+        assert search_triggers(engine) == expected_triggers, url
+        engine.dispose()
         settings = Settings(database_url=url, cursor_secret="test-secret", webhook_worker="off")
         app = create_app(settings)
         with TestClient(app) as client:
@@ -306,6 +340,8 @@ def test_round_trip_sqlite_postgresql_sqlite(
             )
             assert created.status_code == 201, created.text
         writer.close()
+        # ...and its triggers index a write made after the restore.
+        assert search_index.main(["--check", "--database-url", url]) == 0, url
 
 
 def gunzip(path: Path) -> bytes:
@@ -315,12 +351,17 @@ def gunzip(path: Path) -> bytes:
 # --- refusals: nothing is written ---------------------------------------------------------
 
 
+# Each empty target's search triggers as its migration made them.
+MIGRATED_TRIGGERS: dict[str, set[tuple[str, str]]] = {}
+
+
 @pytest.fixture(scope="module")
 def empty_target(databases: ThrowawayDatabases) -> Iterator[Engine]:
     """An empty, migrated database on the suite's engine (SQLite or PostgreSQL)."""
     url = databases.new()
     command.upgrade(alembic_config(url), "head")
     engine = create_db_engine(url)
+    MIGRATED_TRIGGERS[str(engine.url)] = search_triggers(engine)
     yield engine
     engine.dispose()
 
@@ -339,9 +380,11 @@ def restore(engine: Engine, data: bytes, check: Callable[[Session], None] | None
 
 
 def assert_empty(engine: Engine) -> None:
+    """Nothing restored, and the search triggers a restore stops while it loads are back."""
     with writes.session_factory(engine)() as session:
         for table in service.data_tables():
             assert session.scalar(select(func.count()).select_from(table)) == 0, table.name
+    assert search_triggers(engine) == MIGRATED_TRIGGERS[str(engine.url)]
 
 
 def test_refuses_a_database_that_holds_data(
@@ -441,6 +484,53 @@ def test_any_json_layout_streams_in_small_pieces(
     doc = json.loads(archive.read_bytes())
     assert summary.counts() == {t["name"]: t["row_count"] for t in doc["tables"]}
     assert_empty(empty_target)  # restore() rolled back
+
+
+def test_a_restore_indexes_what_it_restores_once(archive: Path, empty_target: Engine) -> None:
+    """The search index's triggers are off while the tables load and the index is filled once at
+    the end, in the restore's transaction: it agrees with every restored event and its
+    participants, and the triggers are back before the commit (the tests above check that a
+    failed restore leaves them as they were)."""
+
+    def indexed(session: Session) -> None:
+        assert search_index.check(session) == 0
+        restored = session.scalar(text("SELECT count(*) FROM event_participant"))
+        assert restored
+        assert search_triggers(session.connection()) == MIGRATED_TRIGGERS[str(empty_target.url)]
+
+    restore(empty_target, archive.read_bytes(), check=indexed)
+    assert_empty(empty_target)
+
+
+def test_writers_wait_while_a_restore_has_the_triggers_off(
+    archive: Path, postgres: PostgresDatabases
+) -> None:
+    """PostgreSQL: the triggers are disabled in the restore's own transaction, so another
+    connection still sees them on, and the lock that disabling them takes makes any write to
+    `event_participant` wait for the restore's commit, by which time they are back on: no
+    write is ever made without them."""
+    engine = create_db_engine(postgres.new())
+    seen: list[tuple[set[tuple[str, str]], set[tuple[str, str]]]] = []
+    with writes.session_factory(engine)() as session:
+
+        def progress(table: str, _done: int, _total: int) -> None:
+            if table != "event_participant":
+                return
+            with engine.connect() as other:
+                seen.append((search_triggers(session.connection()), search_triggers(other)))
+                other.execute(text("SET LOCAL lock_timeout = '50ms'"))
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    other.execute(text("DELETE FROM event_participant WHERE event_id < 0"))
+
+        begin_write(session)
+        with archive.open("rb") as source:
+            service.import_archive(session, source, progress=progress)
+        session.commit()
+        off = {(name, "D") for name, _ in POSTGRES_SEARCH_TRIGGERS}
+        assert seen == [(off, POSTGRES_SEARCH_TRIGGERS)]
+        assert search_triggers(engine) == POSTGRES_SEARCH_TRIGGERS
+        assert search_index.check(session) == 0
+    engine.dispose()
 
 
 def edited(archive: Path, table: str, column: str, value: Any, row: int = 0) -> bytes:

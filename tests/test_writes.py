@@ -56,6 +56,10 @@ def new_event(event_id: str = "2025-04-20-test-statement", **changes: Any) -> di
     return body
 
 
+# What a GET, and the answer to a write, add to the event its revision records.
+CITED = {"permalink", "citation"}
+
+
 def version_of(response: Any) -> int:
     """The resource version in a served ETag ("<version>-<content hash>")."""
     return int(response.headers["etag"].strip('"').split("-")[0])
@@ -400,18 +404,18 @@ class TestUpdate:
         self, writable: Writable, patch: dict[str, Any]
     ) -> None:
         """The answer to a POST and to a PATCH is built from what the write's revision recorded,
-        not read again: it must be the very body and ETag a GET serves afterwards."""
+        not read again: it must be the very body and ETag a GET serves afterwards, down to the
+        permalink and citation of the version just recorded."""
         event_id = "2025-04-27-answered"
 
-        def as_written(read: Any) -> dict[str, Any]:
-            # A read adds where to cite it from; a write's answer has no recorded time yet.
-            return {k: v for k, v in read.json().items() if k not in ("permalink", "citation")}
+        def served(response: Any) -> tuple[dict[str, Any], int]:
+            return response.json(), version_of(response)
 
         created = create(
             writable, new_event(event_id, links=[{"type": "in_response_to", "event": SHOOT_DOWN}])
         )
-        read = writable.client.get(f"/v1/events/{event_id}")
-        assert (created.json(), version_of(created)) == (as_written(read), version_of(read))
+        assert served(created) == served(writable.client.get(f"/v1/events/{event_id}"))
+        assert "version 1," in created.json()["citation"]
         linking = new_event(
             "2025-04-28-answering", links=[{"type": "follows_up", "event": event_id}]
         )
@@ -419,11 +423,22 @@ class TestUpdate:
         etag = writable.client.get(f"/v1/events/{event_id}").headers["etag"]
         patched = self.patch(writable, event_id, patch, etag)
         assert patched.status_code == 200, patched.text
-        read = writable.client.get(f"/v1/events/{event_id}")
-        assert (patched.json(), version_of(patched)) == (as_written(read), version_of(read))
+        assert served(patched) == served(writable.client.get(f"/v1/events/{event_id}"))
         assert patched.json()["links"]["incoming"][0]["event"]["id"] == linking["id"]
+        assert patched.json()["permalink"] != created.json()["permalink"]
+        assert "version 2," in patched.json()["citation"]
+        # Each answer's permalink serves the version that write made, as it was answered.
+        for answer in (created, patched):
+            pinned = writable.client.get(answer.json()["permalink"])
+            assert pinned.status_code == 200, pinned.text
+            assert pinned.json() == {k: v for k, v in answer.json().items() if k not in CITED}
+        # A PATCH that changes nothing records nothing: its answer cites the version it left.
+        again = self.patch(writable, event_id, patch, f'"{version_of(patched)}"')
+        assert served(again) == served(patched)
+        # The revision, and so the change feed and webhooks, keep the event without them.
         recorded = writable.client.get(f"/v1/events/{event_id}/revisions").json()["items"][-1]
         assert "incoming" not in recorded["after"]["links"]
+        assert not CITED & recorded["after"].keys()
 
     def test_an_edit_that_leaves_the_actors_keeps_their_rows(self, writable: Writable) -> None:
         """Participants and pairs of states are kept, not deleted and inserted again, when an
@@ -552,8 +567,9 @@ class TestRevisions:
         old = c.get("/v1/events/2025-05-01-as-known", params={"as_known_at": between.isoformat()})
         assert old.status_code == 200
         assert old.json()["title"] == "First title"
+        # A pinned version is served as recorded: without a permalink and citation of its own.
         assert {k: v for k, v in old.json().items() if k != "links"} == {
-            k: v for k, v in created.items() if k != "links"
+            k: v for k, v in created.items() if k != "links" and k not in CITED
         }
         assert c.get("/v1/events/2025-05-01-as-known").json()["title"] == "Second title"
         before_creation = c.get(

@@ -244,7 +244,7 @@ def import_archive(
     _check_empty(session)
 
     expected = data_tables()
-    fts_triggers = [] if postgres else _drop_fts_triggers(session)
+    search_triggers = _pause_search_triggers(session)
     summaries = []
     for i, table in enumerate(expected):
         if i:
@@ -261,8 +261,8 @@ def import_archive(
     check_resources(session, progress)
     if postgres:
         _reset_sequences(session, expected)
-    elif fts_triggers:
-        _rebuild_fts(session, fts_triggers)
+    if search_triggers:
+        _rebuild_search(session, search_triggers)
     # Derived data, left out of archives: rebuilt in the restore's own transaction.
     for done, total in documents.fill(session):
         progress(EventDocument.__tablename__, done, total)
@@ -536,14 +536,40 @@ def _drop_indexes(session: Session, table: Table) -> list[str]:
     return [sql for _name, sql in indexes]
 
 
-def _drop_fts_triggers(session: Session) -> list[str]:
-    """Drop the SQLite triggers that keep `event_fts` and `event_fts_timeline` in step,
-    returning their definitions.
+def _pause_search_triggers(session: Session) -> list[str]:
+    """Stop the triggers that keep the search indexes in step row by row, for this transaction
+    only, returning the statements that restore them (`_rebuild_search` runs them).
 
-    Fed one row at a time, the FTS5 index costs far more than rebuilt once at the end
-    (bench/README.md). DDL is transactional in SQLite, so a failed
-    import rolls the triggers back into place too.
+    Fed one row at a time, the search indexes cost far more than rebuilt once at the end
+    (bench/README.md). SQLite: the triggers that keep `event_fts` and `event_fts_timeline`
+    (words and actors) are dropped and recreated; DDL is transactional in SQLite, so a failed
+    import rolls them back into place too. PostgreSQL: the triggers on `event_participant` that
+    set `event.search_actors`. Fired at the end of the COPY, one per participant, each queried
+    the event's participants while a large table's indexes were dropped for the load
+    (`_drop_indexes`): a scan of every participant loaded, per participant.
+
+    On PostgreSQL they are disabled (`ALTER TABLE ... DISABLE TRIGGER`), not bypassed by
+    `session_replication_role`, which needs a superuser and would also skip the foreign keys'
+    checks, nor by a transaction-local setting their function reads, which would need a
+    migration and a test in every write's trigger for the sake of restores. The table's
+    owner may disable its triggers, as it may drop and create the indexes of a large table,
+    which the restore already does. The change is transactional, so a failed restore rolls it
+    back, and it takes a SHARE ROW EXCLUSIVE lock on `event_participant` until the commit: a
+    write to the table on another connection waits for the commit, by which time the triggers
+    are back on, and so is never made without them. (Writers through the API wait anyway, on
+    the feed lock the restore holds.)
     """
+    if session.get_bind().dialect.name == "postgresql":
+        names = session.scalars(
+            text(
+                "SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
+                " WHERE t.tgrelid = 'event_participant'::regclass"
+                " AND p.proname = 'event_participant_search_actors' ORDER BY t.tgname"
+            )
+        ).all()
+        for name in names:
+            session.execute(text(f'ALTER TABLE event_participant DISABLE TRIGGER "{name}"'))
+        return [f'ALTER TABLE event_participant ENABLE TRIGGER "{name}"' for name in names]
     triggers = session.execute(
         text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%event_fts%'"
@@ -555,9 +581,13 @@ def _drop_fts_triggers(session: Session) -> list[str]:
     return [sql for _name, sql in triggers]
 
 
-def _rebuild_fts(session: Session, triggers: list[str]) -> None:
-    session.execute(text("INSERT INTO event_fts(event_fts) VALUES ('rebuild')"))
-    search_index.rebuild(session)
+def _rebuild_search(session: Session, triggers: list[str]) -> None:
+    """Index the restored events once, as `python -m app.timeline.search_index` does (on
+    PostgreSQL by rewriting `event` with every `search_actors` set, which leaves no dead row
+    behind), then put back the triggers with the statements `_pause_search_triggers` gave."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("INSERT INTO event_fts(event_fts) VALUES ('rebuild')"))
+    search_index.rebuild(session, rewrite=True)
     for sql in triggers:
         session.execute(text(sql))
 

@@ -2,6 +2,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from app.access import EditorCaller
 from app.db import DatabaseThreads, SessionDep, transaction
@@ -37,6 +38,27 @@ Patch = Annotated[
 WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
 
 
+def _citable(
+    request: Request, session: Session, doc: dict[str, Any], version: int
+) -> dict[str, Any]:
+    """The event document as `GET /v1/events/{id}` serves it: with the permalink that pins its
+    current version (when that version was recorded) and a citation built on it. A write's
+    answer goes through here too, after its revision is recorded, so that it is the very body
+    the read that follows serves and can be cited at once."""
+    at = service.recorded_at(session, doc["id"])
+    if at is None:
+        return doc
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    doc["permalink"] = f"{base_url(request.scope)}{doc['url']}?as_known_at={stamp}"
+    publishers = "; ".join(dict.fromkeys(s["publisher"] for s in doc["sources"]))
+    doc["citation"] = (
+        f"\u201c{doc['title']}\u201d ({doc['date']}). Diplomatic Timeline API, event {doc['id']},"
+        f" version {version}, recorded {at:%Y-%m-%d %H:%M} UTC. {doc['permalink']}."
+        f" Sources: {publishers}."
+    )
+    return doc
+
+
 @router.get(
     "/{id}",
     response_model=EventDetail,
@@ -69,18 +91,7 @@ def _get_event(request: Request, id: str, as_known_at: dt.datetime | None) -> Re
         if as_known_at is not None:
             return JSONBytes(service.get_as_known_at(session, id, as_known_at))
         doc, version = service.get_event(session, id)
-        at = service.recorded_at(session, id)
-    if at is not None:
-        base = base_url(request.scope)
-        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        doc["permalink"] = f"{base}{doc['url']}?as_known_at={stamp}"
-        publishers = "; ".join(dict.fromkeys(s["publisher"] for s in doc["sources"]))
-        doc["citation"] = (
-            f"\u201c{doc['title']}\u201d ({doc['date']}). Diplomatic Timeline API, event {id},"
-            f" version {version}, recorded {at:%Y-%m-%d %H:%M} UTC. {doc['permalink']}."
-            f" Sources: {publishers}."
-        )
-    return respond(doc, version=version)
+        return respond(_citable(request, session, doc, version), version=version)
 
 
 @router.post(
@@ -97,25 +108,31 @@ def create_event(
     who: EditorCaller,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Add an event with its participants, sources, claims and links. Needs the `editor` scope."""
-    return created(
-        request,
-        who,
-        idempotency_key,
-        data,
-        session,
-        lambda: service.create(session, data, who.name),
-    )
+    """Add an event with its participants, sources, claims and links. Needs the `editor` scope.
+    The answer is the event as `GET /v1/events/{id}` then serves it, `permalink` and `citation`
+    included."""
+
+    def create() -> tuple[dict[str, Any], int]:
+        doc, version = service.create(session, data, who.name)
+        return _citable(request, session, doc, version), version
+
+    return created(request, who, idempotency_key, data, session, create)
 
 
 @router.patch("/{id}", response_model=EventDetail, response_class=JSONBytes, responses=WRITE_ERRORS)
 def update_event(
-    id: EventId, patch: Patch, session: SessionDep, who: EditorCaller, if_match: IfMatch = None
+    id: EventId,
+    patch: Patch,
+    request: Request,
+    session: SessionDep,
+    who: EditorCaller,
+    if_match: IfMatch = None,
 ) -> Response:
     """Change some fields of an event. Send `If-Match` with the ETag you read: if someone changed
-    the event since, the answer is 412 and nothing is written."""
+    the event since, the answer is 412 and nothing is written. The answer is the event as
+    `GET /v1/events/{id}` then serves it, with the `permalink` of the version just recorded."""
     doc, version = service.update(session, id, patch, expected_version(if_match), who.name)
-    return respond(doc, version=version)
+    return respond(_citable(request, session, doc, version), version=version)
 
 
 @router.delete("/{id}", status_code=204, responses=WRITE_ERRORS)

@@ -25,6 +25,8 @@ PostgreSQL keeps the same tokens in `event.search_actors`, a tsvector beside `se
 the same GIN index (`ix_event_search`), set by triggers on `event_participant` for every event,
 live or deleted (the migration that added it): one index scan finds the events that have the
 words and the actors (`actors_query`). The same command rebuilds or checks that column there.
+An archive restore turns the triggers of both databases off while it loads and rebuilds once
+with this module (`app.archive.service`).
 """
 
 import argparse
@@ -130,12 +132,14 @@ def day_of(key: int) -> dt.date:
     return dt.date.fromordinal((key >> SHIFT) - _JULIAN_DAY_OF_ORDINAL_0)
 
 
-def rebuild(session: Session) -> int:
+def rebuild(session: Session, *, rewrite: bool = False) -> int:
     """Index every live event again, from `event.search_text` and its participants; returns
     how many. PostgreSQL: set every event's `search_actors` that differs from its participants';
-    returns how many were set."""
+    returns how many were set. With `rewrite`, PostgreSQL sets them all by rewriting the table
+    instead, returning how many events it holds: for a table just loaded without the triggers
+    (a restore), where every row would differ."""
     if session.get_bind().dialect.name == "postgresql":
-        return _rebuild_postgresql(session)
+        return _rewrite_postgresql(session) if rewrite else _rebuild_postgresql(session)
     emptied = "INSERT INTO event_fts_timeline(event_fts_timeline) VALUES ('delete-all')"
     session.execute(text(emptied))
     session.execute(text("DELETE FROM event_fts_actors"))
@@ -235,6 +239,21 @@ def _rebuild_postgresql(session: Session) -> int:
         )
     )
     return int(written.rowcount)  # type: ignore[attr-defined]
+
+
+def _rewrite_postgresql(session: Session) -> int:
+    # An UPDATE of every row would leave a dead copy of each behind, and the table and its GIN
+    # index about twice their size until a VACUUM FULL; a rewrite writes each row once, with its
+    # value, and builds the table's indexes afresh (as the migration that added the column
+    # filled it). It holds an ACCESS EXCLUSIVE lock on `event` until the commit, which a restore
+    # into an empty database can afford and a live database cannot.
+    session.execute(
+        text(
+            "ALTER TABLE event ALTER COLUMN search_actors TYPE tsvector"
+            " USING event_search_actors(id)"
+        )
+    )
+    return int(session.scalar(text("SELECT count(*) FROM event")) or 0)
 
 
 def _check_postgresql(session: Session) -> int:
