@@ -50,6 +50,7 @@ from app.stream.router import router as stream_router
 from app.timeline.downloads import router as downloads_router
 from app.timeline.inline import InlinePages
 from app.timeline.renderers import Renderers
+from app.timeline.router import PlainPages
 from app.timeline.router import router as timeline_router
 from app.webhooks import service as webhook_service
 from app.webhooks.router import router as webhooks_router
@@ -229,6 +230,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         heavy=settings.rate_limit_heavy_concurrency,
     )
 
+    # Innermost: SQLite's plain timeline page, answered without the router (app/timeline/router.py).
+    app.add_middleware(PlainPages)
     app.add_middleware(HttpCaching, deprecations=DEPRECATIONS, compressed_from=GZIP_MINIMUM_BYTES)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     # Outside gzip and the ETag step, so a hit replays the finished bytes; inside CORS, the

@@ -37,6 +37,10 @@ HANDED_ON: list[dict[str, Any]] = [
     {"state": "DZA", "category": "coup"},
     {"state": "DZA", "format": "csv"},
     {"to": "2019"},  # an empty page
+    {"state": "DZA", "limit": ["2", "3"]},  # a parameter given twice: the route takes the last
+    {"state": "DZA", "limit": "0"},  # out of range: the route's 422
+    {"state": "DZA", "cursor": "not-a-cursor"},  # the route's 422
+    {"state": "DZA", "stat": "MLI"},  # an unknown parameter: the route's 422
 ]
 
 
@@ -109,6 +113,63 @@ def test_other_requests_take_the_general_path(client: TestClient, params: dict[s
     fast, general, taken = both_ways(client, params)
     assert taken == 0
     assert compared(fast) == compared(general)
+
+
+def raw_both_ways(
+    client: TestClient, target: str, method: str = "GET"
+) -> tuple[httpx.Response, httpx.Response, int]:
+    """As `both_ways`, for a request target sent exactly as written."""
+    state = client.app.state  # type: ignore[attr-defined]
+    inline = state.inline_pages
+    served = inline.served if inline else 0
+    headers = {"Cache-Control": "no-cache"}
+    fast = client.request(method, target, headers=headers)
+    taken = (inline.served if inline else 0) - served
+    state.inline_pages = None
+    try:
+        general = client.request(method, target, headers=headers)
+    finally:
+        state.inline_pages = inline
+    return fast, general, taken
+
+
+def test_a_query_string_is_read_and_linked_as_the_route_would(client: TestClient) -> None:
+    # Percent-encoded values and a `+`, decoded before validation and encoded again in the next
+    # link exactly as the route's own `include_query_params` does.
+    target = "/v1/timeline?state=%44ZA&from=2020%2D01&order=asc&limit=2&cursor="
+    fast, general, taken = raw_both_ways(client, target.removesuffix("&cursor="))
+    assert fast.status_code == 200, fast.text
+    assert taken == (0 if ON_POSTGRES else 1)
+    assert compared(fast) == compared(general)
+    assert fast.headers["Link"].startswith("<http://testserver/v1/timeline?state=DZA&from=2020-01&")
+    # A blank cursor is no cursor, on both paths.
+    fast, general, _ = raw_both_ways(client, target)
+    assert fast.status_code == 200, fast.text
+    assert compared(fast) == compared(general)
+    # A value that is not UTF-8 once decoded is the route's to refuse.
+    fast, general, taken = raw_both_ways(client, "/v1/timeline?state=DZA&from=%FF")
+    assert taken == 0
+    assert fast.status_code == 422, fast.text
+    assert compared(fast) == compared(general)
+
+
+def test_other_methods_take_the_general_path(client: TestClient) -> None:
+    # Whatever the route answers them (405 for HEAD), the plain page's layer leaves them alone.
+    fast, general, taken = raw_both_ways(client, "/v1/timeline?state=DZA&limit=2", "HEAD")
+    assert taken == 0
+    assert compared(fast) == compared(general)
+
+
+def test_a_page_under_a_root_path_links_under_it(client: TestClient) -> None:
+    # Behind a proxy that mounts the API at /api (uvicorn --root-path): the page is still taken,
+    # and its links keep the prefix.
+    # Not entered: the app's lifespan is the session client's, and must not end here.
+    mounted = TestClient(client.app, root_path="/api")
+    fast, general, taken = raw_both_ways(mounted, "/api/v1/timeline?state=DZA&limit=2")
+    assert fast.status_code == 200, fast.text
+    assert taken == (0 if ON_POSTGRES else 1)
+    assert compared(fast) == compared(general)
+    assert fast.headers["Link"].startswith("<http://testserver/api/v1/timeline?state=DZA")
 
 
 def test_the_fast_path_sees_every_commit(writable: Writable) -> None:

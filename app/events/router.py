@@ -1,9 +1,11 @@
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from app.access import EditorCaller
-from app.db import SessionDep
+from app.db import DatabaseThreads, SessionDep, transaction
 from app.events import service
 from app.events.schemas import EventCreate, EventDetail
 from app.hosts import base_url
@@ -37,7 +39,7 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
 
 
 def _citable(
-    request: Request, session: SessionDep, doc: dict[str, Any], version: int
+    request: Request, session: Session, doc: dict[str, Any], version: int
 ) -> dict[str, Any]:
     """The event document as `GET /v1/events/{id}` serves it: with the permalink that pins its
     current version (when that version was recorded) and a citation built on it. A write's
@@ -63,10 +65,9 @@ def _citable(
     response_class=JSONBytes,
     responses=problem_responses(404, 410, 422),
 )
-def get_event(
+async def get_event(
     id: EventId,
     request: Request,
-    session: SessionDep,
     as_known_at: Annotated[
         Instant | None,
         Query(
@@ -78,10 +79,19 @@ def get_event(
 ) -> Response:
     """One event with its participants, location, claims, sources, and its links to other events in
     both directions (what it answered, and what answered it). The `ETag` header is its version."""
-    if as_known_at is not None:
-        return JSONBytes(service.get_as_known_at(session, id, as_known_at))
-    doc, version = service.get_event(session, id)
-    return respond(_citable(request, session, doc, version), version=version)
+    # As the timeline's page: the whole read transaction in one trip to a database thread. A
+    # sync endpoint with SessionDep makes three (session in, endpoint, session out), each
+    # waiting for a thread of AnyIO's pool, which the writes' trips also wait for.
+    threads: DatabaseThreads = request.app.state.db_threads
+    return await threads.run(_get_event, request, id, as_known_at)
+
+
+def _get_event(request: Request, id: str, as_known_at: dt.datetime | None) -> Response:
+    with transaction(request.app.state.session_factory, write=False) as session:
+        if as_known_at is not None:
+            return JSONBytes(service.get_as_known_at(session, id, as_known_at))
+        doc, version = service.get_event(session, id)
+        return respond(_citable(request, session, doc, version), version=version)
 
 
 @router.post(

@@ -10,9 +10,10 @@ the same plan), compiled once per shape, runs here on a `sqlite3` connection of 
 directly on the event loop, in autocommit: one statement is one read transaction, which is
 all the page needs, since the statement also reads the time of the latest change.
 
-Everything around the read is the general path's: the route validates the query, the page's
-cursor is signed and checked by the service's functions, the router builds the response from a
-`service.Page` with the same function, and the middlewares (ETags, CORS, limits, the response
+Everything around the read is the general path's: the route's query model validates the query
+(in `router.PlainPages`, which takes these requests before the router), the page's cursor is
+signed and checked by the service's functions, the router's function builds the response from a
+`service.Page`, and the middlewares (ETags, CORS, limits, the response
 cache, gzip) see the same response. Whatever this path does not answer exactly the way the
 general path would, it hands back (`page` returns None) and the general path answers: another
 filter or format, an unknown state code, `from` after `to` (the general path's problems), an

@@ -3,20 +3,23 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from email.utils import format_datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.db import EXPORT_SHARE, DatabaseThreads, SessionDep, transaction
+from app.errors import InvalidParameter
 from app.hosts import base_url, public_url
 from app.json import JSONBytes
 from app.routing import QueryModelRoute, StrictQueryRoute
 from app.schemas import problem_responses
 from app.timeline import formats, service, timelinejs
-from app.timeline.inline import InlinePages
+from app.timeline.inline import PLAIN_FIELDS, InlinePages
 from app.timeline.renderers import Chunks, Export, Renderers, in_thread
 from app.timeline.schemas import (
     Facets,
@@ -71,15 +74,9 @@ async def get_timeline(request: Request, query: Annotated[TimelineQuery, Query()
     """
     # The hot path (issue 7): the whole transaction in one trip to a database thread
     # (`DatabaseThreads`). A sync endpoint with SessionDep makes three (session in, endpoint,
-    # session out), and each trip costs as much as reading the page (bench/README.md).
+    # session out), and each trip costs as much as reading the page (bench/README.md). SQLite's
+    # plain page never gets here: PlainPages answers it below the middlewares.
     fmt = _format(request, query)
-    inline: InlinePages | None = request.app.state.inline_pages
-    if inline is not None and fmt == "json":
-        # SQLite's plain page, read on the event loop (app/timeline/inline.py); None when the
-        # general path must answer.
-        secret = request.app.state.settings.cursor_secret
-        if (result := inline.page(query, cursor_secret=secret)) is not None:
-            return _page_response(request, query, result)
     threads: DatabaseThreads = request.app.state.db_threads
     return await threads.run(_timeline, request, query, fmt)
 
@@ -114,16 +111,22 @@ def _page(request: Request, session: SessionDep, query: TimelineQuery) -> Respon
     return _page_response(request, query, result)
 
 
-def _page_response(request: Request, query: TimelineQuery, result: service.Page) -> Response:
-    """The page's response, the same whichever path read it."""
+def _page_response(
+    request: Request,
+    query: TimelineQuery,
+    result: service.Page,
+    pairs: list[tuple[str, str]] | None = None,
+) -> Response:
+    """The page's response, the same whichever path read it; `pairs` are the query string's,
+    where the caller has parsed them already."""
     next_url = None
     headers = {}
     if result.changed_at is not None:
         headers["Last-Modified"] = format_datetime(result.changed_at, usegmt=True)
     if result.next_cursor is not None:
-        next_url = public_url(
-            request, query=str(request.url.include_query_params(cursor=result.next_cursor).query)
-        )
+        if pairs is None:
+            pairs = parse_qsl(request.scope["query_string"].decode(), keep_blank_values=True)
+        next_url = public_url(request, query=_with_cursor(pairs, result.next_cursor))
         headers["Link"] = f'<{next_url}>; rel="next"'
     body: dict[str, object] = {
         "items": result.items,
@@ -133,6 +136,85 @@ def _page_response(request: Request, query: TimelineQuery, result: service.Page)
     if result.total is not None:
         body["total"] = result.total
     return JSONBytes(body, headers=headers)
+
+
+def _with_cursor(pairs: list[tuple[str, str]], cursor: str) -> str:
+    """A query string's parameters with `cursor` set, every other one kept in its order: what
+    Starlette's `URL.include_query_params` gives, without building two URLs to get it."""
+    return urlencode([*(pair for pair in pairs if pair[0] != "cursor"), ("cursor", cursor)])
+
+
+class PlainPages:
+    """SQLite's plain page (app/timeline/inline.py), answered below every middleware and above
+    the router.
+
+    With the read itself on the event loop, what is left of such a request is mostly the
+    framework's: matching the routes, a Request, FastAPI's handler and its exception layers, the
+    query model's validation field by field. None of that can change this page's answer, so this
+    layer, the innermost middleware, takes the requests whose query string names only the plain
+    page's parameters, each once, validates them with the route's own model, reads the page
+    through `InlinePages` and builds the response with the route's own function. The
+    middlewares outside (ETags, CORS, limits, the response cache, gzip, the request id and the
+    access log) see that response as they would the route's. Anything else, and any request
+    this layer cannot answer exactly as the route would (an invalid value, a bad cursor, another
+    format, an unknown state, a page the inline read hands back), goes on to the router
+    untouched, which answers it, problems included (tests/test_inline_page.py compares both).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and _routed(scope) == PAGE_PATH:
+            response = _plain_page(scope)
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+PAGE_PATH = "/v1/timeline"
+# The query string's names of the fields InlinePages answers (its PLAIN_FIELDS).
+PLAIN_PARAMETERS = frozenset(
+    TimelineQuery.model_fields[name].alias or name for name in PLAIN_FIELDS
+)
+
+
+def _routed(scope: Scope) -> str:
+    """The path the router would match: the request's, without the root path it is mounted at."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _plain_page(scope: Scope) -> Response | None:
+    app = scope["app"]
+    inline: InlinePages | None = app.state.inline_pages
+    if inline is None:
+        return None
+    try:
+        pairs = parse_qsl(scope["query_string"].decode(), keep_blank_values=True)
+    except UnicodeDecodeError:
+        return None
+    data: dict[str, Any] = dict(pairs)
+    if len(data) != len(pairs) or not data.keys() <= PLAIN_PARAMETERS:
+        return None
+    if "state" in data:
+        data["state"] = [data["state"]]
+    try:
+        query = TimelineQuery.model_validate(data)
+    except ValidationError:
+        return None
+    request = Request(scope)
+    if _format(request, query) != "json":
+        return None
+    try:
+        result = inline.page(query, cursor_secret=app.state.settings.cursor_secret)
+    except InvalidParameter:
+        return None
+    if result is None:
+        return None
+    return _page_response(request, query, result, pairs)
 
 
 @router.get("/facets", response_model=Facets, responses=problem_responses(422))
