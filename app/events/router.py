@@ -2,7 +2,6 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request, Response
-from sqlalchemy.orm import Session
 
 from app.access import EditorCaller
 from app.db import DatabaseThreads, SessionDep, transaction
@@ -39,7 +38,7 @@ WRITE_ERRORS = problem_responses(401, 403, 404, 410, 412, 422, 428)
 
 
 def _citable(
-    request: Request, session: Session, doc: dict[str, Any], version: int
+    request: Request, session: SessionDep, doc: dict[str, Any], version: int
 ) -> dict[str, Any]:
     """The event document as `GET /v1/events/{id}` serves it: with the permalink that pins its
     current version (when that version was recorded) and a citation built on it. A write's
