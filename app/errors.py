@@ -207,6 +207,15 @@ _STATUS_SLUGS = {
 }
 
 
+def allow_head(allow: str) -> str:
+    """A 405's `Allow` with HEAD wherever GET is: every GET route answers HEAD (app/head.py),
+    though only GET is declared on the route."""
+    methods = [m.strip() for m in allow.split(",") if m.strip()]
+    if "GET" in methods and "HEAD" not in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    return ", ".join(methods)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> JSONResponse:
@@ -303,7 +312,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem(
                 request, 422, "validation-error", "Invalid request", f"body: {msg}", errors
             )
-        return problem(request, exc.status_code, slug, title, detail, headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and headers and "Allow" in headers:
+            headers = {**headers, "Allow": allow_head(headers["Allow"])}
+        return problem(request, exc.status_code, slug, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -30,6 +30,7 @@ from app.docs import install_redoc
 from app.embed.router import router as embed_router
 from app.errors import install_problem_handlers
 from app.events.router import router as events_router
+from app.head import HeadAsGet
 from app.health.router import router as health_router
 from app.hosts import TrustedHosts
 from app.limits import BodySizeLimit, document_limits
@@ -243,6 +244,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         size=settings.response_cache_size,
         max_bytes=settings.response_cache_bytes,
     )
+    # Outside the cache, gzip and the ETag step, so a HEAD gets its GET's headers (app/head.py).
+    app.add_middleware(HeadAsGet)
     # The last added runs first. Size and rate limits run before anything reads the body or
     # touches the database; the rate limit is outside the size limit so an oversized request
     # still spends budget; both are inside CORS so a browser can read their 413 and 429.

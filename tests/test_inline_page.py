@@ -153,9 +153,17 @@ def test_a_query_string_is_read_and_linked_as_the_route_would(client: TestClient
     assert compared(fast) == compared(general)
 
 
-def test_other_methods_take_the_general_path(client: TestClient) -> None:
-    # Whatever the route answers them (405 for HEAD), the plain page's layer leaves them alone.
+def test_a_head_is_the_plain_pages_too(client: TestClient) -> None:
+    # HEAD reaches the layer as a GET (app/head.py): the same headers either way, no content.
     fast, general, taken = raw_both_ways(client, "/v1/timeline?state=DZA&limit=2", "HEAD")
+    assert fast.status_code == 200
+    assert taken == (0 if ON_POSTGRES else 1)
+    assert compared(fast) == compared(general)
+    assert fast.content == b""
+
+
+def test_other_methods_take_the_general_path(client: TestClient) -> None:
+    fast, general, taken = raw_both_ways(client, "/v1/timeline?state=DZA&limit=2", "OPTIONS")
     assert taken == 0
     assert compared(fast) == compared(general)
 
