@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ThrowawayDatabases, Writable, seeded_database
+from tests.conftest import ThrowawayDatabases, Writable
 
 EVENT_IDS = [f"2025-06-0{i}-mirror-{i}" for i in range(1, 5)]
 STATES = ["MLI", "DZA", "NER"]
@@ -16,8 +16,8 @@ SOURCE = {"url": "https://example.org/test/mirror", "publisher": "Mirror Test"}
 
 
 @pytest.fixture(scope="module")
-def mirror_db(databases: ThrowawayDatabases) -> Iterator[Writable]:
-    w = Writable(seeded_database(databases))
+def mirror_db(databases: ThrowawayDatabases, seeded_template: str) -> Iterator[Writable]:
+    w = Writable(databases.copy_of(seeded_template))
     with w.client:
         yield w
     w.close()

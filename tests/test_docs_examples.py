@@ -27,7 +27,7 @@ from app import writes
 from app.auth import service as auth_service
 from app.callers import Scope
 from app.config import PROJECT_ROOT
-from tests.conftest import ThrowawayDatabases, seeded_database
+from tests.conftest import ThrowawayDatabases
 from tests.live import LiveServer
 
 DOCUMENTS = [
@@ -93,14 +93,14 @@ def test_the_documents_have_examples() -> None:
 
 @pytest.fixture(scope="module")
 def servers(
-    databases: ThrowawayDatabases, tmp_path_factory: pytest.TempPathFactory
+    databases: ThrowawayDatabases, seeded_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, tuple[LiveServer, dict[str, str]]]]:
     """One freshly seeded server per document, started when the document's first block runs."""
     started: dict[str, tuple[LiveServer, dict[str, str]]] = {}
 
     class Lazy(dict[str, tuple[LiveServer, dict[str, str]]]):
         def __missing__(self, document: str) -> tuple[LiveServer, dict[str, str]]:
-            url = seeded_database(databases)
+            url = databases.copy_of(seeded_template)
             engine = create_engine(url)
             tokens = {}
             with writes.session_factory(engine).begin() as session:

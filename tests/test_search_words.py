@@ -13,7 +13,7 @@ from app.db import create_db_engine
 from app.events import documents
 from app.models import Event, Place, PlaceAlias
 from app.schemas import fold
-from tests.conftest import ThrowawayDatabases, alembic_config, revision_before, seeded_database
+from tests.conftest import ThrowawayDatabases, alembic_config, revision_before
 
 
 @pytest.mark.parametrize(
@@ -147,10 +147,12 @@ def test_each_event_is_indexed_by_the_words_it_is_matched_on(session: Session) -
         assert indexed[event_id] == set(stored.split()), doc["id"]
 
 
-def test_the_migration_rewrites_text_stored_the_old_way(databases: ThrowawayDatabases) -> None:
+def test_the_migration_rewrites_text_stored_the_old_way(
+    databases: ThrowawayDatabases, seeded_template: str
+) -> None:
     """Text stored before the words were cut in Python (folded, punctuation and all) is
     rewritten as its words, and the index follows."""
-    url = seeded_database(databases)
+    url = databases.copy_of(seeded_template)
     config = alembic_config(url)
     engine = create_db_engine(url)
     try:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ThrowawayDatabases, seeded_database
+from tests.conftest import ThrowawayDatabases
 from tests.live import LiveServer
 
 CONFIG = Path(__file__).resolve().parent / "openapi" / "openapi-python-client.yaml"
@@ -34,9 +34,9 @@ ACTOR, TARGET = ["MLI"], ["DZA"]
 
 @pytest.fixture(scope="module")
 def server(
-    databases: ThrowawayDatabases, tmp_path_factory: pytest.TempPathFactory
+    databases: ThrowawayDatabases, seeded_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    url = seeded_database(databases)
+    url = databases.copy_of(seeded_template)
     log = tmp_path_factory.mktemp("client-server") / "server.log"
     live = LiveServer(url, log).start(timeout=120)
     try:

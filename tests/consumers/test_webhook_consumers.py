@@ -22,7 +22,7 @@ from app.callers import Scope
 from app.config import Settings
 from app.db import create_db_engine
 from app.main import create_app
-from tests.conftest import ThrowawayDatabases, seeded_database
+from tests.conftest import ThrowawayDatabases
 from tests.webhooks.conftest import Captured, Receiver
 
 # Only these come from the API under test; the receiver's address is allowlisted, as a
@@ -48,8 +48,8 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(databases: ThrowawayDatabases) -> Iterator[Live]:
-    url = seeded_database(databases)
+def live(databases: ThrowawayDatabases, seeded_template: str) -> Iterator[Live]:
+    url = databases.copy_of(seeded_template)
     engine = create_db_engine(url)
     tokens = {}
     with writes.session_factory(engine).begin() as session:

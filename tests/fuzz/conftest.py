@@ -20,7 +20,7 @@ from app import writes
 from app.auth import service as auth_service
 from app.callers import Scope
 from app.db import create_db_engine
-from tests.conftest import ThrowawayDatabases, seeded_database
+from tests.conftest import ThrowawayDatabases
 from tests.live import LiveServer
 
 # Fixed, so a failure in CI is the same failure on a laptop (`make fuzz` with the same seed).
@@ -112,9 +112,9 @@ def add_keys(database_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 def fuzz_server(
-    databases: ThrowawayDatabases, tmp_path_factory: pytest.TempPathFactory
+    databases: ThrowawayDatabases, seeded_template: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FuzzServer]:
-    url = seeded_database(databases)
+    url = databases.copy_of(seeded_template)
     tokens = add_keys(url)
     log = tmp_path_factory.mktemp("fuzz") / "server.log"
     server = LiveServer(url, log, **SERVER_ENV).start(timeout=START_TIMEOUT)

@@ -20,7 +20,7 @@ from app.main import create_app
 from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
 from app.webhooks.worker import Policy, Worker
-from tests.conftest import ThrowawayDatabases, Writable, seeded_database
+from tests.conftest import ThrowawayDatabases, Writable
 
 LOCAL = ["127.0.0.0/8"]
 # Where the payloads' `data.url` point: the API's configured public address.
@@ -250,8 +250,8 @@ def settled(hooks: Hooks, endpoint_id: str) -> Callable[[], bool]:
 
 
 @pytest.fixture(scope="module")
-def hooks(databases: ThrowawayDatabases) -> Iterator[Hooks]:
-    h = Hooks(seeded_database(databases))
+def hooks(databases: ThrowawayDatabases, seeded_template: str) -> Iterator[Hooks]:
+    h = Hooks(databases.copy_of(seeded_template))
     with h.client:
         yield h
     h.close()
