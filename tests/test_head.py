@@ -14,7 +14,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from app.config import Settings
 from app.errors import allow_head
+from app.main import create_app
 from app.observability import REQUEST_ID_HEADER
 from tests.live import LiveServer
 
@@ -92,15 +94,24 @@ def test_a_405_lists_head_beside_get(client: TestClient) -> None:
     assert allow_head("GET, HEAD") == "GET, HEAD"
 
 
-def test_a_head_of_the_live_stream_ends_at_once(client: TestClient) -> None:
-    # A GET of the stream never ends; its HEAD must, and leave no stream open behind it.
-    for _ in range(3):
-        head = client.head("/v1/changes/stream")
-        assert head.status_code == 200
-        assert head.headers["Content-Type"].startswith("text/event-stream")
-        assert head.content == b""
-    with client.stream("GET", "/v1/changes/stream") as stream:
-        assert stream.status_code == 200
+def test_a_head_of_the_live_stream_ends_at_once(database_url: str) -> None:
+    # One stream per client: a HEAD that left its stream open would hold the only place.
+    settings = Settings(
+        database_url=database_url,
+        cursor_secret="test-secret",
+        webhook_worker="off",
+        stream_max_per_client=1,
+    )
+    with TestClient(create_app(settings)) as client:
+        for _ in range(3):
+            head = client.head("/v1/changes/stream")
+            assert head.status_code == 200
+            assert head.headers["Content-Type"].startswith("text/event-stream")
+            assert head.content == b""
+        with client.stream("GET", "/v1/changes/stream") as stream:
+            assert stream.status_code == 200
+            # The place is now taken, and a HEAD asks for it as its GET would.
+            assert client.head("/v1/changes/stream").status_code == 429
 
 
 @pytest.fixture(scope="module")
