@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -141,14 +142,18 @@ def client(database_url: str) -> Iterator[TestClient]:
 def uncached_client(database_url: str) -> Iterator[TestClient]:
     """As `client`, with no response cache: for tests that ask the same question twice and
     change how the service answers it in between."""
-    settings = Settings(
-        database_url=database_url,
-        cursor_secret="test-secret",
-        webhook_worker="off",
-        response_cache_size=0,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(app_settings(database_url, response_cache_size=0))) as client:
         yield client
+
+
+def app_settings(database_url: str, **overrides: Any) -> Settings:
+    """The settings of the tests' apps, with `overrides`."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "cursor_secret": "test-secret",
+        "webhook_worker": "off",
+    }
+    return Settings(**(values | overrides))
 
 
 def pytest_report_header() -> str:

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.errors import allow_head
 from app.main import create_app
 from app.observability import REQUEST_ID_HEADER
+from tests.conftest import app_settings
 from tests.live import LiveServer
 
 EVENT = "/v1/events/2025-04-01-algeria-shoots-down-malian-drone"
@@ -96,13 +96,7 @@ def test_a_405_lists_head_beside_get(client: TestClient) -> None:
 
 def test_a_head_of_the_live_stream_ends_at_once(database_url: str) -> None:
     # One stream per client: a HEAD that left its stream open would hold the only place.
-    settings = Settings(
-        database_url=database_url,
-        cursor_secret="test-secret",
-        webhook_worker="off",
-        stream_max_per_client=1,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(app_settings(database_url, stream_max_per_client=1))) as client:
         for _ in range(3):
             head = client.head("/v1/changes/stream")
             assert head.status_code == 200
