@@ -131,10 +131,7 @@ def session(engine: Engine) -> Iterator[Session]:
 
 @pytest.fixture(scope="session")
 def client(database_url: str) -> Iterator[TestClient]:
-    app = create_app(
-        Settings(database_url=database_url, cursor_secret="test-secret", webhook_worker="off")
-    )
-    with TestClient(app) as client:
+    with TestClient(create_app(app_settings(database_url))) as client:
         yield client
 
 
