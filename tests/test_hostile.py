@@ -2,12 +2,10 @@
 the input is in fact valid, such as punctuation in `q`), never a 5xx, and leaves the database
 exactly as it was.
 
-The database is fingerprinted before and after every test: row counts of every table and a
-checksum of the rows of the editorial tables.
+The database is fingerprinted before and after the module's tests (`tests.helpers.fingerprint`).
 """
 
 import base64
-import hashlib
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -15,41 +13,14 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import select
 
-from app.db import Base
 from app.models import Event
 from tests.conftest import Writable
-from tests.helpers import assert_problem, event_body
+from tests.helpers import assert_problem, event_body, fingerprint
 from tests.live import LiveServer
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
-# Their rows, not only their counts, must be unchanged. api_key is left out: reading with a key
-# stamps its `last_used_at` (after the response), which is bookkeeping rather than data.
-CHECKSUMMED = (
-    "event",
-    "event_participant",
-    "claim",
-    "state",
-    "organisation",
-    "membership",
-    "source",
-    "revision",
-)
-
-
-def fingerprint(engine: Engine) -> dict[str, Any]:
-    with engine.connect() as conn:
-        counts = {
-            table.name: conn.scalar(select(func.count()).select_from(table))
-            for table in Base.metadata.sorted_tables
-        }
-        sums = {}
-        for name in CHECKSUMMED:
-            table = Base.metadata.tables[name]
-            rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-            sums[name] = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return {"counts": counts, "checksums": sums}
 
 
 @pytest.fixture(scope="module", autouse=True)

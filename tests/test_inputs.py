@@ -9,6 +9,7 @@ beyond what the databases hold is a 404 (an id in a path) or a 422 naming the pa
 import base64
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,12 +20,25 @@ from sqlalchemy.exc import DBAPIError
 
 from app.errors import database_unavailable
 from tests.conftest import ON_POSTGRES, Writable
-from tests.helpers import assert_problem, event_body, ids
+from tests.helpers import assert_problem, event_body, fingerprint, ids
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 BIG = "99999999999999999999"
 # Signs that a message shows a regular expression rather than saying what to send.
 REGEX_SIGNS = re.compile(r"pattern|\^\[|\]\{|\$'|\\[dws]|\(\?:")
+
+
+@pytest.fixture(scope="module")
+def refusing(module_writable: Writable) -> Iterator[Writable]:
+    """One seeded database for the module's refused requests: they must write nothing,
+    checked once around them all (a database per test was most of their run time)."""
+    before = fingerprint(module_writable.engine)
+    yield module_writable
+    after = fingerprint(module_writable.engine)
+    changed = {
+        part: {n for n in before[part] if before[part][n] != after[part][n]} for part in before
+    }
+    assert after == before, f"refused requests wrote to {changed}"
 
 
 def refusal(response: Any, param: str, status: int = 422) -> str:
@@ -227,10 +241,10 @@ class TestMessagesSayWhatToSend:
         detail = refusal(client.get(path, params={param: value}), param)
         assert "YYYY-MM-DD" in detail
 
-    def test_every_published_pattern_is_explained(self, writable: Writable) -> None:
+    def test_every_published_pattern_is_explained(self, refusing: Writable) -> None:
         """Each parameter whose OpenAPI schema has a pattern, given a value that breaks it, is
         refused with a message and no regular expression."""
-        spec = writable.client.get("/openapi.json").json()
+        spec = refusing.client.get("/openapi.json").json()
         checked = 0
         for path, operations in spec["paths"].items():
             for method, operation in operations.items():
@@ -242,11 +256,11 @@ class TestMessagesSayWhatToSend:
                         values[param["name"]] = quote("§ ")
                     else:
                         query = {param["name"]: "§ "}
-                    response = writable.client.request(
+                    response = refusing.client.request(
                         method,
                         path.format(**values),
                         params=query,
-                        headers={**writable.auth("admin"), "If-Match": "*"},
+                        headers={**refusing.auth("admin"), "If-Match": "*"},
                     )
                     refusal(response, param["name"])
                     checked += 1
@@ -289,16 +303,16 @@ class TestMessagesSayWhatToSend:
         ],
     )
     def test_body_fields(
-        self, writable: Writable, path: str, body: dict[str, Any], field: str
+        self, refusing: Writable, path: str, body: dict[str, Any], field: str
     ) -> None:
-        response = writable.client.post(path, json=body, headers=writable.auth())
+        response = refusing.client.post(path, json=body, headers=refusing.auth())
         refusal(response, field)
 
-    def test_webhook_event_types(self, writable: Writable) -> None:
-        response = writable.client.post(
+    def test_webhook_event_types(self, refusing: Writable) -> None:
+        response = refusing.client.post(
             "/v1/webhook-endpoints",
             json={"url": "http://127.0.0.1:9/inputs", "event_types": ["Event Created"]},
-            headers=writable.auth("hooks"),
+            headers=refusing.auth("hooks"),
         )
         assert "GET /v1/webhook-event-types" in refusal(response, "event_types")
 
@@ -342,10 +356,10 @@ class TestUnknownParameters:
         )
         assert response.status_code == 200, response.text
 
-    def test_every_operation_refuses_an_unknown_parameter(self, writable: Writable) -> None:
+    def test_every_operation_refuses_an_unknown_parameter(self, refusing: Writable) -> None:
         """Every operation in the OpenAPI document, reads and writes, refuses a parameter it
         does not take, before it does anything."""
-        spec = writable.client.get("/openapi.json").json()
+        spec = refusing.client.get("/openapi.json").json()
         operations = 0
         for path, methods in spec["paths"].items():
             for method, operation in methods.items():
@@ -354,11 +368,11 @@ class TestUnknownParameters:
                     for p in operation.get("parameters", [])
                     if p["in"] == "path"
                 }
-                response = writable.client.request(
+                response = refusing.client.request(
                     method,
                     path.format(**values),
                     params={"zzz_not_a_parameter": "1"},
-                    headers=writable.auth("admin"),
+                    headers=refusing.auth("admin"),
                 )
                 detail = refusal(response, "zzz_not_a_parameter")
                 assert detail.startswith("zzz_not_a_parameter: unknown parameter"), detail
@@ -395,11 +409,11 @@ class TestIntegersBeyondTheDatabase:
         ],
     )
     def test_an_id_that_cannot_exist_is_not_found(
-        self, writable: Writable, method: str, path: str, who: str | None
+        self, refusing: Writable, method: str, path: str, who: str | None
     ) -> None:
-        headers = {**writable.auth(who), "If-Match": "*"} if who else {}
+        headers = {**refusing.auth(who), "If-Match": "*"} if who else {}
         kwargs: dict[str, Any] = {"json": {"publisher": "x"}} if method == "PATCH" else {}
-        response = writable.client.request(method, path, headers=headers, **kwargs)
+        response = refusing.client.request(method, path, headers=headers, **kwargs)
         body = assert_problem(response, 404)
         assert path.split("/")[3] in body["detail"], body
 
@@ -420,9 +434,9 @@ class TestIntegersBeyondTheDatabase:
         ],
     )
     def test_a_value_out_of_range_is_refused_by_name(
-        self, writable: Writable, path: str, param: str, value: str
+        self, refusing: Writable, path: str, param: str, value: str
     ) -> None:
-        response = writable.client.get(path, params={param: value}, headers=writable.auth("admin"))
+        response = refusing.client.get(path, params={param: value}, headers=refusing.auth("admin"))
         refusal(response, param)
 
     def test_the_largest_values_are_valid(self, writable: Writable) -> None:
@@ -446,16 +460,16 @@ class TestIntegersBeyondTheDatabase:
         drop_endpoint(writable, endpoint)
 
     @pytest.mark.parametrize("killed", [int(BIG), 2**31, -1])
-    def test_casualties_in_a_post(self, writable: Writable, killed: int) -> None:
+    def test_casualties_in_a_post(self, refusing: Writable, killed: int) -> None:
         body = event_body(kind="incident", category="shoot_down", casualties={"killed": killed})
-        response = writable.client.post("/v1/events", json=body, headers=writable.auth())
+        response = refusing.client.post("/v1/events", json=body, headers=refusing.auth())
         refusal(response, "killed")
 
-    def test_casualties_in_a_patch(self, writable: Writable) -> None:
-        response = writable.client.patch(
+    def test_casualties_in_a_patch(self, refusing: Writable) -> None:
+        response = refusing.client.patch(
             f"/v1/events/{SHOOT_DOWN}",
             json={"casualties": {"killed": int(BIG)}},
-            headers={**writable.auth(), "If-Match": "*"},
+            headers={**refusing.auth(), "If-Match": "*"},
         )
         refusal(response, "killed")
 
@@ -475,7 +489,7 @@ class TestIntegersBeyondTheDatabase:
         assert deleted.status_code == 204
 
     @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
-    def test_a_number_json_cannot_hold(self, writable: Writable, number: str) -> None:
+    def test_a_number_json_cannot_hold(self, refusing: Writable, number: str) -> None:
         """Python's JSON parser reads NaN, Infinity and 1e999 (as infinity); JSON has none."""
         claim = {
             "topic": "t",
@@ -485,18 +499,18 @@ class TestIntegersBeyondTheDatabase:
             "source": {"url": "https://example.org/c", "publisher": "P"},
         }
         raw = json.dumps(event_body(claims=[claim])).replace("123456.789", number)
-        response = writable.client.post(
+        response = refusing.client.post(
             "/v1/events",
             content=raw,
-            headers={**writable.auth(), "Content-Type": "application/json"},
+            headers={**refusing.auth(), "Content-Type": "application/json"},
         )
         refusal(response, "value")
 
-    def test_a_stale_etag_beyond_64_bits(self, writable: Writable) -> None:
-        response = writable.client.patch(
+    def test_a_stale_etag_beyond_64_bits(self, refusing: Writable) -> None:
+        response = refusing.client.patch(
             f"/v1/events/{SHOOT_DOWN}",
             json={"title": "never written"},
-            headers={**writable.auth(), "If-Match": f'"{BIG}"'},
+            headers={**refusing.auth(), "If-Match": f'"{BIG}"'},
         )
         assert_problem(response, 412)
 
@@ -535,10 +549,10 @@ class TestInstantsAtTheEdges:
         ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00", "0001-01-01T00:30:00+14:00"],
     )
     def test_an_instant_outside_the_utc_calendar(
-        self, writable: Writable, path: str, param: str, who: str | None, value: str
+        self, refusing: Writable, path: str, param: str, who: str | None, value: str
     ) -> None:
-        headers = writable.auth(who) if who else {}
-        response = writable.client.get(path, params={param: value}, headers=headers)
+        headers = refusing.auth(who) if who else {}
+        response = refusing.client.get(path, params={param: value}, headers=headers)
         detail = refusal(response, param)
         assert "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z" in detail
 
@@ -674,23 +688,23 @@ GOOD_CITATIONS = [
 
 class TestCitationUrls:
     @pytest.mark.parametrize("url", BAD_CITATIONS)
-    def test_a_source(self, writable: Writable, url: str) -> None:
-        response = writable.client.post(
-            "/v1/sources", json={"url": url, "publisher": "P"}, headers=writable.auth()
+    def test_a_source(self, refusing: Writable, url: str) -> None:
+        response = refusing.client.post(
+            "/v1/sources", json={"url": url, "publisher": "P"}, headers=refusing.auth()
         )
         detail = refusal(response, "url")
         assert "not a citable URL" in detail and "public" in detail
 
     @pytest.mark.parametrize("url", BAD_CITATIONS[:4])
-    def test_an_events_sources_and_claims(self, writable: Writable, url: str) -> None:
+    def test_an_events_sources_and_claims(self, refusing: Writable, url: str) -> None:
         source = {"url": url, "publisher": "P"}
-        response = writable.client.post(
-            "/v1/events", json=event_body(sources=[source]), headers=writable.auth()
+        response = refusing.client.post(
+            "/v1/events", json=event_body(sources=[source]), headers=refusing.auth()
         )
         refusal(response, "url")
         claim = {"topic": "t", "claimant": {"state": "MLI"}, "statement": "s", "source": source}
-        response = writable.client.post(
-            "/v1/events", json=event_body(claims=[claim]), headers=writable.auth()
+        response = refusing.client.post(
+            "/v1/events", json=event_body(claims=[claim]), headers=refusing.auth()
         )
         refusal(response, "url")
 
