@@ -834,6 +834,44 @@ def test_seed_reload_after_writes_records_nothing_new(writable: Writable) -> Non
         s.rollback()
 
 
+def test_a_revisions_before_is_the_event_as_served_just_before(writable: Writable) -> None:
+    """What an update or a delete records as `before` is the event as it was served just before
+    (its own fields and outgoing links), read from its stored document: also after a write to
+    another event changed a source it cites, and across a change of kind."""
+    w, event_id = writable, "2025-04-28-before"
+    create(w, new_event(event_id))
+
+    def served() -> dict[str, Any]:
+        doc: dict[str, Any] = w.client.get(f"/v1/events/{event_id}").json()
+        doc["links"].pop("incoming")
+        return {key: value for key, value in doc.items() if key not in CITED}
+
+    def last_before() -> Any:
+        return w.client.get(f"/v1/events/{event_id}/revisions").json()["items"][-1]["before"]
+
+    def patch(body: dict[str, Any]) -> None:
+        headers = {**w.auth(), "Content-Type": "application/merge-patch+json", "If-Match": "*"}
+        response = w.client.patch(f"/v1/events/{event_id}", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+
+    was = served()
+    patch({"title": "A test statement, corrected"})
+    assert last_before() == was
+    # Another event cites the same source with a new title: this event's document changes.
+    create(w, new_event("2025-04-28-other", sources=[{**SOURCE, "title": "A retitled report"}]))
+    was = served()
+    assert was["sources"][0]["title"] == "A retitled report"
+    patch({"summary": "Edited after its source was."})
+    assert last_before() == was
+    was = served()
+    patch({"kind": "incident", "category": "protest"})
+    assert last_before() == was
+    was = served()
+    deleted = w.client.delete(f"/v1/events/{event_id}", headers={**w.auth(), "If-Match": "*"})
+    assert deleted.status_code == 204, deleted.text
+    assert last_before() == was
+
+
 def test_oracle_unchanged() -> None:
     """The write tests use their own database: the seed files the other tests compare the API
     against are as they were when the run began, and the oracle's cached copy of them (shared by

@@ -373,6 +373,16 @@ def documents(session: Session, event_ids: Sequence[int]) -> list[dict[str, Any]
     return [orjson.loads(found[i]) for i in ids if i in found]
 
 
+def before_change(session: Session, event_id: int) -> dict[str, Any]:
+    """The event's document as `documents` gives it, for a write about to change the event: the
+    stored copy, unless this transaction has already changed a source (the copies citing it
+    are rewritten only at the commit), in which case it is assembled from the tables."""
+    touched = session.info.get(_TOUCHED)
+    if touched is not None and touched[1]:
+        return orjson.loads(serialise(assemble(session, [event_id])[0]))  # type: ignore[no-any-return]
+    return documents(session, [event_id])[0]
+
+
 _LOCK_DOCUMENTS = (
     select(_DOCUMENT.event_id)
     .where(_DOCUMENT.event_id.in_(bindparam("ids", expanding=True)))
