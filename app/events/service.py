@@ -110,8 +110,8 @@ def _load_options() -> list[Any]:
 
 
 # An event with everything a write compares and changes, by public id (`public_id`), built once:
-# a statement made per call pays for the cache key of its eleven loader options every time,
-# which cost a PATCH more than its queries did (bench/README.md).
+# a statement made per call pays for the SQLAlchemy cache key of its eleven loader options
+# every time (app/events/documents.py builds its statements once for the same reason).
 _EVENT_GRAPH = (
     select(Event).where(Event.public_id == bindparam("public_id")).options(*_load_options())
 )
