@@ -174,9 +174,7 @@ class Writable:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_db_engine(url)
-        self.app = create_app(
-            Settings(database_url=url, cursor_secret="test-secret", webhook_worker="off")
-        )
+        self.app = create_app(app_settings(url))
         self.client = TestClient(self.app)
         self.tokens: dict[str, str] = {}
         from app.auth import service as auth_service

@@ -1,4 +1,6 @@
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, func, make_url, select
@@ -79,3 +81,15 @@ def fingerprint(engine: Engine) -> dict[str, Any]:
             rows = conn.execute(select(table).order_by(*table.primary_key.columns)).all()
             sums[name] = hashlib.sha256(repr(rows).encode()).hexdigest()
     return {"counts": counts, "checksums": sums}
+
+
+@contextmanager
+def writes_nothing(engine: Engine, what: str) -> Iterator[None]:
+    """Fails if the database's `fingerprint` changed across the block, naming what changed."""
+    before = fingerprint(engine)
+    yield
+    after = fingerprint(engine)
+    changed = {
+        part: [n for n in before[part] if before[part][n] != after[part].get(n)] for part in before
+    }
+    assert after == before, f"{what} changed the database: {changed}"

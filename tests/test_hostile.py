@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.models import Event
 from tests.conftest import Writable
-from tests.helpers import assert_problem, event_body, fingerprint
+from tests.helpers import assert_problem, event_body, writes_nothing
 from tests.live import LiveServer
 
 SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
@@ -26,14 +26,8 @@ SHOOT_DOWN = "2025-04-01-algeria-shoots-down-malian-drone"
 @pytest.fixture(scope="module", autouse=True)
 def unchanged(module_writable: Writable) -> Iterator[None]:
     """Once around the module (per test, it was most of the module's run time)."""
-    before = fingerprint(module_writable.engine)
-    yield
-    after = fingerprint(module_writable.engine)
-    changed = {
-        part: [name for name in before[part] if before[part][name] != after[part].get(name)]
-        for part in before
-    }
-    assert after == before, f"hostile requests changed the database: {changed}"
+    with writes_nothing(module_writable.engine, "hostile requests"):
+        yield
 
 
 @pytest.fixture

@@ -671,13 +671,13 @@ def _tables() -> list[tuple[Table, bool]]:
     return [(FacetCount.__table__, False), (FacetActorCount.__table__, True)]  # type: ignore[list-item]
 
 
-def _fill(session: Session, target: Table, table: Table, actors: bool) -> int:
+def _fill(session: Session, table: Table, actors: bool) -> int:
     names = [c.name for c in table.columns]
     for level in LEVELS:
         if level.actors == actors:
-            session.execute(insert(target).from_select(names, _expected(table, level)))
+            session.execute(insert(table).from_select(names, _expected(table, level)))
     # Counted afterwards: drivers do not all give an INSERT ... SELECT's row count.
-    return int(session.scalar(select(func.count()).select_from(target)) or 0)
+    return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
 def fill(session: Session, level: Level) -> None:
@@ -721,7 +721,7 @@ def rebuild(session: Session, progress: Any = None) -> dict[str, int]:
     out = {"facet_event": records}
     for table, actors in _tables():
         conn.execute(delete(table))
-        out[table.name] = _fill(session, table, table, actors)
+        out[table.name] = _fill(session, table, actors)
         if progress:
             progress(table.name, out[table.name])
     return out

@@ -20,7 +20,7 @@ from app.main import create_app
 from app.models import WebhookDelivery, WebhookEndpoint, WebhookMessage
 from app.webhooks import service, ssrf
 from app.webhooks.worker import Policy, Worker
-from tests.conftest import ThrowawayDatabases, Writable
+from tests.conftest import ThrowawayDatabases, Writable, app_settings
 
 LOCAL = ["127.0.0.0/8"]
 # Where the payloads' `data.url` point: the API's configured public address.
@@ -120,17 +120,13 @@ def receiver() -> Iterator[Receiver]:
 
 def hook_settings(url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
-        "database_url": url,
-        "cursor_secret": "test-secret",
-        "webhook_worker": "off",
         "webhook_allowed_subnets": LOCAL,
         "public_base_url": PUBLIC_BASE_URL,
         # The test client's own host, beside the public one (a deployment would list its
         # internal names the same way).
         "allowed_hosts": ["timeline.example.org", "testserver"],
-        **overrides,
     }
-    return Settings(**values)
+    return app_settings(url, **(values | overrides))
 
 
 class Hooks(Writable):
