@@ -15,7 +15,14 @@ def _url() -> str:
 
 
 # Dialect-specific search objects made by the full-text migration; not in the metadata.
-SEARCH_OBJECTS = ("event_fts", "ix_event_search", "search_vector", "search_actors")
+SEARCH_OBJECTS = (
+    "event_fts",
+    "ix_event_search",
+    "search_vector",
+    "search_actors",
+    "search_repeats",
+    "ix_event_search_repeats",
+)
 
 
 def _include(

@@ -292,6 +292,32 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
         assert "event_fts " not in plan, plan
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite ranks with FTS5's bm25")
+def test_a_ranked_common_word_scores_its_repeats_and_walks_the_rest(
+    engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One word ranked: only the events where it occurs more than once are scored, found
+    through their own index; the rest, which tie, are walked in timeline order
+    (`statements.ranked_in_tiers`), not each read and scored."""
+    monkeypatch.setattr(statements, "FEW_MATCHES", 0)
+    # On the seed's few events every plan costs about the same: whether an index can serve
+    # each tier's rows and the floor's order, as in `_plans`. The sorts of the scores remain.
+    for setting in ("enable_seqscan", "enable_sort"):
+        session.execute(text(f"SET LOCAL {setting} = off"))
+    with captured(engine) as sent:
+        query = TimelineQuery.model_validate({"q": "mali", "order": "relevance"})
+        service.page(session, query, cursor_secret=SECRET)
+    [(sql, parameters)] = [(s, p) for s, p in sent if "search_repeats" in s]
+    plan = "\n".join(
+        r[0] for r in session.connection().exec_driver_sql("EXPLAIN " + sql, parameters)
+    )
+    tiers = plan.split("->  Limit")
+    assert len(tiers) == 3, plan  # the page's, and each tier's
+    above, floor = tiers[1], tiers[2]
+    assert "Bitmap Index Scan on ix_event_search_repeats" in above, plan
+    assert "Index Scan using ix_event_timeline" in floor and "Sort" not in floor, plan
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite reads the matches in timeline order")
 def test_a_word_in_most_of_few_events_walks_on_postgresql(engine: Engine, session: Session) -> None:
     """Far fewer matches than FEW_MATCHES, which a page read first whatever the number of

@@ -728,7 +728,8 @@ CANDIDATES_MAX = 5_000
 
 def _ranked_rows(session: Session, plan: PagePlan, offset: int, limit: int) -> list[Any]:
     """Rows `offset` to `offset + limit` of the ranking. On SQLite, read off the best-scoring
-    candidates when they certainly hold those rows, else off every match."""
+    candidates when they certainly hold those rows, else off every match; on PostgreSQL, one
+    word in two tiers, several words off every match."""
     needed = offset + limit
     candidates = max(CANDIDATES_MIN, 2 * needed)
     if plan.text == "fts" and candidates <= CANDIDATES_MAX:
@@ -743,7 +744,21 @@ def _ranked_rows(session: Session, plan: PagePlan, offset: int, limit: int) -> l
         if len(certain) >= needed:
             return certain[offset:needed]
     params = {**plan.params, "offset": offset, "limit": limit}
+    if plan.text in ("few", "many") and _tiered(plan.filters.words):
+        params["needed"] = needed
+        return list(session.execute(statements.ranked_in_tiers(plan.shape), params).all())
     return list(session.execute(statements.ranked(plan.shape), params).all())
+
+
+def _tiered(words: str | None) -> bool:
+    """PostgreSQL: whether the ranking may be read in tiers (`statements.ranked_in_tiers`): one
+    word of at least the three characters `event.search_repeats` keeps, in letters and digits
+    of ASCII, which the text parser keeps as one token (others may split into several, and a
+    ranking of several words weighs how close they are)."""
+    if words is None or " & " in words:
+        return False
+    word = words.removesuffix(":*")
+    return len(word) >= 3 and word.isascii() and word.isalnum()
 
 
 # A word as the engines index it: letters and digits, with any combining accents (a title in

@@ -25,6 +25,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union_all,
 )
 from sqlalchemy.dialects import postgresql  # noqa: F401 - see below
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
@@ -57,6 +58,9 @@ EVENT_FTS = table("event_fts", column("rowid"))
 SEARCH_VECTOR: ColumnClause[Any] = literal_column("event.search_vector")
 # PostgreSQL: each event's actors' tokens, in the same GIN index (app/timeline/search_index.py).
 SEARCH_ACTORS: ColumnClause[Any] = literal_column("event.search_actors")
+# PostgreSQL: the words that occur more than once in each event, and the prefixes that two of
+# its words share (migrations/versions/2026-12-08-0100_search_repeats_on_postgresql.py).
+SEARCH_REPEATS: ColumnClause[Any] = literal_column("event.search_repeats")
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,3 +504,35 @@ def ranked(shape: Shape, top: bool = False) -> Select[Any]:
     if top:
         return stmt
     return stmt.offset(bindparam("offset", type_=Integer)).limit(bindparam("limit", type_=Integer))
+
+
+@lru_cache(maxsize=64)
+def ranked_in_tiers(shape: Shape) -> Select[Any]:
+    """PostgreSQL, one word of three or more characters: the same rows as `ranked`, in the
+    same order, without scoring every match.
+
+    Such a word's ts_rank in an event depends only on how often it occurs there, and once is
+    the lowest score, equal in every event that has it once. Those events tie, so they come in
+    timeline order: read like a timeline page (walked for a common word), never all scored.
+    Only the events where the word occurs more than once, which `search_repeats` indexes, are
+    scored. Each tier gives its first `needed` rows; the page is cut from their union.
+
+    Binds `needed` (offset + limit), `offset` and `limit`."""
+    stmt, date, key = matching(shape)
+    score = func.ts_rank(SEARCH_VECTOR, tsquery()).label("score")
+    repeats = SEARCH_REPEATS.op("@@")(tsquery())
+    needed = bindparam("needed", type_=Integer)
+    above = (
+        stmt.where(repeats)
+        .add_columns(score)
+        .order_by(score.desc(), EVENT.date, EVENT.public_id)
+        .limit(needed)
+    )
+    floor = stmt.where(~repeats).add_columns(score).order_by(date, key).limit(needed)
+    tiers = union_all(above, floor).subquery("tiers")
+    return (
+        select(tiers)
+        .order_by(tiers.c.score.desc(), tiers.c.date, tiers.c.public_id)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
