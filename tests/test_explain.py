@@ -292,6 +292,32 @@ def test_a_common_word_is_tested_on_the_rows_in_page_order(
         assert "event_fts " not in plan, plan
 
 
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's statistics")
+def test_the_words_estimates_keep_ten_thousand_lexemes(session: Session) -> None:
+    """A `q=` page is planned from the estimate of the words' matches; a word outside the
+    lexemes ANALYZE keeps is estimated from the rarest kept one (migration 6d2e8b4f1a39)."""
+    session.execute(text("ANALYZE event (search_vector)"))
+    target = session.scalar(
+        text(
+            "SELECT attstattarget FROM pg_attribute"
+            " WHERE attrelid = 'event'::regclass AND attname = 'search_vector'"
+        )
+    )
+    assert target == 1000
+    kept = session.scalar(
+        text(
+            "SELECT cardinality(most_common_elems) FROM pg_stats"
+            " WHERE tablename = 'event' AND attname = 'search_vector'"
+        )
+    )
+    lexemes = session.scalar(
+        text("SELECT count(DISTINCT lexeme) FROM event, unnest(search_vector)")
+    )
+    # The seed has far fewer words than 10,000, and every one is kept.
+    assert lexemes is not None and 1000 < lexemes < 10_000
+    assert kept == lexemes
+
+
 @pytest.mark.skipif(not ON_POSTGRES, reason="SQLite ranks with FTS5's bm25")
 def test_a_ranked_common_word_scores_its_repeats_and_walks_the_rest(
     engine: Engine, session: Session, monkeypatch: pytest.MonkeyPatch
