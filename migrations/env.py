@@ -22,6 +22,7 @@ SEARCH_OBJECTS = (
     "search_actors",
     "search_repeats",
     "ix_event_search_repeats",
+    "search_word",
 )
 
 

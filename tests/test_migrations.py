@@ -16,8 +16,9 @@ def table_names(url: str) -> set[str]:
     engine = create_db_engine(url)
     try:
         names = set(inspect(engine).get_table_names()) - {"alembic_version"}
-        # SQLite's full-text index (event_fts and its shadow tables) lives outside the metadata.
-        return {n for n in names if not n.startswith("event_fts")}
+        # SQLite's full-text index (event_fts and its shadow tables) and PostgreSQL's list of
+        # words live outside the metadata.
+        return {n for n in names if not n.startswith("event_fts") and n != "search_word"}
     finally:
         engine.dispose()
 

@@ -544,9 +544,10 @@ def _pause_search_triggers(session: Session) -> list[str]:
     (bench/README.md). SQLite: the triggers that keep `event_fts` and `event_fts_timeline`
     (words and actors) are dropped and recreated; DDL is transactional in SQLite, so a failed
     import rolls them back into place too. PostgreSQL: the triggers on `event_participant` that
-    set `event.search_actors`. Fired at the end of the COPY, one per participant, each queried
-    the event's participants while a large table's indexes were dropped for the load
-    (`_drop_indexes`): a scan of every participant loaded, per participant.
+    set `event.search_actors`, and the one on `event` that lists its words (`search_word`).
+    Fired at the end of the COPY, one per participant, each queried the event's participants
+    while a large table's indexes were dropped for the load (`_drop_indexes`): a scan of every
+    participant loaded, per participant.
 
     On PostgreSQL they are disabled (`ALTER TABLE ... DISABLE TRIGGER`), not bypassed by
     `session_replication_role`, which needs a superuser and would also skip the foreign keys'
@@ -560,16 +561,18 @@ def _pause_search_triggers(session: Session) -> list[str]:
     the feed lock the restore holds.)
     """
     if session.get_bind().dialect.name == "postgresql":
-        names = session.scalars(
+        found = session.execute(
             text(
-                "SELECT t.tgname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid"
-                " WHERE t.tgrelid = 'event_participant'::regclass"
-                " AND p.proname = 'event_participant_search_actors' ORDER BY t.tgname"
+                "SELECT c.relname, t.tgname FROM pg_trigger t"
+                " JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_class c ON c.oid = t.tgrelid"
+                " WHERE (c.relname, p.proname) IN (('event_participant',"
+                " 'event_participant_search_actors'), ('event', 'event_search_words'))"
+                " ORDER BY c.relname, t.tgname"
             )
         ).all()
-        for name in names:
-            session.execute(text(f'ALTER TABLE event_participant DISABLE TRIGGER "{name}"'))
-        return [f'ALTER TABLE event_participant ENABLE TRIGGER "{name}"' for name in names]
+        for table, name in found:
+            session.execute(text(f'ALTER TABLE "{table}" DISABLE TRIGGER "{name}"'))
+        return [f'ALTER TABLE "{table}" ENABLE TRIGGER "{name}"' for table, name in found]
     triggers = session.execute(
         text(
             "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%event_fts%'"
@@ -584,7 +587,8 @@ def _pause_search_triggers(session: Session) -> list[str]:
 def _rebuild_search(session: Session, triggers: list[str]) -> None:
     """Index the restored events once, as `python -m app.timeline.search_index` does (on
     PostgreSQL by rewriting `event` with every `search_actors` set, which leaves no dead row
-    behind), then put back the triggers with the statements `_pause_search_triggers` gave."""
+    behind, and listing its words), then put back the triggers with the statements
+    `_pause_search_triggers` gave."""
     if session.get_bind().dialect.name == "sqlite":
         session.execute(text("INSERT INTO event_fts(event_fts) VALUES ('rebuild')"))
     search_index.rebuild(session, rewrite=True)

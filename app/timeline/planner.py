@@ -161,6 +161,7 @@ class PagePlan:
             text=self.text,
             driver=kind,
             actors=asked,
+            exact=self.text == "few" and f.words is not None and several_words(f.words),
         )
 
     def _also(self) -> tuple[int, ...]:
@@ -257,6 +258,12 @@ def plan(
     if words_alone and text == "few":
         return PagePlan(filters, driver, text, counts_itself=True, few=few)
     return PagePlan(filters, driver, text, actors=actors)
+
+
+def several_words(words: str) -> bool:
+    """PostgreSQL: whether a query (`service._engine_words`: "word:* & word:*") has more than
+    one word."""
+    return " & " in words
 
 
 def few_matches(events: int) -> int:

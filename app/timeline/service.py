@@ -235,7 +235,10 @@ def _plan(
 def _matches(session: Session, words: str | None) -> int:
     """How many events have the words, counted up to FEW_MATCHES + 1 through the text index."""
     dialect = session.get_bind().dialect.name
-    return session.scalar(statements.TEXT_MATCHES[dialect], {"words": words}) or 0
+    stmt = statements.TEXT_MATCHES[dialect]
+    if dialect == "postgresql" and words is not None and planner.several_words(words):
+        stmt = statements.EXACT_MATCHES
+    return session.scalar(stmt, {"words": words}) or 0
 
 
 def _estimated_matches(session: Session, words: str | None) -> tuple[int, int]:
@@ -755,7 +758,7 @@ def _tiered(words: str | None) -> bool:
     word of at least the three characters `event.search_repeats` keeps, in letters and digits
     of ASCII, which the text parser keeps as one token (others may split into several, and a
     ranking of several words weighs how close they are)."""
-    if words is None or " & " in words:
+    if words is None or planner.several_words(words):
         return False
     word = words.removesuffix(":*")
     return len(word) >= 3 and word.isascii() and word.isalnum()

@@ -84,6 +84,9 @@ class Shape:
     driver: DriverKind | None = None
     # PostgreSQL: the actors' tokens asked of the text index with the words (bound as `actors`).
     actors: bool = False
+    # PostgreSQL, several words read first ("few"): asked of the text index as the whole words
+    # their prefixes begin (`exact_tsquery`).
+    exact: bool = False
 
 
 def _many(name: str) -> Any:
@@ -144,12 +147,25 @@ def tsquery() -> Any:
     return func.to_tsquery(literal_column("'simple'"), bindparam("words"))
 
 
+def exact_tsquery() -> Any:
+    """PostgreSQL: the words as a tsquery of the whole lexemes each prefix begins, where they
+    are few (`search_exact`, migrations/versions/2026-12-08-0300_search_words_on_postgresql.py):
+    the same matches. For several words read through the text index, which then intersects
+    whole lexemes by skipping through the longer list, where a prefix has every match of every
+    word it begins collected first. One word gains nothing (its matches are collected either
+    way), a row tested one by one (a walk) is as fast either way, and a ranking scores with the
+    prefix query. A subquery, so it runs once, in the statement's snapshot."""
+    return select(func.search_exact(bindparam("words"))).scalar_subquery()
+
+
 def actors_tsquery() -> Any:
     """PostgreSQL: the actors' tokens as a tsquery (`search_index.actors_query` writes it)."""
     return func.to_tsquery(literal_column("'simple'"), bindparam("actors"))
 
 
-def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> ColumnElement[bool]:
+def _text(
+    mode: TextMode, event_id: ColumnElement[int], *, driven: bool, exact: bool = False
+) -> ColumnElement[bool]:
     """Events whose text has every word, each as a word prefix ("tinzaouat" finds
     "tinzaouaten"): FTS5 on SQLite, a GIN-indexed stored tsvector on PostgreSQL. `event_id` is
     the column of the table the page is read from."""
@@ -170,7 +186,8 @@ def _text(mode: TextMode, event_id: ColumnElement[int], *, driven: bool) -> Colu
         # against the list of matches before reading its event, and stops after a page
         # (bench/README.md).
         return (event_id + literal_column("0")).in_(matches)
-    condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(tsquery())
+    words = exact_tsquery() if exact else tsquery()
+    condition: ColumnElement[bool] = SEARCH_VECTOR.op("@@")(words)
     if mode == "few" and driven:
         # Read off a driver's index, each row is tested against every match, read first: OFFSET
         # 0 keeps the planner from merging the subquery into the outer query.
@@ -267,7 +284,9 @@ def matching(shape: Shape) -> tuple[Select[Any], Any, Any]:
             .distinct()
         )
     if shape.text is not None:
-        where.append(_text(shape.text, event_id, driven=shape.driver is not None))
+        where.append(
+            _text(shape.text, event_id, driven=shape.driver is not None, exact=shape.exact)
+        )
     if shape.actors:
         # With the words, one scan of their GIN index finds the events that have both.
         where.append(SEARCH_ACTORS.op("@@")(actors_tsquery()))
@@ -361,9 +380,9 @@ def few_page_documents(shape: Shape, desc: bool, after: bool) -> Select[Any]:
     reads the page as "many" (`service.page`). That first read costs a word estimated low
     more than the count did (keeping and sorting as many rows; bench/README.md), which is the
     price of a rare word's page in one pass."""
-    if shape != Shape(start=shape.start, end=shape.end, text="few"):
+    if shape != Shape(start=shape.start, end=shape.end, text="few", exact=shape.exact):
         raise ValueError(f"not a page of words and dates alone: {shape}")
-    condition = SEARCH_VECTOR.op("@@")(tsquery())
+    condition = SEARCH_VECTOR.op("@@")(exact_tsquery() if shape.exact else tsquery())
     matches = (
         select(EVENT.id, EVENT.date, EVENT.public_id)
         .where(EVENT.deleted_at.is_(None), condition)
@@ -414,6 +433,15 @@ TEXT_MATCHES = {
         .subquery()
     ),
 }
+
+
+# PostgreSQL, several words: TEXT_MATCHES asked as whole words (`exact_tsquery`).
+EXACT_MATCHES = select(func.count()).select_from(
+    select(EVENT.id)
+    .where(SEARCH_VECTOR.op("@@")(exact_tsquery()))
+    .limit(FEW_MATCHES + 1)
+    .subquery()
+)
 
 
 # SQLite: the keys of the live events that have the words, and the actors the plan asks for
