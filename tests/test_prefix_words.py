@@ -105,11 +105,12 @@ def test_the_page_asks_the_index_for_whole_words(writable: Writable) -> None:
 
 
 def test_search_exact_reads_a_prefix_as_at_most_64_words(session: Session) -> None:
+    """Words listed twice (two writers added them at once) count once."""
     session.execute(
         text("INSERT INTO search_word (word) SELECT 'zq' || n FROM generate_series(1, 70) n")
     )
     session.execute(
-        text("INSERT INTO search_word (word) VALUES ('zw1'), ('zw2'), ('zv1'), ('zb\\x')")
+        text("INSERT INTO search_word (word) VALUES ('zw1'), ('zw1'), ('zw2'), ('zv1'), ('zb\\x')")
     )
 
     def exact(words: str) -> set[str]:

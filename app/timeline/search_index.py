@@ -233,8 +233,8 @@ def _participants_actors(session: Session) -> dict[int, set[str]]:
 
 
 # PostgreSQL: the words in use that `search_word` lacks (migration 8b4f2c7e1d53). Words no
-# event has any more are left: on a live database another transaction may be adding an event
-# with one of them, which its trigger found listed already.
+# event has any more are left, and so are words listed twice: on a live database another
+# transaction may be adding an event with one of them, which its trigger found listed already.
 _UNLISTED = (
     "SELECT DISTINCT lexeme FROM event, unnest(event.search_vector)"
     " WHERE NOT EXISTS (SELECT 1 FROM search_word WHERE word = lexeme)"
@@ -242,7 +242,7 @@ _UNLISTED = (
 
 
 def _rebuild_postgresql(session: Session) -> int:
-    session.execute(text(f"INSERT INTO search_word (word) {_UNLISTED} ON CONFLICT DO NOTHING"))
+    session.execute(text(f"INSERT INTO search_word (word) {_UNLISTED}"))
     # Only the rows that differ are written: an UPDATE of every row leaves a dead copy of each.
     written = session.execute(
         text(
@@ -266,7 +266,7 @@ def _rewrite_postgresql(session: Session) -> int:
             " USING event_search_actors(id)"
         )
     )
-    session.execute(text(f"INSERT INTO search_word (word) {_UNLISTED} ON CONFLICT DO NOTHING"))
+    session.execute(text(f"INSERT INTO search_word (word) {_UNLISTED}"))
     return int(session.scalar(text("SELECT count(*) FROM event")) or 0)
 
 

@@ -9,6 +9,12 @@ for the same reason.
 
 `search_word` holds every lexeme of every event's `search_vector`, kept by a trigger on `event`
 in the writer's own transaction, and never removed: a word no event has any more finds nothing.
+It has no unique key: with one, a writer adding a new word would wait for any other open
+transaction that added the same word, and writers must not wait on each other
+(tests/test_feed_concurrency.py). A word two writers add at once is listed twice, which only
+costs a row; a word is added only where the writer sees none, and a word committed before the
+writer looked is committed before the writer's event, so a snapshot that sees the event sees
+the word.
 `search_exact(words)` rewrites a prefix query into the words each prefix begins, OR-ed, where
 they are 1 to 64 (more, or none, and the prefix stays). Called inside the statement that reads
 the matches, it sees that statement's snapshot, so a word a writer added in the same commit as
@@ -32,18 +38,17 @@ down_revision: str | None = "6d2e8b4f1a39"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# COLLATE "C": a prefix's words are one range of the primary key, in byte order.
-TABLE = (
-    'CREATE TABLE search_word (word text COLLATE "C" NOT NULL,'
-    " CONSTRAINT search_word_pkey PRIMARY KEY (word))"
-)
+TABLE = 'CREATE TABLE search_word (word text COLLATE "C" NOT NULL)'
+# COLLATE "C": a prefix's words are one range of the index, in byte order.
+INDEX = "CREATE INDEX ix_search_word_word ON search_word (word)"
 
 TRIGGER_FUNCTION = """
 CREATE FUNCTION event_search_words() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO search_word (word)
-    SELECT lexeme FROM unnest(NEW.search_vector) ON CONFLICT DO NOTHING;
+    SELECT new_word.lexeme FROM unnest(NEW.search_vector) AS new_word
+    WHERE NOT EXISTS (SELECT 1 FROM search_word WHERE word = new_word.lexeme);
     RETURN NULL;
 END
 $$
@@ -68,7 +73,7 @@ DECLARE
 BEGIN
     FOREACH prefix IN ARRAY tsvector_to_array(to_tsvector('simple', words)) LOOP
         begun := ARRAY(
-            SELECT word FROM search_word
+            SELECT DISTINCT word FROM search_word
             WHERE word >= prefix AND word < prefix || chr(1114111)
             ORDER BY word LIMIT 65
         );
@@ -96,6 +101,7 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO search_word (word) SELECT DISTINCT lexeme FROM event, unnest(search_vector)"
     )
+    op.execute(INDEX)
     op.execute(TRIGGER_FUNCTION)
     op.execute(TRIGGER)
     op.execute(FUNCTION)
